@@ -1,0 +1,220 @@
+"""`sciopt.fit`: the shared training loop for models (PINNs, layers, learned proxes)."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from ._misc import check_finite_input
+
+
+class FitResult(eqx.Module):
+    """The result of `sciopt.fit`.
+
+    **Attributes:**
+
+    - `model`: the trained model (the last finite one if training diverged and
+      `throw=False`).
+    - `losses`: NumPy array of the loss at every step (Adam phase, then L-BFGS phase).
+    - `num_steps`: number of steps taken.
+    - `wall_time`: seconds spent training, compilation included.
+    - `compile_time`: seconds spent compiling the first chunk.
+    - `diverged`: whether a non-finite loss stopped training early.
+    """
+
+    model: Any
+    losses: np.ndarray
+    num_steps: int
+    wall_time: float
+    compile_time: float
+    diverged: bool
+
+
+def _minibatch(data, key, batch_size):
+    if data is None or batch_size is None:
+        return data
+    n = jax.tree.leaves(data)[0].shape[0]
+    index = jr.choice(key, n, (batch_size,), replace=False)
+    return jax.tree.map(lambda x: x[index], data)
+
+
+def fit(
+    model: PyTree,
+    loss: Callable[..., Array],
+    data: PyTree | None = None,
+    *,
+    key: PRNGKeyArray,
+    steps: int,
+    optimiser: optax.GradientTransformation | None = None,
+    learning_rate: float | optax.Schedule = 1e-3,
+    batch_size: int | None = None,
+    lbfgs_steps: int = 0,
+    chunk_size: int = 100,
+    filter_spec: Callable[[Any], bool] = eqx.is_inexact_array,
+    progress: bool = False,
+    verbose: bool = False,
+    throw: bool = True,
+) -> FitResult:
+    """Train `model` by minimising `loss(model, batch, key)`.
+
+    Adam (or `optimiser`) runs for `steps` steps, then optionally full-batch L-BFGS
+    (`optax.lbfgs` with its zoom line search) for `lbfgs_steps` steps. The step is
+    jit-compiled and repeated inside `jax.lax.scan` in chunks of `chunk_size`; between
+    chunks the host checks for a non-finite loss and updates the progress bar.
+
+    **Arguments:**
+
+    - `model`: an `eqx.Module` (or pytree) whose inexact arrays are trained.
+    - `loss`: `loss(model, batch, key) -> scalar`. `batch` is a minibatch of `data` (or
+      `data` itself, or `None`); `key` is fresh every step, so the loss may resample
+      collocation points.
+    - `data`: optional pytree of arrays with a shared leading (sample) axis.
+    - `key`: a `jax.random` key; the same key gives the same result.
+    - `steps`: number of first-order steps.
+    - `optimiser`: an optax transformation; defaults to `optax.adam(learning_rate)`.
+    - `learning_rate`: used when `optimiser` is `None`.
+    - `batch_size`: minibatch size drawn without replacement each step (`None`: all).
+    - `lbfgs_steps`: number of full-batch L-BFGS steps after the first phase.
+    - `chunk_size`: steps per compiled `lax.scan` chunk.
+    - `filter_spec`: which leaves of `model` are trained.
+    - `progress`: show a tqdm bar.
+    - `verbose`: print the loss after every chunk.
+    - `throw`: if `True`, a non-finite loss raises `FloatingPointError` naming the last
+      finite step; otherwise training stops and `diverged` is set.
+
+    **Returns:**
+
+    A `sciopt.FitResult`.
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"`steps` must be a non-negative int, got {steps!r}.")
+    if not isinstance(lbfgs_steps, int) or lbfgs_steps < 0:
+        raise ValueError(
+            f"`lbfgs_steps` must be a non-negative int, got {lbfgs_steps!r}."
+        )
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be positive, got {chunk_size!r}.")
+    check_finite_input("data", data)
+    if data is not None and batch_size is not None:
+        n = jax.tree.leaves(data)[0].shape[0]
+        if batch_size > n:
+            raise ValueError(
+                f"`batch_size`={batch_size} exceeds the number of samples {n}."
+            )
+    params, static = eqx.partition(model, filter_spec)
+
+    def loss_of_params(p, batch, k):
+        return loss(eqx.combine(p, static), batch, k)
+
+    value_and_grad = jax.value_and_grad(loss_of_params)
+    phases = []
+    if steps > 0:
+        opt = optax.adam(learning_rate) if optimiser is None else optimiser
+
+        def first_order_step(carry, k):
+            p, opt_state = carry
+            k_batch, k_loss = jr.split(k)
+            batch = _minibatch(data, k_batch, batch_size)
+            value, grads = value_and_grad(p, batch, k_loss)
+            updates, opt_state = opt.update(grads, opt_state, p)
+            p = eqx.apply_updates(p, updates)
+            return (p, opt_state), value
+
+        phases.append((steps, opt, first_order_step))
+    if lbfgs_steps > 0:
+        lbfgs = optax.lbfgs()
+
+        def lbfgs_step(carry, k):
+            p, opt_state = carry
+            k_loss = jr.fold_in(k, 0)
+
+            def f(q):
+                return loss_of_params(q, data, k_loss)
+
+            value, grads = optax.value_and_grad_from_state(f)(p, state=opt_state)
+            updates, opt_state = lbfgs.update(
+                grads, opt_state, p, value=value, grad=grads, value_fn=f
+            )
+            p = optax.apply_updates(p, updates)
+            return (p, opt_state), value
+
+        phases.append((lbfgs_steps, lbfgs, lbfgs_step))
+
+    bar = None
+    if progress:
+        import tqdm
+
+        bar = tqdm.tqdm(total=steps + lbfgs_steps, unit="step")
+    losses: list[np.ndarray] = []
+    start = time.perf_counter()
+    compile_time = 0.0
+    diverged = False
+    done = 0
+    for phase_index, (phase_steps, opt, step_fn) in enumerate(phases):
+        with jax.numpy_dtype_promotion("standard"):
+            opt_state = opt.init(params)
+
+        @eqx.filter_jit
+        def run_chunk(p, opt_state, keys, step_fn=step_fn):
+            return jax.lax.scan(step_fn, (p, opt_state), keys)
+
+        phase_key = jr.fold_in(key, phase_index)
+        remaining = phase_steps
+        while remaining > 0:
+            n = min(chunk_size, remaining)
+            keys = jr.split(jr.fold_in(phase_key, done), n)
+            t0 = time.perf_counter()
+            # optax mixes integer step counts into float maths: trace it under
+            # standard promotion even when the caller runs JAX in strict mode.
+            with jax.numpy_dtype_promotion("standard"):
+                (new_params, new_opt_state), chunk_losses = run_chunk(
+                    params, opt_state, keys
+                )
+            chunk_losses = np.asarray(chunk_losses)
+            if compile_time == 0.0:
+                compile_time = time.perf_counter() - t0
+            finite = np.isfinite(chunk_losses)
+            if not finite.all():
+                first_bad = int(np.argmin(finite))
+                losses.append(chunk_losses[:first_bad])
+                diverged = True
+                last_finite = done + first_bad - 1
+                if bar is not None:
+                    bar.close()
+                if throw:
+                    raise FloatingPointError(
+                        f"The training loss became non-finite at step {last_finite + 1}"
+                        f" (last finite loss at step {last_finite}). Lower the "
+                        "learning rate, rescale the inputs, or use float64; pass "
+                        "`throw=False` to keep the last finite model."
+                    )
+                break
+            params, opt_state = new_params, new_opt_state
+            losses.append(chunk_losses)
+            done += n
+            remaining -= n
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix(loss=f"{chunk_losses[-1]:.3e}")
+            if verbose:
+                print(f"step {done}: loss {chunk_losses[-1]:.6e}")
+        if diverged:
+            break
+    if bar is not None and not diverged:
+        bar.close()
+    wall = time.perf_counter() - start
+    all_losses = np.concatenate(losses) if losses else np.zeros((0,))
+    return FitResult(
+        model=eqx.combine(params, static),
+        losses=all_losses,
+        num_steps=int(all_losses.shape[0]),
+        wall_time=wall,
+        compile_time=compile_time,
+        diverged=diverged,
+    )

@@ -1,0 +1,75 @@
+"""Small shared helpers: verbose printing, finiteness checks, norms."""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jaxtyping import Array, Bool, PyTree
+
+
+def verbose_printer(verbose: bool | Callable[..., None]) -> Callable[..., None]:
+    """Turn a solver's `verbose` field into a printing function.
+
+    The returned function takes keyword arguments `name=(label, value)` and prints
+    them with `jax.debug.print`, so it works under `jit`, `vmap` and `grad`.
+    `verbose` may be `True`, `False` or a callable with that signature.
+    """
+    if callable(verbose):
+        return verbose
+    if verbose is True:
+        return _print_verbose
+    if verbose is False:
+        return _no_verbose
+    raise TypeError(f"`verbose` must be a bool or a callable, got {type(verbose)}.")
+
+
+def _print_verbose(**kwargs: tuple[str, Any]) -> None:
+    labels = [label for label, _ in kwargs.values()]
+    values = [value for _, value in kwargs.values()]
+    fmt = ", ".join(f"{label}: {{}}" for label in labels)
+    jax.debug.print(fmt, *values, ordered=True)
+
+
+def _no_verbose(**kwargs: tuple[str, Any]) -> None:
+    del kwargs
+
+
+def tree_all_finite(tree: PyTree) -> Bool[Array, ""]:
+    """`True` (as a JAX scalar) when every inexact leaf of `tree` is finite."""
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jtu.tree_leaves(tree)
+        if isinstance(x, (jax.Array, np.ndarray))
+        and jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
+    if not leaves:
+        return jnp.array(True)
+    return jnp.stack(leaves).all()
+
+
+def check_finite_input(name: str, value: PyTree) -> None:
+    """Raise `ValueError` naming `name` when concrete input data holds NaN or inf.
+
+    Traced values are skipped (checked at run time by the solvers instead).
+    """
+    for leaf in jtu.tree_leaves(value):
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        if isinstance(leaf, (jax.Array, np.ndarray, float)):
+            arr = np.asarray(leaf)
+            if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
+                raise ValueError(
+                    f"`{name}` contains non-finite values (nan or inf); "
+                    "clean or impute the data before solving."
+                )
+
+
+def two_norm(x: PyTree) -> Array:
+    """Euclidean norm of a pytree of arrays."""
+    leaves = jtu.tree_leaves(x)
+    if not leaves:
+        return jnp.array(0.0)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.abs(leaf))) for leaf in leaves))

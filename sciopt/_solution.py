@@ -1,0 +1,88 @@
+"""`Solution` and `RESULTS`: what every sciopt solver returns."""
+
+from typing import Any
+
+import equinox as eqx
+import optimistix as optx
+from jaxtyping import ArrayLike, PyTree
+
+
+class RESULTS(optx.RESULTS):  # pyright: ignore
+    """Result codes of sciopt solvers.
+
+    Extends `optimistix.RESULTS` (and so `lineax.RESULTS`) with codes for constrained,
+    bilevel and learned-model problems. Every message says what to try next.
+    `RESULTS[sol.result]` gives the message of a result.
+    """
+
+    steps_exhausted = (
+        "The maximum number of steps was reached before the stopping tolerances were "
+        "met. Increase `max_steps`, loosen `rtol`/`atol`, or check the problem scaling "
+        "(float32 may not reach tight tolerances)."
+    )
+    rank_deficient_constraints = (
+        "The constraint Jacobian is rank deficient (or nearly so) at the current "
+        "iterate: the multipliers are not unique. Start from another `y0`, remove "
+        "redundant constraints, or raise the solver's `regularisation`."
+    )
+    not_descent_direction = (
+        "No descent direction of the merit function was found even after the penalty "
+        "updates; the penalty parameters hit their bounds. Try a larger `mu_max`, a "
+        "different `y0`, or the exact inner solver."
+    )
+    line_search_failed = (
+        "The line search could not satisfy the Armijo condition. The problem may be "
+        "badly scaled or non-smooth near the iterate; try float64, another `y0`, or a "
+        "smaller `armijo_c`."
+    )
+    inner_solve_failed = (
+        "An inner (linear or subproblem) solve did not reach its accuracy. Raise the "
+        "inner iteration limit or use an exact inner solver."
+    )
+    infeasible = (
+        "The problem appears infeasible (no point satisfies the constraints). Check "
+        "the constraints and the data."
+    )
+    unbounded = (
+        "The problem appears unbounded below. Check the objective's sign and add "
+        "bounds or regularisation."
+    )
+    lower_level_infeasible = (
+        "The lower-level problem is infeasible at the current upper-level point: no y "
+        "satisfies g(x, y) <= 0. Start from an upper-level point where the lower level "
+        "is feasible."
+    )
+    characteristics_crossed = (
+        "The learned characteristics crossed (the map xi -> X(xi, t) lost "
+        "monotonicity, X_xi <= 0): a shock formed or the network is not yet trained. "
+        "The Lagrangian frame does not hold past a shock; use a shorter time horizon "
+        "or an Eulerian method."
+    )
+    nonfinite_start = (
+        "The starting point `y0` or the parameters `args` contain non-finite values "
+        "(nan or inf). Pass finite values."
+    )
+    nonfinite_model = (
+        "The model produced non-finite values (inf or nan). Lower the learning rate, "
+        "check the inputs' scaling, or use float64."
+    )
+
+
+class Solution(eqx.Module):
+    """The result of `sciopt.solve`.
+
+    **Attributes:**
+
+    - `value`: the solution (for example `x`, or `(x, y)` for bilevel problems).
+    - `result`: a `sciopt.RESULTS` code; `RESULTS[sol.result]` is its message.
+    - `stats`: statistics of the solve. Always holds `num_steps` and `max_steps`, plus
+        the residuals the solver watches (each solver documents its entries).
+    - `state`: the solver's final internal state.
+    - `aux`: auxiliary output of the solver (for example Lagrange multipliers).
+    """
+
+    value: PyTree[Any]
+    result: RESULTS
+    stats: dict[str, PyTree[ArrayLike]]
+    state: Any
+    aux: Any = None

@@ -1,0 +1,159 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+import sciopt
+
+from .helpers import finite_difference_grad, GradientDescent, QuadraticProblem
+
+
+A = jnp.array([[3.0, 1.0], [1.0, 2.0]])
+B = jnp.array([1.0, -1.0])
+
+
+def test_solve_reaches_closed_form():
+    sol = sciopt.solve(QuadraticProblem(A), GradientDescent(), args=B, max_steps=1000)
+    np.testing.assert_allclose(sol.value, np.linalg.solve(A, B), rtol=1e-9)
+    assert sol.result == sciopt.RESULTS.successful
+    assert 0 < int(sol.stats["num_steps"]) < 1000
+    assert sol.stats["max_steps"] == 1000
+    assert float(sol.stats["gradient_norm"]) < 1e-10
+
+
+def test_max_steps_result_and_throw():
+    sol = sciopt.solve(
+        QuadraticProblem(A), GradientDescent(), args=B, max_steps=3, throw=False
+    )
+    assert sol.result == sciopt.RESULTS.steps_exhausted
+    assert "max_steps" in sciopt.RESULTS[sol.result]
+    with pytest.raises(Exception, match="max_steps"):
+        sciopt.solve(QuadraticProblem(A), GradientDescent(), args=B, max_steps=3)
+
+
+def test_nonfinite_inputs_raise_early():
+    with pytest.raises(ValueError, match="y0"):
+        sciopt.solve(
+            QuadraticProblem(A), GradientDescent(), jnp.array([jnp.nan, 0.0]), B
+        )
+    with pytest.raises(ValueError, match="args"):
+        sciopt.solve(
+            QuadraticProblem(A), GradientDescent(), args=jnp.array([jnp.inf, 0])
+        )
+    with pytest.raises(ValueError, match="max_steps"):
+        sciopt.solve(QuadraticProblem(A), GradientDescent(), args=B, max_steps=0)
+    with pytest.raises(ValueError, match="y0"):
+        sciopt.solve(QuadraticProblem(A), GradientDescent(), jnp.zeros(3), B)
+
+
+def test_traced_nonfinite_is_a_result_code():
+    @jax.jit
+    def run(b):
+        sol = sciopt.solve(QuadraticProblem(A), GradientDescent(), args=b, throw=False)
+        return sol.result
+
+    assert run(jnp.array([jnp.nan, 1.0])) == sciopt.RESULTS.nonfinite_start
+
+
+@pytest.mark.parametrize(
+    "adjoint", [optx.ImplicitAdjoint(), optx.RecursiveCheckpointAdjoint()]
+)
+def test_grad_through_solve_matches_finite_differences(adjoint):
+    def loss(b):
+        sol = sciopt.solve(
+            QuadraticProblem(A),
+            GradientDescent(),
+            args=b,
+            max_steps=1000,
+            adjoint=adjoint,
+        )
+        return jnp.sum(sol.value**2)
+
+    grad = jax.grad(loss)(B)
+    np.testing.assert_allclose(grad, finite_difference_grad(loss, B), rtol=1e-6)
+
+
+def test_jit_and_vmap_over_args():
+    bs = jnp.stack([B, 2 * B, -B])
+    run = jax.jit(
+        jax.vmap(
+            lambda b: (
+                sciopt.solve(
+                    QuadraticProblem(A), GradientDescent(), args=b, max_steps=1000
+                ).value
+            )
+        )
+    )
+    np.testing.assert_allclose(run(bs), np.linalg.solve(A, bs.T).T, rtol=1e-9)
+
+
+@pytest.mark.parametrize("progress", [True, "text"])
+def test_progress_meter_under_jit_vmap_grad(progress, capsys):
+    def loss(b):
+        sol = sciopt.solve(
+            QuadraticProblem(A),
+            GradientDescent(),
+            args=b,
+            max_steps=500,
+            progress=progress,
+        )
+        return jnp.sum(sol.value)
+
+    jax.grad(loss)(B)
+    jax.jit(jax.vmap(loss))(jnp.stack([B, B]))
+
+
+def test_no_recompile_for_new_values():
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def traced(b):
+        return sciopt.solve(QuadraticProblem(A), GradientDescent(), args=b).value
+
+    run = jax.jit(traced)
+    run(B)
+    run(2 * B)
+
+
+def test_float32():
+    A32, B32 = A.astype(jnp.float32), B.astype(jnp.float32)
+    solver = GradientDescent(atol=1e-5)
+    sol = sciopt.solve(QuadraticProblem(A32), solver, args=B32, max_steps=1000)
+    assert sol.value.dtype == jnp.float32
+    np.testing.assert_allclose(sol.value, np.linalg.solve(A, B), rtol=1e-4)
+
+
+def test_fit_reduces_loss_and_is_deterministic(getkey):
+    key = jax.random.key(1)
+    x = jnp.linspace(-1, 1, 64)[:, None]
+    y = jnp.sin(3 * x)
+    model = eqx.nn.MLP(1, 1, 16, 2, key=key)
+
+    def loss(m, batch, k):
+        xb, yb = batch
+        return jnp.mean((jax.vmap(m)(xb) - yb) ** 2)
+
+    r1 = sciopt.fit(
+        model, loss, (x, y), key=key, steps=300, batch_size=32, chunk_size=100
+    )
+    r2 = sciopt.fit(
+        model, loss, (x, y), key=key, steps=300, batch_size=32, chunk_size=100
+    )
+    assert r1.losses.shape == (300,)
+    assert r1.losses[-20:].mean() < 0.3 * r1.losses[:20].mean()
+    np.testing.assert_array_equal(r1.losses, r2.losses)
+    r3 = sciopt.fit(r1.model, loss, (x, y), key=key, steps=0, lbfgs_steps=50)
+    assert r3.losses[-1] < r1.losses[-1]
+
+
+def test_fit_nan_names_last_finite_step():
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+
+    def loss(m, batch, k):
+        return jnp.sum(m.weight) * jnp.where(k is None, 1.0, 1.0) + jnp.log(
+            -jnp.abs(jnp.sum(m.weight)) - 1.0
+        )
+
+    with pytest.raises(FloatingPointError, match="last finite loss at step"):
+        sciopt.fit(model, loss, key=jax.random.key(0), steps=10)
+    out = sciopt.fit(model, loss, key=jax.random.key(0), steps=10, throw=False)
+    assert out.diverged and out.num_steps == 0
