@@ -62,6 +62,11 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "The starting point `y0` or the parameters `args` contain non-finite values "
         "(nan or inf). Pass finite values."
     )
+    inversion_failed = (
+        "Inverting the learned map (a convex conjugate solve) did not converge; the "
+        "returned value is inaccurate. Raise the inner `max_steps` or check that the "
+        "point lies in the map's range."
+    )
     nonfinite_model = (
         "The model produced non-finite values (inf or nan). Lower the learning rate, "
         "check the inputs' scaling, or use float64."
