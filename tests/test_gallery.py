@@ -1,0 +1,64 @@
+import math
+
+import pytest
+
+import sciopt
+from sciopt.gallery import GalleryRow, format_table, write_report
+from sciopt.gallery._run import run_gallery
+
+
+def _write(tmp_path, text, name="p.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return tmp_path
+
+
+def test_problem_files_load_and_validate(tmp_path):
+    d = _write(tmp_path, '[[problem]]\nname = "a"\nfamily = "x"\nquick = false\n')
+    (spec,) = sciopt.load_problem_specs(d)
+    assert spec.name == "a" and spec.family == "x" and not spec.quick
+    _write(tmp_path, '[[problem]]\nname = "a"\nfamily = "y"\n', "q.toml")
+    with pytest.raises(ValueError, match="appears in both"):
+        sciopt.load_problem_specs(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad, '[[problem]]\nfamily = "x"\n')
+    with pytest.raises(ValueError, match="has no `name`"):
+        sciopt.load_problem_specs(bad)
+    _write(bad, "[[problem]\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        sciopt.load_problem_specs(bad)
+
+
+def test_bundled_gallery_loads():
+    specs = sciopt.load_problem_specs()
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+
+
+def test_unknown_family_is_a_missed_row(tmp_path):
+    d = _write(tmp_path, '[[problem]]\nname = "a"\nfamily = "nosuchfamily"\n')
+    rows = run_gallery(problem_dir=d, out_dir=tmp_path / "out", echo=lambda s: None)
+    assert len(rows) == 1 and not rows[0].passed
+    with pytest.raises(ValueError, match="No problem matches"):
+        run_gallery(problem_dir=d, out_dir=tmp_path / "out", only=["zzz"])
+
+
+def test_table_and_report(tmp_path):
+    rows = [
+        GalleryRow(
+            "p1", "s1", "ok", 1.0, 1.0, 0.0, 5, 0.1, figures=["p1.png"], note="n"
+        ),
+        GalleryRow(
+            "p2", "s2", "diverged", math.nan, 2.0, math.inf, 9, 0.2, passed=False
+        ),
+        GalleryRow(
+            "p2", "base", "ok", 3.0, 2.0, 0.5, 9, 0.2, passed=False, checked=False
+        ),
+    ]
+    text = format_table(rows)
+    assert "MISS" in text and "baseline" in text and "p1" in text
+    path = write_report(rows, tmp_path, quick=True)
+    content = path.read_text()
+    assert "1 missed their reference" in content
+    assert "![p1](p1.png)" in content
