@@ -72,3 +72,74 @@ class GradientDescent(sciopt.AbstractSolver):
 
     def optimality(self, problem, y, args, options):
         return problem.matrix @ y - args
+
+
+# --- prox ---
+
+
+def prox_random_icnn(key, dim, *, alpha=0.1, width=16, depth=3):
+    """A vector ICNN with random (not freshly initialised) parameters."""
+    import jax.random as jr
+    import sciopt.prox
+
+    k_init, k_perturb = jr.split(key)
+    psi = sciopt.prox.ICNN(dim, width, depth, key=k_init, alpha=alpha, beta=2.0)
+    leaves, tree = jax.tree.flatten(eqx.filter(psi, eqx.is_inexact_array))
+    keys = jr.split(k_perturb, len(leaves))
+    new = [x + 0.5 * jr.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+    return eqx.combine(jax.tree.unflatten(tree, new), psi)
+
+
+# --- bilevel ---
+
+
+def bilevel_ridge(n=30, d=3, seed=0, batch_size=None):
+    """A small ridge hyperparameter problem: x = log penalty, y = weights.
+
+    Returns `(problem, start, phi)` where `phi(x)` is the closed-form upper objective
+    (numpy). With `batch_size`, the problem is stochastic (data passed as batches).
+    """
+    from sciopt.bilevel import BilevelProblem
+
+    rng = np.random.default_rng(seed)
+    z_tr, z_va = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    w_true = rng.normal(size=d)
+    t_tr = z_tr @ w_true + 0.5 * rng.normal(size=n)
+    t_va = z_va @ w_true + 0.5 * rng.normal(size=n)
+
+    def phi(x):
+        lam = np.exp(np.asarray(x, np.float64)[0])
+        w = np.linalg.solve(z_tr.T @ z_tr / n + lam * np.eye(d), z_tr.T @ t_tr / n)
+        return 0.5 * np.mean((z_va @ w - t_va) ** 2)
+
+    if batch_size is None:
+
+        def upper(x, w, args):
+            return 0.5 * jnp.mean(jnp.square(z_va @ w - t_va))
+
+        def lower(x, w, args):
+            return 0.5 * jnp.mean(jnp.square(z_tr @ w - t_tr)) + 0.5 * jnp.exp(
+                x[0]
+            ) * jnp.sum(jnp.square(w))
+
+        problem = BilevelProblem(upper, lower)
+    else:
+
+        def upper(x, w, args, batch):
+            z, t = batch
+            return 0.5 * jnp.mean(jnp.square(z @ w - t))
+
+        def lower(x, w, args, batch):
+            z, t = batch
+            return 0.5 * jnp.mean(jnp.square(z @ w - t)) + 0.5 * jnp.exp(
+                x[0]
+            ) * jnp.sum(jnp.square(w))
+
+        problem = BilevelProblem(
+            upper,
+            lower,
+            upper_data=(z_va, t_va),
+            lower_data=(z_tr, t_tr),
+            batch_size=batch_size,
+        )
+    return problem, (jnp.zeros(1), jnp.zeros(d)), phi

@@ -1,0 +1,188 @@
+"""AID: approximate implicit differentiation with an exact lower-level solve (optimistix
+`minimise` and `ImplicitAdjoint`), and fixed-step projected gradient on x."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, Int
+
+from .._misc import tree_all_finite, two_norm, verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractSolver
+from ._common import final_stats, get_key, start_flags
+from ._problem import BilevelProblem
+from ._sets import Reals
+
+
+class _AIDState(eqx.Module):
+    step: Int[Array, ""]
+    residual: Float[Array, ""]
+    inner_ok: Bool[Array, ""]
+    finite_start: Bool[Array, ""]
+
+
+def _check_unconstrained(problem, name):
+    if not isinstance(problem, BilevelProblem):
+        raise TypeError(f"`{name}` solves `sciopt.bilevel.BilevelProblem`s.")
+    if problem.constrained or not isinstance(problem.lower_set, Reals):
+        raise ValueError(
+            f"`{name}` needs an unconstrained, strongly convex lower level (no "
+            "`lower_constraints`, `lower_equalities` or `lower_set`); use "
+            "`sciopt.bilevel.LVHBA()` for constrained lower levels."
+        )
+
+
+class AID(AbstractSolver):
+    r"""Implicit-differentiation baseline for unconstrained, strongly convex lower
+    levels: each step solves the lower level with an optimistix minimiser
+    (warm-started), differentiates $\Phi(x) = F(x, y^*(x))$ through it with
+    `optimistix.ImplicitAdjoint` (the implicit function theorem,
+    $\nabla\Phi = \nabla_x F - \nabla^2_{xy} f\, [\nabla^2_{yy} f]^{-1} \nabla_y F$),
+    and takes a fixed projected gradient step on $x$.
+
+    Stops when the projected-gradient residual
+    $\|x - P_X(x - \nabla\Phi(x))\| \le$ `atol + rtol * ||x||`, or after `steps`.
+
+    **Arguments:**
+
+    - `learning_rate`: the fixed step on `x`.
+    - `lower_solver`: the optimistix minimiser of the lower level (BFGS by default).
+    - `lower_max_steps`: its step limit.
+    - `steps`: a fixed number of steps (then the tolerances are not used).
+    - `rtol`, `atol`: the stopping tolerances.
+    - `verbose`: print progress.
+
+    **Stats:** as `LVHBA` (`upper_objective` is the true `Phi(x)`), plus `residual`.
+
+    ??? cite "References"
+
+        ```bibtex
+        @article{pedregosa2016hyperparameter,
+            title={Hyperparameter optimization with approximate gradient},
+            author={Pedregosa, Fabian},
+            journal={International Conference on Machine Learning},
+            year={2016}
+        }
+        @inproceedings{ghadimi2018approximation,
+            title={Approximation Methods for Bilevel Programming},
+            author={Ghadimi, Saeed and Wang, Mengdi},
+            journal={arXiv:1802.02246},
+            year={2018}
+        }
+        ```
+    """
+
+    learning_rate: float = 1e-1
+    lower_solver: optx.AbstractMinimiser = optx.BFGS(rtol=1e-10, atol=1e-10)
+    lower_max_steps: int = eqx.field(static=True, default=1000)
+    steps: int | None = None
+    rtol: float = 1e-8
+    atol: float = 1e-8
+    verbose: bool | Callable[..., None] = False
+
+    def __check_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError("`learning_rate` must be positive.")
+
+    def lower_solve(self, problem: BilevelProblem, x, y0, args):
+        """`y*(x)` by `optimistix.minimise` (implicitly differentiable in `x`)."""
+        sol = optx.minimise(
+            lambda y, x: problem.f(x, y, args),
+            self.lower_solver,
+            jax.lax.stop_gradient(y0),
+            args=x,
+            max_steps=self.lower_max_steps,
+            throw=False,
+            adjoint=optx.ImplicitAdjoint(),
+        )
+        return sol.value, sol.result == optx.RESULTS.successful
+
+    def hypergradient(self, problem: BilevelProblem, x, y0, args):
+        """`(Phi(x), grad Phi(x), y*(x), ok)` by implicit differentiation."""
+
+        def phi(x):
+            y, ok = self.lower_solve(problem, x, y0, args)
+            return problem.F(x, y, args), (y, ok)
+
+        (value, (y, ok)), grad = jax.value_and_grad(phi, has_aux=True)(x)
+        return value, grad, y, ok
+
+    def _safe_hypergradient(self, problem, x, y0, args):
+        # Differentiate only where the oracles are finite: lineax refuses non-finite
+        # input, and a diverging x (e.g. a too-long fixed step) must end the solve
+        # with a result code rather than an error.
+        y_star, ok = self.lower_solve(problem, x, y0, args)
+        values = jax.value_and_grad(problem.F, argnums=(0, 1))(x, y_star, args)
+        finite = tree_all_finite(values) & ok
+
+        def bad(_):
+            nan = jnp.full_like(x, jnp.nan)
+            return jnp.array(jnp.nan, x.dtype), nan, y_star, ok
+
+        return jax.lax.cond(
+            finite,
+            lambda _: self.hypergradient(problem, x, y_star, args),
+            bad,
+            None,
+        )
+
+    def init(self, problem: BilevelProblem, y, args, options: dict[str, Any]):
+        _check_unconstrained(problem, "AID")
+        x, yy = y
+        finite, _ = start_flags(problem, x, yy, args, get_key(options))
+        return _AIDState(
+            step=jnp.array(0),
+            residual=jnp.array(jnp.inf, x.dtype),
+            inner_ok=jnp.array(True),
+            finite_start=finite,
+        )
+
+    def step(self, problem: BilevelProblem, y, args, options, state: _AIDState):
+        x, yy = y
+        lr = jnp.asarray(self.learning_rate, x.dtype)
+        value, grad, y_star, ok = self._safe_hypergradient(problem, x, yy, args)
+        new_x = problem.upper_set.project(x - lr * grad)
+        residual = two_norm(x - problem.upper_set.project(x - grad))
+        verbose_printer(self.verbose)(
+            step=("AID step", state.step + 1),
+            upper=("Phi(x)", value),
+            residual=("residual", residual),
+        )
+        new_state = _AIDState(
+            step=state.step + 1,
+            residual=residual,
+            inner_ok=ok,
+            finite_start=state.finite_start,
+        )
+        return (new_x, y_star), new_state, None
+
+    def terminate(self, problem, y, args, options, state: _AIDState):
+        x, _ = y
+        if self.steps is None:
+            done = state.residual <= self.atol + self.rtol * two_norm(x)
+        else:
+            done = state.step >= self.steps
+        result = RESULTS.where(
+            state.inner_ok, RESULTS.successful, RESULTS.inner_solve_failed
+        )
+        result = RESULTS.where(state.finite_start, result, RESULTS.nonfinite_start)
+        bad = jnp.invert(state.finite_start & state.inner_ok)
+        return done | bad, result
+
+    def postprocess(self, problem, y, aux, args, options, state: _AIDState, result):
+        x, yy = y
+        y_star, _ = self.lower_solve(problem, x, yy, args)
+        stats = final_stats(problem, x, y_star, args)
+        stats["residual"] = state.residual
+        return (x, y_star), aux, stats
+
+    def optimality(self, problem, y, args, options):
+        x, yy = y
+        _, grad, _, _ = self.hypergradient(problem, x, yy, args)
+        r_x = x - problem.upper_set.project(x - grad)
+        r_y = jax.grad(problem.f, argnums=1)(x, yy, args)
+        return r_x, r_y

@@ -1,0 +1,145 @@
+"""Inner solves: accelerated projected gradient, and an augmented Lagrangian around it.
+
+They serve two purposes: the exact lower-level solve behind the reported true upper
+objective `Phi(x) = F(x, y*(x))`, and the projection onto the coupled set
+`{(x, y) in X x Y : g(x, y) <= 0, h(x, y) = 0}` when no closed form is given.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+
+def _sq(v):
+    return jnp.sum(jnp.square(v))
+
+
+def fista(
+    phi: Callable[[Array], Array],
+    project: Callable[[Array], Array],
+    w0: Float[Array, " n"],
+    *,
+    max_steps: int,
+    tol: float,
+) -> tuple[Array, Array]:
+    """Minimise a smooth convex `phi` over a set with FISTA (Beck and Teboulle 2009),
+    backtracking on the Lipschitz constant and restarting when `phi` increases
+    (O'Donoghue and Candes 2015).
+
+    **Returns:** the point and the norm of its last gradient mapping.
+    """
+    dtype = w0.dtype
+    value_and_grad = jax.value_and_grad(phi)
+    w0 = project(w0)
+    f0 = phi(w0)
+
+    def cond(carry):
+        *_, k, res = carry
+        return (k < max_steps) & (res > tol)
+
+    def body(carry):
+        w, fw, v, t, lip, k, _ = carry
+        fv, gv = value_and_grad(v)
+
+        def bt_cond(s):
+            _, _, _, ok, j = s
+            return jnp.invert(ok) & (j < 60)
+
+        def bt_body(s):
+            lip, _, _, _, j = s
+            lip = jnp.where(j > 0, 2 * lip, lip)
+            p = project(v - gv / lip)
+            fp = phi(p)
+            d = p - v
+            bound = fv + jnp.vdot(gv, d) + 0.5 * lip * _sq(d)
+            ok = fp <= bound + 1e2 * jnp.finfo(dtype).eps * jnp.abs(fv)
+            return lip, p, fp, ok, j + 1
+
+        init = (lip, v, fv, jnp.array(False), jnp.array(0))
+        lip, p, fp, _, _ = jax.lax.while_loop(bt_cond, bt_body, init)
+        res = lip * jnp.sqrt(_sq(p - v))
+        t_new = (1 + jnp.sqrt(1 + 4 * t * t)) / 2
+        restart = fp > fw
+        v_new = jnp.where(restart, p, p + ((t - 1) / t_new) * (p - w))
+        t_new = jnp.where(restart, jnp.ones_like(t), t_new)
+        return p, fp, v_new, t_new, 0.9 * lip, k + 1, res
+
+    one = jnp.ones((), dtype)
+    carry = (w0, f0, w0, one, one, jnp.array(0), jnp.array(jnp.inf, dtype))
+    w, _, _, _, _, _, res = jax.lax.while_loop(cond, body, carry)
+    return w, res
+
+
+def alm(
+    objective: Callable[[Array], Array],
+    inequalities: Callable[[Array], Array] | None,
+    equalities: Callable[[Array], Array] | None,
+    project: Callable[[Array], Array],
+    w0: Float[Array, " n"],
+    *,
+    outer_steps: int = 40,
+    inner_steps: int = 500,
+    tol: float = 1e-10,
+    feasibility_tol: float = 1e-8,
+) -> tuple[Array, Array, Bool[Array, ""]]:
+    """Minimise `objective(w)` over `project`'s set subject to `inequalities(w) <= 0`
+    and `equalities(w) = 0` by the augmented Lagrangian method (Hestenes; Powell;
+    Rockafellar), each subproblem solved by `fista`.
+
+    **Returns:** the point, its constraint violation (max-norm), and whether the inner
+    solves met their tolerance.
+    """
+    dtype = w0.dtype
+    if inequalities is None and equalities is None:
+        w, res = fista(objective, project, w0, max_steps=inner_steps, tol=tol)
+        return w, jnp.zeros((), dtype), res <= tol
+    ineq = inequalities if inequalities is not None else lambda w: jnp.zeros(0, dtype)
+    eq = equalities if equalities is not None else lambda w: jnp.zeros(0, dtype)
+    lam0 = jnp.zeros_like(ineq(w0))
+    mu0 = jnp.zeros_like(eq(w0))
+
+    def violation(w):
+        gi = jnp.maximum(ineq(w), 0)
+        he = jnp.abs(eq(w))
+        return jnp.max(jnp.concatenate([gi, he, jnp.zeros(1, dtype)]))
+
+    def cond(carry):
+        _, _, _, _, viol, step, k, _ = carry
+        done = (viol <= feasibility_tol) & (step <= jnp.sqrt(tol))
+        return (k < outer_steps) & jnp.invert(done)
+
+    def body(carry):
+        w, lam, mu, rho, viol, _, k, _ = carry
+
+        def lagrangian(u):
+            gi = jnp.maximum(ineq(u) + lam / rho, 0)
+            he = eq(u)
+            return (
+                objective(u)
+                + 0.5 * rho * _sq(gi)
+                + jnp.vdot(mu, he)
+                + 0.5 * rho * _sq(he)
+            )
+
+        w_new, res = fista(lagrangian, project, w, max_steps=inner_steps, tol=tol)
+        lam = jnp.maximum(lam + rho * ineq(w_new), 0)
+        mu = mu + rho * eq(w_new)
+        viol_new = violation(w_new)
+        rho = jnp.where(viol_new > 0.25 * viol, jnp.minimum(5 * rho, 1e8), rho)
+        step = jnp.sqrt(_sq(w_new - w)) / (1 + jnp.sqrt(_sq(w_new)))
+        return w_new, lam, mu, rho, viol_new, step, k + 1, res <= 10 * tol
+
+    carry = (
+        w0,
+        lam0,
+        mu0,
+        jnp.array(10.0, dtype),
+        violation(w0),
+        jnp.array(jnp.inf, dtype),
+        jnp.array(0),
+        jnp.array(True),
+    )
+    w, _, _, _, viol, _, _, ok = jax.lax.while_loop(cond, body, carry)
+    return w, viol, ok

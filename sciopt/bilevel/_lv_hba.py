@@ -1,0 +1,218 @@
+"""LV-HBA: the single-loop, Hessian-free method on the proximal Lagrangian value
+function (Yao, Yu, Zeng and Zhang, ICLR 2024)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Bool, Float, Int
+
+from .._misc import two_norm, verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractSolver
+from ._common import final_stats, get_key, start_flags
+from ._problem import BilevelProblem
+
+
+class _LVHBAState(eqx.Module):
+    theta: Array
+    lam: Array
+    mu: Array
+    z: Array
+    z_eq: Array
+    step: Int[Array, ""]
+    residual: Float[Array, ""]
+    finite_start: Bool[Array, ""]
+    feasible_start: Bool[Array, ""]
+    key: Array
+
+
+class LVHBA(AbstractSolver):
+    r"""LV-HBA: a single-loop, Hessian-free method for bilevel problems with convex,
+    possibly coupled, lower-level constraints.
+
+    It works on the proximal Lagrangian value function
+
+    $$v_\gamma(x, y, z) = \min_{\theta \in Y} \max_{\lambda \ge 0} f(x, \theta)
+    + \lambda^\top g(x, \theta) + \frac{\|\theta - y\|^2}{2\gamma_1}
+    - \frac{\|\lambda - z\|^2}{2\gamma_2},$$
+
+    and the penalised objective $F / c_k + f - v_\gamma$ with $c_k = c (k+1)^p$,
+    $0 < p < 1/2$. Each step takes one projected gradient step on the inner saddle
+    point $(\theta, \lambda)$ (step `eta`), then one on $(x, y)$ (step `alpha`)
+    projected onto $C = \{(x, y) \in X \times Y : g(x, y) \le 0\}$, then one on $z$
+    (step `beta`). No Hessians are formed. Equalities $h = 0$ get free multipliers
+    $\mu$ (and $z_{eq}$). The multipliers and $z$ are clipped to `[0, bound]`
+    (equalities: `[-bound, bound]`), the truncation of the paper's set $Z$.
+
+    Projection onto $C$: separate projections when the lower level is unconstrained;
+    closed form or Hildreth's method for a `Polyhedron` `coupled_set` (affine
+    constraints); an inner augmented-Lagrangian solve otherwise (see
+    `BilevelProblem.project`).
+
+    The penalty leaves an $O(1/c_k)$ bias on the iterates, so judge the solution by
+    `sol.stats["upper_objective"]` (`F(x, y*(x))` with an exact lower-level solve).
+
+    Stochastic problems (`BilevelProblem(batch_size=...)`) draw one minibatch per
+    oracle call from `options["key"]` (default `jax.random.key(0)`).
+
+    **Stats:** `upper_objective` (true `Phi(x)`), `upper_objective_at_iterate`,
+    `lower_gap` (`f(x, y) - f(x, y*(x))`), `lower_violation`, `lower_solution`,
+    `residual` (the step length of `(x, y)` over `alpha`), `penalty` (`c_k`).
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{yao2024constrained,
+            title={Constrained Bi-Level Optimization: Proximal {L}agrangian Value
+                   Function Approach and {H}essian-free Algorithm},
+            author={Yao, Wei and Yu, Chengming and Zeng, Shangzhi and Zhang, Jin},
+            booktitle={International Conference on Learning Representations},
+            year={2024},
+            url={https://arxiv.org/abs/2401.16164}
+        }
+        ```
+    """
+
+    alpha: float = 1e-2
+    beta: float = 1e-2
+    eta: float = 1e-2
+    gamma1: float = 1.0
+    gamma2: float = 1.0
+    penalty: float = 1.0
+    penalty_power: float = 0.3
+    bound: float = 1e3
+    steps: int | None = None
+    rtol: float = 1e-8
+    atol: float = 1e-8
+    verbose: bool | Callable[..., None] = False
+
+    def __check_init__(self):
+        for name in ("alpha", "beta", "eta", "gamma1", "gamma2", "penalty", "bound"):
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"`{name}` must be positive, got {getattr(self, name)}."
+                )
+        if not 0 < self.penalty_power < 0.5:
+            raise ValueError(
+                f"`penalty_power` must lie in (0, 1/2), got {self.penalty_power}."
+            )
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"`steps` must be a positive int, got {self.steps}.")
+
+    def init(self, problem: BilevelProblem, y, args, options: dict[str, Any]):
+        if not isinstance(problem, BilevelProblem):
+            raise TypeError("`LVHBA` solves `sciopt.bilevel.BilevelProblem`s.")
+        x, yy = y
+        key = get_key(options)
+        finite, feasible = start_flags(problem, x, yy, args, key)
+        g = problem.g(x, yy, args)
+        h = problem.h(x, yy, args)
+        return _LVHBAState(
+            theta=yy,
+            lam=jnp.zeros_like(g),
+            mu=jnp.zeros_like(h),
+            z=jnp.zeros_like(g),
+            z_eq=jnp.zeros_like(h),
+            step=jnp.array(0),
+            residual=jnp.array(jnp.inf, x.dtype),
+            finite_start=finite,
+            feasible_start=feasible,
+            key=jr.key_data(key),
+        )
+
+    def step(self, problem: BilevelProblem, y, args, options, state: _LVHBAState):
+        x, yy = y
+        dtype = x.dtype
+        k = state.step
+        keys = jr.split(jr.fold_in(jr.wrap_key_data(state.key), k), 4)
+        if not problem.stochastic:
+            keys = [None] * 4
+        alpha, beta, eta = (
+            jnp.asarray(v, dtype) for v in (self.alpha, self.beta, self.eta)
+        )
+        g1, g2 = jnp.asarray(self.gamma1, dtype), jnp.asarray(self.gamma2, dtype)
+        bound = jnp.asarray(self.bound, dtype)
+        ck = jnp.asarray(self.penalty, dtype) * (k + 1).astype(dtype) ** jnp.asarray(
+            self.penalty_power, dtype
+        )
+
+        def lagrangian(x, theta, lam, mu, key):
+            return (
+                problem.f(x, theta, args, key)
+                + jnp.vdot(lam, problem.g(x, theta, args))
+                + jnp.vdot(mu, problem.h(x, theta, args))
+            )
+
+        # (theta, lambda, mu): one projected gradient step on the inner saddle point.
+        d_theta = (
+            jax.grad(lagrangian, argnums=1)(
+                x, state.theta, state.lam, state.mu, keys[0]
+            )
+            + (state.theta - yy) / g1
+        )
+        theta = problem.lower_set.project(state.theta - eta * d_theta)
+        d_lam = -problem.g(x, theta, args) + (state.lam - state.z) / g2
+        lam = jnp.clip(state.lam - eta * d_lam, 0, bound)
+        d_mu = -problem.h(x, theta, args) + (state.mu - state.z_eq) / g2
+        mu = jnp.clip(state.mu - eta * d_mu, -bound, bound)
+
+        # (x, y): one projected gradient step on F / c_k + f - v_gamma.
+        grad_upper = jax.grad(problem.F, argnums=(0, 1))(x, yy, args, keys[1])
+        grad_lower = jax.grad(problem.f, argnums=(0, 1))(x, yy, args, keys[2])
+        grad_v_x = jax.grad(lagrangian)(x, theta, lam, mu, keys[3])
+        d_x = grad_upper[0] / ck + grad_lower[0] - grad_v_x
+        d_y = grad_upper[1] / ck + grad_lower[1] - (yy - theta) / g1
+        new_x, new_y = problem.project(x - alpha * d_x, yy - alpha * d_y, args)
+
+        # z: one projected gradient step.
+        z = jnp.clip(state.z - beta * (state.z - lam) / g2, 0, bound)
+        z_eq = jnp.clip(state.z_eq - beta * (state.z_eq - mu) / g2, -bound, bound)
+
+        residual = two_norm((new_x - x, new_y - yy)) / alpha
+        verbose_printer(self.verbose)(
+            step=("LV-HBA step", k + 1),
+            upper=("F(x, y)", problem.F(new_x, new_y, args)),
+            residual=("residual", residual),
+        )
+        new_state = _LVHBAState(
+            theta=theta,
+            lam=lam,
+            mu=mu,
+            z=z,
+            z_eq=z_eq,
+            step=k + 1,
+            residual=residual,
+            finite_start=state.finite_start,
+            feasible_start=state.feasible_start,
+            key=state.key,
+        )
+        return (new_x, new_y), new_state, None
+
+    def terminate(self, problem, y, args, options, state: _LVHBAState):
+        x, yy = y
+        scale = self.atol + self.rtol * two_norm((x, yy))
+        if self.steps is None:
+            done = state.residual <= scale
+        else:
+            done = state.step >= self.steps
+        result = RESULTS.where(
+            state.feasible_start, RESULTS.successful, RESULTS.lower_level_infeasible
+        )
+        result = RESULTS.where(state.finite_start, result, RESULTS.nonfinite_start)
+        bad = jnp.invert(state.finite_start & state.feasible_start)
+        return done | bad, result
+
+    def postprocess(self, problem, y, aux, args, options, state: _LVHBAState, result):
+        x, yy = y
+        dtype = x.dtype
+        stats = final_stats(problem, x, yy, args)
+        stats["residual"] = state.residual
+        stats["penalty"] = jnp.asarray(self.penalty, dtype) * state.step.astype(
+            dtype
+        ) ** jnp.asarray(self.penalty_power, dtype)
+        stats["multipliers"] = (state.lam, state.mu)
+        return y, aux, stats

@@ -1,0 +1,62 @@
+"""Recording iterates: run a fixed number of solver steps and keep `x` every few steps
+(for convergence plots and benchmarks)."""
+
+import time
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .._solver import AbstractSolver
+from ._problem import BilevelProblem
+
+
+def trace(
+    problem: BilevelProblem,
+    solver: AbstractSolver,
+    start: tuple[Any, Any],
+    args: Any = None,
+    *,
+    steps: int,
+    every: int = 1,
+    options: dict | None = None,
+) -> dict[str, Any]:
+    """Run `steps` steps of `solver` (no stopping test) and record the iterates.
+
+    **Returns:** a dict with `x` and `y` (the iterates after steps `every, 2 every,
+    ...`), `steps` (those step counts), `compile_time` and `run_time` (wall seconds of
+    the first, compiling, call and of a second call).
+    """
+    options = {} if options is None else options
+    n_records = steps // every
+
+    @eqx.filter_jit
+    def run(start, args):
+        state = solver.init(problem, start, args, options)
+
+        def inner(carry, _):
+            y, state = carry
+            y, state, _ = solver.step(problem, y, args, options, state)
+            return (y, state), None
+
+        def outer(carry, _):
+            carry, _ = jax.lax.scan(inner, carry, None, length=every)
+            return carry, carry[0]
+
+        _, ys = jax.lax.scan(outer, (start, state), None, length=n_records)
+        return ys
+
+    t0 = time.perf_counter()
+    ys = jax.block_until_ready(run(start, args))
+    t1 = time.perf_counter()
+    ys = jax.block_until_ready(run(start, args))
+    t2 = time.perf_counter()
+    run_time = t2 - t1
+    return dict(
+        x=np.asarray(ys[0]),
+        y=np.asarray(ys[1]),
+        steps=every * np.arange(1, n_records + 1),
+        compile_time=max(t1 - t0 - run_time, 0.0),
+        run_time=run_time,
+    )

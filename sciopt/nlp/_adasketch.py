@@ -1,0 +1,515 @@
+"""`AdaSketchNewton`: adaptive inexact Newton on the exact augmented Lagrangian."""
+
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from .._misc import verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractSolver
+from ._problem import EqualityConstrainedProblem
+from ._sketch import AbstractSketchSolver, RowSketch
+
+
+class _AdaSketchState(eqx.Module):
+    multipliers: Float[Array, " m"]
+    grad_lagrangian: Float[Array, " n"]
+    constraint: Float[Array, " m"]
+    kkt_norm: Float[Array, ""]
+    mu: Float[Array, ""]
+    nu: Float[Array, ""]
+    delta: Float[Array, ""]
+    key: Array
+    num_steps: Int[Array, ""]
+    result: RESULTS
+    kkt_history: Float[Array, " H1"]
+    sketch_history: Int[Array, " H"]
+    mu_history: Float[Array, " H"]
+    nu_history: Float[Array, " H"]
+    step_size_history: Float[Array, " H"]
+    regularisation_history: Float[Array, " H"]
+
+
+def _kkt_fn(problem, args):
+    def lagrangian(x, lam):
+        return problem.objective(x, args) + jnp.dot(lam, problem.constraints(x, args))
+
+    grad_x = jax.grad(lagrangian)
+
+    def kkt(x, lam):
+        return grad_x(x, lam), problem.constraints(x, args)
+
+    return lagrangian, kkt
+
+
+class AdaSketchNewton(AbstractSolver):
+    """Adaptive inexact Newton method on the exact augmented Lagrangian, with Newton
+    systems solved by randomized iterative sketching (Hong, Na, Mahoney, Kolar, 2023).
+
+    Solves `min f(x) s.t. c(x) = 0` (an `EqualityConstrainedProblem`). The iterate is
+    the primal-dual pair `(x, lam)`; each step
+
+    1. forms the KKT matrix `K = [[B, G^T], [G, 0]]` (`G` the constraint Jacobian,
+       `B` the Hessian of the Lagrangian, shifted when the reduced Hessian is not
+       positive definite), matrix-free by Hessian-vector products or materialised
+       for small problems;
+    2. solves `K dz = -grad L` inexactly with `linear_solver` (by default randomized
+       Kaczmarz, `RowSketch`) to the accuracy rule's tolerance;
+    3. raises `mu` and lowers `nu` (resuming the sketch from its current iterate)
+       until `dz` is a descent direction of the exact augmented Lagrangian
+       `L_{mu,nu} = f + lam^T c + mu/2 ||c||^2 + nu/2 ||grad_x L||^2`;
+    4. backtracks (Armijo) on `L_{mu,nu}` and updates `x` and `lam` together.
+
+    `sol.value` is `x`; `sol.aux` holds the multipliers `lam`. `sol.stats` holds
+    `kkt_residual`, `multipliers`, `mu`, `nu`, and per-step histories
+    `kkt_history` (entry 0 at `x0`), `sketch_steps`, `mu_history`, `nu_history`,
+    `step_size_history`, `regularisation_history` (NaN/-1 past the last step).
+
+    Accepted `options`: `key` (a `jax.random` key for the sketches) and
+    `multipliers` (a starting `lam`, default zeros).
+
+    !!! Example
+
+        ```python
+        sol = sciopt.solve(problem, sciopt.nlp.AdaSketchNewton(), x0, args=args)
+        x, lam = sol.value, sol.aux
+        ```
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{hong2023constrained,
+            title={Constrained Optimization via Exact Augmented {L}agrangian and
+                   Randomized Iterative Sketching},
+            author={Hong, Ilgee and Na, Sen and Mahoney, Michael W. and
+                    Kolar, Mladen},
+            booktitle={Proceedings of the 40th International Conference on
+                       Machine Learning},
+            series={PMLR},
+            volume={202},
+            pages={13174--13198},
+            year={2023}
+        }
+
+        @article{lucidi1990recursive,
+            title={Recursive Quadratic Programming Algorithm That Uses an Exact
+                   Augmented {L}agrangian Function},
+            author={Lucidi, Stefano},
+            journal={Journal of Optimization Theory and Applications},
+            volume={67},
+            number={2},
+            pages={227--245},
+            year={1990}
+        }
+        ```
+    """
+
+    linear_solver: lx.AbstractLinearSolver = RowSketch()
+    accuracy: Literal["adaptive", "practical"] = "adaptive"
+    kappa: float = 0.1
+    superlinear: bool = False
+    accuracy_floor: float | None = None
+    atol: float | None = None
+    rtol: float = 0.0
+    mu: float = 1.0
+    nu: float = 0.1
+    delta: float = 0.1
+    delta_min: float = 1e-6
+    psi_scale: float = 20.0
+    regularisation: float = 0.1
+    curvature_tol: float = 1e-6
+    rank_tol: float = 1e-10
+    armijo_c: float = 0.1
+    penalty_factor: float = 1.5
+    mu_max: float = 1e8
+    nu_min: float = 1e-8
+    max_backtracks: int = 40
+    materialise: bool | None = None
+    materialise_limit: int = 500
+    num_probes: int = 8
+    history_length: int = 256
+    seed: int = 2023
+    verbose: bool = False
+
+    def __check_init__(self):
+        if self.accuracy not in ("adaptive", "practical"):
+            raise ValueError(
+                f"`accuracy` must be 'adaptive' or 'practical', got {self.accuracy!r}."
+            )
+        if not isinstance(self.linear_solver, lx.AbstractLinearSolver):
+            raise TypeError(
+                "`linear_solver` must be a lineax linear solver (e.g. "
+                "`sciopt.nlp.RowSketch()` or `lineax.LU()`), got "
+                f"{type(self.linear_solver).__name__}."
+            )
+        if not 0 < self.armijo_c < 0.5:
+            raise ValueError(f"`armijo_c` must lie in (0, 0.5), got {self.armijo_c}.")
+        if self.penalty_factor <= 1:
+            raise ValueError(
+                f"`penalty_factor` must exceed 1, got {self.penalty_factor}."
+            )
+
+    # ----------------------------------------------------------------- helpers
+
+    def _is_dense(self, n, m):
+        if self.materialise is None:
+            return n + m <= self.materialise_limit
+        return self.materialise
+
+    def _tolerance(self, dtype):
+        if self.atol is None:
+            return float(0.5 * np.sqrt(np.finfo(dtype).eps))
+        return self.atol
+
+    def _floor(self, dtype):
+        if self.accuracy_floor is None:
+            return float(np.sqrt(np.finfo(dtype).eps))
+        return self.accuracy_floor
+
+    def _problem_check(self, problem):
+        if not isinstance(problem, EqualityConstrainedProblem):
+            raise TypeError(
+                "AdaSketchNewton solves `sciopt.nlp.EqualityConstrainedProblem`s, "
+                f"got {type(problem).__name__}."
+            )
+
+    # ------------------------------------------------------------------ protocol
+
+    def init(self, problem, y, args, options):
+        self._problem_check(problem)
+        x = y
+        n, m = problem.shapes(x, args)
+        dtype = x.dtype
+        lam0 = options.get("multipliers", None)
+        lam0 = jnp.zeros(m, dtype) if lam0 is None else jnp.asarray(lam0, dtype)
+        if lam0.shape != (m,):
+            raise ValueError(
+                f"`options['multipliers']` must have shape ({m},), got {lam0.shape}."
+            )
+        _, kkt = _kkt_fn(problem, args)
+        gl, c = kkt(x, lam0)
+        kkt_norm = jnp.sqrt(jnp.sum(gl**2) + jnp.sum(c**2))
+        key = options.get("key", None)
+        if key is None:
+            key = jr.PRNGKey(self.seed)
+        elif jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            # Raw key data in the state: typed keys cannot pass `Solution.error_if`.
+            key = jr.key_data(key)
+        hl = self.history_length
+        nan = jnp.full(hl, jnp.nan, dtype)
+        return _AdaSketchState(
+            multipliers=lam0,
+            grad_lagrangian=gl,
+            constraint=c,
+            kkt_norm=kkt_norm,
+            mu=jnp.asarray(self.mu, dtype),
+            nu=jnp.asarray(self.nu, dtype),
+            delta=jnp.asarray(self.delta, dtype),
+            key=key,
+            num_steps=jnp.array(0),
+            result=RESULTS.successful,
+            kkt_history=jnp.full(hl + 1, jnp.nan, dtype).at[0].set(kkt_norm),
+            sketch_history=jnp.full(hl, -1),
+            mu_history=nan,
+            nu_history=nan,
+            step_size_history=nan,
+            regularisation_history=nan,
+        )
+
+    def step(self, problem, y, args, options, state):
+        x, lam = y, state.multipliers
+        n = x.shape[0]
+        m = lam.shape[0]
+        dtype = x.dtype
+        lagrangian, kkt = _kkt_fn(problem, args)
+        gl, c = state.grad_lagrangian, state.constraint
+        kkt_vec = jnp.concatenate([gl, c])
+        kkt_norm = state.kkt_norm
+        rho = jnp.asarray(self.penalty_factor, dtype)
+        one = jnp.ones((), dtype)
+
+        def kkt_flat(z):
+            g, cc = kkt(z[:n], z[n:])
+            return jnp.concatenate([g, cc])
+
+        z0 = jnp.concatenate([x, lam])
+        zeros_n = jnp.zeros(n, dtype)
+        zeros_m = jnp.zeros(m, dtype)
+        # Merit-gradient pieces: grad L_{mu,nu} = kkt + mu * pc + nu * pd, with
+        # pc = grad(1/2 ||c||^2) = (G^T c, 0) and pd = grad(1/2 ||grad_x L||^2)
+        # = (H grad_x L, G grad_x L): the (symmetric) KKT Jacobian applied to (0, c)
+        # and (grad_x L, 0).
+        pieces = jnp.stack(
+            [jnp.concatenate([zeros_n, c]), jnp.concatenate([gl, zeros_m])]
+        )
+        key, probe_key, sketch_key = jr.split(state.key, 3)
+        result = RESULTS.successful
+        if self._is_dense(n, m):
+            kmat = jax.jacfwd(kkt_flat)(z0)
+            kmat = 0.5 * (kmat + kmat.T)
+            pc, pd = pieces @ kmat
+            hess = kmat[:n, :n]
+            jac = kmat[n:, :n]
+            gram_eigs = jnp.linalg.eigvalsh(jac @ jac.T)
+            xi_g = gram_eigs[0]
+            rank_deficient = xi_g <= self.rank_tol * jnp.maximum(gram_eigs[-1], one)
+            hess_f2 = jnp.sum(hess**2)
+            jac_f2 = jnp.sum(jac**2)
+            if m < n:
+                q, _ = jnp.linalg.qr(jac.T, mode="complete")
+                basis = q[:, m:]
+                reduced = basis.T @ hess @ basis
+                curv = jnp.linalg.eigvalsh(0.5 * (reduced + reduced.T))[0]
+                reg = jnp.where(
+                    curv < self.curvature_tol,
+                    self.regularisation + jnp.sqrt(hess_f2),
+                    jnp.zeros((), dtype),
+                )
+            else:
+                reg = jnp.zeros((), dtype)
+            b_f2 = hess_f2 + 2 * reg * jnp.trace(hess) + n * reg**2
+            shift = jnp.concatenate([jnp.full(n, reg, dtype), zeros_m])
+            operator = lx.MatrixLinearOperator(kmat + jnp.diag(shift), lx.symmetric_tag)
+            result = RESULTS.where(
+                rank_deficient, RESULTS.rank_deficient_constraints, result
+            )
+        else:
+            _, lin = jax.linearize(kkt_flat, z0)
+            pc, pd = jax.vmap(lin)(pieces)
+            probes = jr.normal(probe_key, (self.num_probes, n), dtype)
+            kv = jax.vmap(lambda v: lin(jnp.concatenate([v, zeros_m])))(probes)
+            hess_f2 = jnp.mean(jnp.sum(kv[:, :n] ** 2, axis=1))
+            jac_f2 = jnp.mean(jnp.sum(kv[:, n:] ** 2, axis=1))
+            xi_g = one
+            reg = jnp.zeros((), dtype)
+            b_f2 = hess_f2
+            operator = lx.FunctionLinearOperator(
+                lin, jax.ShapeDtypeStruct((n + m,), dtype), lx.symmetric_tag
+            )
+        k_fro = jnp.sqrt(b_f2 + 2 * jac_f2)
+        psi = (
+            self.psi_scale
+            * jnp.maximum(b_f2, one)
+            / (jnp.minimum(xi_g, one) * min(self.regularisation, 1.0))
+        )
+        upsilon = jnp.maximum(jnp.maximum(jnp.sqrt(jac_f2), jnp.sqrt(hess_f2)), one)
+        beta = self.armijo_c
+
+        def delta_trial(mu, nu):
+            return (0.5 - beta) * nu / ((1 + mu + nu) * upsilon**2 * psi**2)
+
+        theta = one
+        if self.superlinear:
+            theta = jnp.minimum(one, jnp.sqrt(kkt_norm))
+        floor = self._floor(dtype) * kkt_norm
+
+        def inner_tol(delta, kappa):
+            if self.accuracy == "adaptive":
+                tol = theta * delta * kkt_norm / (k_fro * psi)
+            else:
+                tol = theta * kappa * kkt_norm
+            return jnp.maximum(tol, floor)
+
+        is_sketch = isinstance(self.linear_solver, AbstractSketchSolver)
+
+        def solve_direction(z_start, tol, key):
+            # `compute` directly (not `lx.linear_solve`): nothing is differentiated
+            # here, and it keeps the compiled step small.
+            if is_sketch:
+                opts = {"key": key, "y0": z_start, "tolerance": tol}
+            else:
+                opts = {}
+            lin_state = self.linear_solver.init(operator, opts)
+            value, lin_result, lin_stats = self.linear_solver.compute(
+                lin_state, -kkt_vec, opts
+            )
+            steps = lin_stats["num_steps"] if is_sketch else jnp.array(0)
+            ok = lin_result == lx.RESULTS.successful
+            return value, jnp.asarray(steps), ok
+
+        def slope_of(dz, mu, nu):
+            return jnp.dot(kkt_vec + mu * pc + nu * pd, dz)
+
+        def is_descent(dz, mu, nu):
+            return slope_of(dz, mu, nu) <= -0.5 * nu * kkt_norm**2
+
+        # Penalty loop: raise mu, lower nu (and sharpen the inner accuracy, resuming
+        # the sketch from its current iterate) until dz is a descent direction of
+        # the exact augmented Lagrangian. The first pass only solves.
+        mu0 = state.mu
+        nu0 = state.nu
+        delta0 = jnp.maximum(
+            self.delta_min, jnp.minimum(state.delta, delta_trial(mu0, nu0))
+        )
+        kappa0 = jnp.asarray(self.kappa, dtype)
+        if is_sketch:
+            dz0 = jnp.zeros(n + m, dtype)
+            steps0 = jnp.array(0)
+            ok0 = jnp.array(False)
+        else:
+            dz0, steps0, ok0 = solve_direction(None, None, None)
+
+        def pen_cond(carry):
+            dz, mu, nu, _, _, _, _, _, first = carry
+            more = (
+                jnp.invert(is_descent(dz, mu, nu))
+                & (mu < self.mu_max)
+                & (nu > self.nu_min)
+            )
+            return first | more
+
+        def pen_body(carry):
+            dz, mu, nu, delta, kappa, steps, inner_ok, key, first = carry
+            update = jnp.invert(first)
+            mu = jnp.where(update, mu * rho**2, mu)
+            nu = jnp.where(update, nu / rho, nu)
+            delta = jnp.where(
+                update,
+                jnp.maximum(
+                    self.delta_min, jnp.minimum(delta / rho**4, delta_trial(mu, nu))
+                ),
+                delta,
+            )
+            kappa = jnp.where(update, kappa / rho**4, kappa)
+            if is_sketch:
+                key, sub = jr.split(key)
+                dz, more, inner_ok = solve_direction(dz, inner_tol(delta, kappa), sub)
+                steps = steps + more
+            return dz, mu, nu, delta, kappa, steps, inner_ok, key, jnp.array(False)
+
+        carry = (
+            dz0,
+            mu0,
+            nu0,
+            delta0,
+            kappa0,
+            steps0,
+            ok0,
+            sketch_key,
+            jnp.array(True),
+        )
+        dz, mu, nu, delta, _, steps, inner_ok, _, _ = lax.while_loop(
+            pen_cond, pen_body, carry
+        )
+        slope = slope_of(dz, mu, nu)
+        no_descent = jnp.invert(slope < 0) | jnp.invert(jnp.isfinite(slope))
+        result = RESULTS.where(
+            (result == RESULTS.successful) & no_descent,
+            RESULTS.where(
+                inner_ok, RESULTS.not_descent_direction, RESULTS.inner_solve_failed
+            ),
+            result,
+        )
+
+        # Armijo backtracking on the exact augmented Lagrangian.
+        merit0 = (
+            lagrangian(x, lam) + 0.5 * mu * jnp.sum(c**2) + 0.5 * nu * jnp.sum(gl**2)
+        )
+
+        def ls_cond(carry):
+            alpha, value, _, _, count = carry
+            armijo = value <= merit0 + beta * alpha * slope
+            return jnp.invert(armijo) & (count <= self.max_backtracks)
+
+        def ls_body(carry):
+            alpha, _, _, _, count = carry
+            alpha = 0.5 * alpha
+            z = z0 + alpha * dz
+            g, cc = kkt(z[:n], z[n:])
+            value = (
+                lagrangian(z[:n], z[n:])
+                + 0.5 * mu * jnp.sum(cc**2)
+                + 0.5 * nu * jnp.sum(g**2)
+            )
+            return alpha, value, g, cc, count + 1
+
+        ls_init = (2 * one, jnp.asarray(jnp.inf, dtype), gl, c, jnp.array(0))
+        alpha, value, g_new, c_new, _ = lax.while_loop(ls_cond, ls_body, ls_init)
+        ls_ok = jnp.isfinite(value) & (value <= merit0 + beta * alpha * slope)
+        result = RESULTS.where(
+            (result == RESULTS.successful) & jnp.invert(ls_ok),
+            RESULTS.line_search_failed,
+            result,
+        )
+        ok = result == RESULTS.successful
+        z_new = jnp.where(ok, z0 + alpha * dz, z0)
+        g_new = jnp.where(ok, g_new, gl)
+        c_new = jnp.where(ok, c_new, c)
+        new_norm = jnp.sqrt(jnp.sum(g_new**2) + jnp.sum(c_new**2))
+
+        i = state.num_steps
+        hl = self.history_length
+        idx = jnp.where(i < hl, i, hl)  # out of range -> dropped
+        verbose_printer(self.verbose)(
+            step=("step", i + 1),
+            kkt=("KKT residual", new_norm),
+            mu=("mu", mu),
+            nu=("nu", nu),
+            alpha=("step size", alpha),
+            sketch=("sketch steps", steps),
+        )
+        new_state = _AdaSketchState(
+            multipliers=z_new[n:],
+            grad_lagrangian=g_new,
+            constraint=c_new,
+            kkt_norm=new_norm,
+            mu=mu,
+            nu=nu,
+            delta=delta,
+            key=key,
+            num_steps=i + 1,
+            result=result,
+            kkt_history=state.kkt_history.at[idx + 1].set(new_norm, mode="drop"),
+            sketch_history=state.sketch_history.at[idx].set(steps, mode="drop"),
+            mu_history=state.mu_history.at[idx].set(mu, mode="drop"),
+            nu_history=state.nu_history.at[idx].set(nu, mode="drop"),
+            step_size_history=state.step_size_history.at[idx].set(alpha, mode="drop"),
+            regularisation_history=state.regularisation_history.at[idx].set(
+                reg, mode="drop"
+            ),
+        )
+        return z_new[:n], new_state, None
+
+    def terminate(self, problem, y, args, options, state):
+        tol = self._tolerance(state.kkt_norm.dtype) + self.rtol * state.kkt_history[0]
+        done = (state.kkt_norm <= tol) | (state.result != RESULTS.successful)
+        return done, state.result
+
+    def postprocess(self, problem, y, aux, args, options, state, result):
+        x, lam = y, state.multipliers
+        stats = {
+            "kkt_residual": state.kkt_norm,
+            "multipliers": lam,
+            "mu": state.mu,
+            "nu": state.nu,
+            "kkt_history": state.kkt_history,
+            "sketch_steps": state.sketch_history,
+            "mu_history": state.mu_history,
+            "nu_history": state.nu_history,
+            "step_size_history": state.step_size_history,
+            "regularisation_history": state.regularisation_history,
+        }
+        return x, lam, stats
+
+    def optimality(self, problem, y, args, options):
+        return kkt_optimality(problem, y, args)
+
+
+def kkt_optimality(problem, x, args):
+    """A residual in `x` alone that vanishes exactly at KKT points (full-rank `G`):
+    `grad f + G^T lam_ls(x) + G^T c(x)`, with least-squares multipliers
+    `lam_ls = -(G G^T)^{-1} G grad f`. Its Jacobian at a solution is
+    `P H_L + G^T G` (`P` the projector onto the null space of `G`), invertible under
+    the second-order sufficient conditions."""
+    grad_f = jax.grad(problem.objective)(x, args)
+    c = problem.constraints(x, args)
+    jac = jax.jacrev(problem.constraints)(x, args)
+    lam = -jnp.linalg.solve(jac @ jac.T, jac @ grad_f)
+    return grad_f + jac.T @ (lam + c)

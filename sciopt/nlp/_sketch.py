@@ -1,0 +1,323 @@
+"""Randomized iterative sketching (sketch-and-project) as lineax linear solvers."""
+
+import abc
+import math
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.flatten_util as jfu
+import jax.lax as lax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+from jaxtyping import Array, PyTree
+
+
+_REFERENCES = r"""
+    ??? cite "References"
+
+        ```bibtex
+        @article{gower2015randomized,
+            title={Randomized Iterative Methods for Linear Systems},
+            author={Gower, Robert M. and Richt{\'a}rik, Peter},
+            journal={SIAM Journal on Matrix Analysis and Applications},
+            volume={36},
+            number={4},
+            pages={1660--1690},
+            year={2015}
+        }
+
+        @inproceedings{hong2023constrained,
+            title={Constrained Optimization via Exact Augmented {L}agrangian and
+                   Randomized Iterative Sketching},
+            author={Hong, Ilgee and Na, Sen and Mahoney, Michael W. and
+                    Kolar, Mladen},
+            booktitle={Proceedings of the 40th International Conference on
+                       Machine Learning},
+            series={PMLR},
+            volume={202},
+            pages={13174--13198},
+            year={2023}
+        }
+        ```
+"""
+
+
+class AbstractSketchSolver(lx.AbstractLinearSolver):
+    """Sketch-and-project for a square system `K z = b` (Gower and Richtarik, 2015).
+
+    Each step draws a random sketch `S` (an `N x b` matrix) and projects the iterate
+    onto the solutions of the sketched system `S^T K z = S^T b`:
+
+    `z <- z - K^T S (S^T K K^T S)^+ S^T (K z - b)`.
+
+    Only `K^T S` is needed (`b` rows of `K` for a row sketch), computed from the
+    operator's (transposed) matrix-vector product, so `K` is never formed unless the
+    operator is a `lineax.MatrixLinearOperator`, whose rows are then read directly.
+    The residual `K z - b` costs one full product and is checked every
+    `check_every` steps.
+
+    Accepted `options` (as in `lineax.linear_solve(..., options=...)`):
+
+    - `key`: a `jax.random` key for the sketches (default `jax.random.key(seed)`).
+    - `y0`: a warm start (default zeros).
+    - `tolerance`: an absolute tolerance on `||K z - b||_2` that replaces
+        `atol + rtol * ||b||_2`.
+    """
+
+    rtol: eqx.AbstractVar[float]
+    atol: eqx.AbstractVar[float]
+    max_steps: eqx.AbstractVar[int]
+    check_every: eqx.AbstractVar[int | None]
+    seed: eqx.AbstractVar[int]
+
+    uses_full_products: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def _block(self, size: int) -> int:
+        """The sketch size `b` for a system of size `size`."""
+
+    @abc.abstractmethod
+    def _draw(self, key, size: int, dtype, perm: Array):
+        """A random sketch, in the form `_apply_t` and `_project` understand."""
+
+    def _project(self, sketch, v: Array) -> Array:
+        """`S^T v`."""
+        return v[sketch]
+
+    def _apply_t(self, operator, matrix, sketch, size, dtype, ravel) -> Array:
+        """`K^T S`, shape `(size, b)`."""
+        if matrix is not None:
+            return matrix[sketch].T
+        eye = jax.nn.one_hot(sketch, size, dtype=dtype)
+        return jax.vmap(ravel.transpose_mv)(eye).T
+
+    def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
+        if operator.in_size() != operator.out_size():
+            raise ValueError(
+                f"{type(self).__name__} needs a square operator, got "
+                f"{operator.out_size()} x {operator.in_size()}."
+            )
+        return operator
+
+    def compute(
+        self, state, vector: PyTree[Array], options: dict[str, Any]
+    ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
+        operator = state
+        b, unravel_out = jfu.ravel_pytree(vector)
+        in_struct = operator.in_structure()
+        zeros_in = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), in_struct)
+        z_flat0, unravel_in = jfu.ravel_pytree(zeros_in)
+        size = b.size
+        dtype = b.dtype
+        ravel = _Ravel(operator, unravel_in, unravel_out)
+        matrix = (
+            operator.as_matrix()
+            if isinstance(operator, lx.MatrixLinearOperator)
+            else None
+        )
+        key = options.get("key", None)
+        if key is None:
+            key = jr.key(self.seed)
+        y0 = options.get("y0", None)
+        z = z_flat0.astype(dtype) if y0 is None else jfu.ravel_pytree(y0)[0]
+        z = z.astype(dtype)
+        tol = options.get("tolerance", None)
+        if tol is None:
+            tol = self.atol + self.rtol * jnp.linalg.norm(b)
+        tol = jnp.asarray(tol, dtype)
+        block = self._block(size)
+        check_every = self.check_every
+        if check_every is None:
+            check_every = max(1, math.ceil(size / block))
+            if self.uses_full_products:
+                check_every = 4
+        max_steps = self.max_steps
+        key, perm_key = jr.split(key)
+        perm = jr.permutation(perm_key, size)
+        n_blocks = math.ceil(size / block)
+        perm = jnp.concatenate([perm, perm[: n_blocks * block - size]])
+
+        def sketch_step(_, carry):
+            z, key = carry
+            key, sub = jr.split(key)
+            sketch = self._draw(sub, size, dtype, perm)
+            w = self._apply_t(operator, matrix, sketch, size, dtype, ravel)
+            sr = w.T @ z - self._project(sketch, b)
+            gram = w.T @ w
+            if block == 1:
+                g = gram[0, 0]
+                safe = jnp.where(g > 0, g, jnp.ones_like(g))
+                coef = jnp.where(g > 0, sr / safe, jnp.zeros_like(sr))
+            else:
+                coef = jnp.linalg.pinv(gram, hermitian=True) @ sr
+            return z - w @ coef, key
+
+        def residual_norm(z):
+            return jnp.linalg.norm(ravel.mv(z) - b)
+
+        def cond_fun(carry):
+            _, _, steps, rnorm = carry
+            return (rnorm > tol) & (steps < max_steps) & jnp.isfinite(rnorm)
+
+        def body_fun(carry):
+            z, key, steps, _ = carry
+            z, key = lax.fori_loop(0, check_every, sketch_step, (z, key))
+            return z, key, steps + check_every, residual_norm(z)
+
+        carry = (z, key, jnp.array(0), residual_norm(z))
+        z, _, steps, rnorm = lax.while_loop(cond_fun, body_fun, carry)
+        result = lx.RESULTS.where(
+            rnorm <= tol, lx.RESULTS.successful, lx.RESULTS.max_steps_reached
+        )
+        result = lx.RESULTS.where(jnp.isfinite(rnorm), result, lx.RESULTS.breakdown)
+        stats = {
+            "num_steps": steps,
+            "max_steps": max_steps,
+            "residual_norm": rnorm,
+            "block_size": block,
+        }
+        return unravel_in(z), result, stats
+
+    def transpose(self, state, options: dict[str, Any]):
+        return state.transpose(), options
+
+    def conj(self, state, options: dict[str, Any]):
+        return lx.conj(state), options
+
+    def assume_full_rank(self) -> bool:
+        return False
+
+
+class _Ravel(eqx.Module):
+    """Flat-vector views of an operator's product and transposed product."""
+
+    operator: lx.AbstractLinearOperator
+    unravel_in: Any
+    unravel_out: Any
+
+    def mv(self, z):
+        return jfu.ravel_pytree(self.operator.mv(self.unravel_in(z)))[0]
+
+    def transpose_mv(self, v):
+        out = self.operator.transpose().mv(self.unravel_out(v))
+        return jfu.ravel_pytree(out)[0]
+
+
+class RowSketch(AbstractSketchSolver):
+    """Randomized Kaczmarz: sketch-and-project with one row of `K` per step, drawn
+    uniformly at random (`S = e_i`).
+
+    A step costs one row of `K` (for the KKT matrices of `sciopt.nlp`, one
+    Hessian-vector product and one constraint gradient) and `O(N)` flops.
+    """
+
+    rtol: float = 1e-6
+    atol: float = 0.0
+    max_steps: int = 100_000
+    check_every: int | None = None
+    seed: int = 0
+
+    def _block(self, size):
+        return 1
+
+    def _draw(self, key, size, dtype, perm):
+        return jr.randint(key, (1,), 0, size)
+
+
+RowSketch.__init__.__doc__ = f"""**Arguments:**
+
+- `rtol`, `atol`: stop when `||K z - b||_2 <= atol + rtol ||b||_2` (or below the
+    `tolerance` option).
+- `max_steps`: the largest number of sketch steps (rows used).
+- `check_every`: sketch steps between residual checks (default: `N`, one pass).
+- `seed`: seed of the default key (pass `options={{"key": key}}` to override).
+{_REFERENCES}
+"""
+
+
+class BlockSketch(AbstractSketchSolver):
+    """Block sketch-and-project: each step projects onto `block_size` rows of `K`,
+    one block of a random partition of the rows, chosen uniformly at random.
+
+    A step costs `block_size` rows of `K` and a `block_size x block_size`
+    pseudo-inverse. With `block_size >= N` one step solves the system exactly.
+    """
+
+    block_size: int = 8
+    rtol: float = 1e-6
+    atol: float = 0.0
+    max_steps: int = 100_000
+    check_every: int | None = None
+    seed: int = 0
+
+    def __check_init__(self):
+        if not isinstance(self.block_size, int) or self.block_size < 1:
+            raise ValueError(
+                f"`block_size` must be a positive int, got {self.block_size!r}."
+            )
+
+    def _block(self, size):
+        return min(self.block_size, size)
+
+    def _draw(self, key, size, dtype, perm):
+        block = self._block(size)
+        n_blocks = math.ceil(size / block)
+        j = jr.randint(key, (), 0, n_blocks)
+        return lax.dynamic_slice(perm, (j * block,), (block,))
+
+
+BlockSketch.__init__.__doc__ = f"""**Arguments:**
+
+- `block_size`: rows per sketch (clipped to `N`).
+- `rtol`, `atol`, `max_steps`, `check_every`, `seed`: as for `RowSketch`
+    (`check_every` defaults to `ceil(N / block_size)`, one pass).
+{_REFERENCES}
+"""
+
+
+class GaussianSketch(AbstractSketchSolver):
+    """Gaussian sketch-and-project: `S` has `block_size` standard normal columns.
+
+    A step costs `block_size` full (transposed) products with `K`, like a Krylov
+    step, but stores no basis.
+    """
+
+    block_size: int = 1
+    rtol: float = 1e-6
+    atol: float = 0.0
+    max_steps: int = 100_000
+    check_every: int | None = None
+    seed: int = 0
+
+    uses_full_products: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if not isinstance(self.block_size, int) or self.block_size < 1:
+            raise ValueError(
+                f"`block_size` must be a positive int, got {self.block_size!r}."
+            )
+
+    def _block(self, size):
+        return min(self.block_size, size)
+
+    def _draw(self, key, size, dtype, perm):
+        return jr.normal(key, (size, self._block(size)), dtype)
+
+    def _project(self, sketch, v):
+        return sketch.T @ v
+
+    def _apply_t(self, operator, matrix, sketch, size, dtype, ravel):
+        if matrix is not None:
+            return matrix.T @ sketch
+        return jax.vmap(ravel.transpose_mv, in_axes=1, out_axes=1)(sketch)
+
+
+GaussianSketch.__init__.__doc__ = f"""**Arguments:**
+
+- `block_size`: number of Gaussian sketch vectors per step.
+- `rtol`, `atol`, `max_steps`, `check_every`, `seed`: as for `RowSketch`
+    (`check_every` defaults to 4).
+{_REFERENCES}
+"""

@@ -1,0 +1,156 @@
+"""Plug-and-play ADMM."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, Bool, Float, Int
+
+from .._misc import verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractSolver
+from ._pgd import check_prox_problem, record
+from ._prox import AbstractProx
+
+
+class _ADMMState(eqx.Module):
+    x: Array
+    u: Array
+    objective: Float[Array, ""]
+    primal_residual: Float[Array, ""]
+    change: Float[Array, ""]
+    history: Float[Array, " n"]
+    num_steps: Int[Array, ""]
+    inner_ok: Bool[Array, ""]
+
+
+class PnPADMM(AbstractSolver):
+    """Plug-and-play ADMM (scaled form) with penalty `rho`:
+
+        x <- argmin_x D(x) + rho/2 ||x - z + u||^2     (a lineax linear solve)
+        z <- prox(x + u)
+        u <- u + x - z
+
+    The iterate returned (and carried) is `z`, the prox output. With a prox of a
+    regulariser `R`, the splitting targets `F(z) = D(z) + rho R(z)`, reported per
+    iteration in `stats["objective_history"]` (`nan` where `R` is unknown). ADMM does
+    not guarantee a monotone `F` for a nonconvex `R`; large `rho` helps.
+
+    Stops when `||x - z||` and `||z_{k+1} - z_k||` are both below
+    `atol + rtol ||z||`.
+
+    **Fields:**
+
+    - `prox`: a `sciopt.prox.AbstractProx`.
+    - `penalty`: `rho` (> 0).
+    - `rtol`, `atol`: stopping tolerances.
+    - `linear_solver`: a lineax solver for the `x` update (default conjugate
+      gradients; the system `data_weight A^T A + rho I` is positive definite).
+    - `history_length`: entries kept in `objective_history`.
+    - `verbose`: print the objective and residuals every iteration.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{fang2024whats,
+            title={What's in a Prior? Learned Proximal Networks for Inverse Problems},
+            author={Fang, Zhenghan and Buchanan, Sam and Sulam, Jeremias},
+            booktitle={International Conference on Learning Representations},
+            year={2024}
+        }
+
+        @inproceedings{venkatakrishnan2013plug,
+            title={Plug-and-Play Priors for Model Based Reconstruction},
+            author={Venkatakrishnan, Singanallur V. and Bouman, Charles A. and
+                    Wohlberg, Brendt},
+            booktitle={IEEE Global Conference on Signal and Information Processing},
+            pages={945--948},
+            year={2013}
+        }
+        ```
+    """
+
+    prox: AbstractProx
+    penalty: float = 1.0
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    linear_solver: lx.AbstractLinearSolver = lx.CG(rtol=1e-10, atol=1e-10, max_steps=500)
+    history_length: int = eqx.field(static=True, default=512)
+    verbose: bool | Callable = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if not self.penalty > 0:
+            raise ValueError(f"`penalty` must be positive, got {self.penalty!r}.")
+
+    def init(self, problem, y, args, options):
+        check_prox_problem(self.prox, problem)
+        return _ADMMState(
+            x=y,
+            u=jnp.zeros_like(y),
+            objective=jnp.array(jnp.nan, y.dtype),
+            primal_residual=jnp.array(jnp.inf, y.dtype),
+            change=jnp.array(jnp.inf, y.dtype),
+            history=jnp.full((self.history_length,), jnp.nan, y.dtype),
+            num_steps=jnp.array(0),
+            inner_ok=jnp.array(True),
+        )
+
+    def step(self, problem, y, args, options, state):
+        z, u = y, state.u
+        rho = jnp.asarray(self.penalty, y.dtype)
+        w = jnp.asarray(problem.data_weight, y.dtype)
+        a = problem.operator
+        system = lx.FunctionLinearOperator(
+            lambda v: w * a.transpose().mv(a.mv(v)) + rho * v,
+            a.in_structure(),
+            tags=(lx.symmetric_tag, lx.positive_semidefinite_tag),
+        )
+        rhs = w * a.transpose().mv(problem.measurement) + rho * (z - u)
+        sol = lx.linear_solve(
+            system, rhs, self.linear_solver, options={"y0": state.x}, throw=False
+        )
+        x = sol.value
+        new_z, value = self.prox.prox_and_value(x + u)
+        new_u = u + x - new_z
+        objective = problem.data_fidelity(new_z) + rho * value
+        primal = jnp.linalg.norm(jnp.ravel(x - new_z))
+        change = jnp.linalg.norm(jnp.ravel(new_z - z))
+        verbose_printer(self.verbose)(
+            step=("step", state.num_steps + 1),
+            objective=("objective", objective),
+            primal=("primal residual", primal),
+            change=("change", change),
+        )
+        new_state = _ADMMState(
+            x=x,
+            u=new_u,
+            objective=objective,
+            primal_residual=primal,
+            change=change,
+            history=record(state.history, state.num_steps, objective),
+            num_steps=state.num_steps + 1,
+            inner_ok=sol.result == lx.RESULTS.successful,
+        )
+        return new_z, new_state, None
+
+    def terminate(self, problem, y, args, options, state):
+        tol = self.atol + self.rtol * jnp.linalg.norm(jnp.ravel(y))
+        done = (state.primal_residual <= tol) & (state.change <= tol)
+        result = RESULTS.where(
+            state.inner_ok, RESULTS.successful, RESULTS.inner_solve_failed
+        )
+        return done | jnp.invert(state.inner_ok), result
+
+    def postprocess(self, problem, y, aux, args, options, state, result):
+        stats = {
+            "objective": state.objective,
+            "objective_history": state.history,
+            "primal_residual": state.primal_residual,
+            "change": state.change,
+        }
+        return y, aux, stats
+
+    def optimality(self, problem, y, args, options):
+        rho = jnp.asarray(self.penalty, y.dtype)
+        return y - self.prox(y - problem.gradient(y) / rho)

@@ -1,0 +1,144 @@
+"""Plug-and-play proximal gradient descent."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from .._misc import verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractSolver
+from ._problem import LinearInverseProblem
+from ._prox import AbstractProx
+
+
+
+
+def check_prox_problem(prox, problem):
+    if not isinstance(problem, LinearInverseProblem):
+        raise TypeError(
+            "The plug-and-play solvers need a `sciopt.prox.LinearInverseProblem`, got "
+            f"{type(problem).__name__}."
+        )
+    if not isinstance(prox, AbstractProx):
+        raise TypeError(
+            "`prox` must be a `sciopt.prox.AbstractProx` (wrap a plain denoiser with "
+            f"`sciopt.prox.FunctionProx`), got {type(prox).__name__}."
+        )
+
+
+def record(history, k, value):
+    return history.at[k].set(value, mode="drop")
+
+
+class _PGDState(eqx.Module):
+    step_size: Float[Array, ""]
+    objective: Float[Array, ""]
+    change: Float[Array, ""]
+    history: Float[Array, " n"]
+    num_steps: Int[Array, ""]
+
+
+class PnPProximalGradient(AbstractSolver):
+    """Plug-and-play proximal gradient descent, `x <- prox(x - eta grad D(x))`.
+
+    With a prox of a regulariser `R` (an LPN, the soft-threshold, TV), the iterates
+    minimise `F(x) = D(x) + R(x) / eta`, where `D` is the problem's data fidelity and
+    `eta` the step size; `F` at each iterate is reported in `stats["objective"]` and
+    `stats["objective_history"]` (`nan` where `R` is unknown). For `eta <= 1/L` (`L`
+    the Lipschitz constant of `grad D`) `F` decreases monotonically, even for a
+    nonconvex learned `R`, because an LPN is an exact prox.
+
+    Stops when `||x_{k+1} - x_k|| <= atol + rtol ||x_{k+1}||`.
+
+    **Fields:**
+
+    - `prox`: a `sciopt.prox.AbstractProx`.
+    - `step_size`: `eta`; `None` uses `1/L` estimated by power iteration.
+    - `rtol`, `atol`: stopping tolerances.
+    - `history_length`: entries kept in `objective_history`.
+    - `verbose`: print the objective and step change every iteration.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{fang2024whats,
+            title={What's in a Prior? Learned Proximal Networks for Inverse Problems},
+            author={Fang, Zhenghan and Buchanan, Sam and Sulam, Jeremias},
+            booktitle={International Conference on Learning Representations},
+            year={2024}
+        }
+
+        @inproceedings{venkatakrishnan2013plug,
+            title={Plug-and-Play Priors for Model Based Reconstruction},
+            author={Venkatakrishnan, Singanallur V. and Bouman, Charles A. and
+                    Wohlberg, Brendt},
+            booktitle={IEEE Global Conference on Signal and Information Processing},
+            pages={945--948},
+            year={2013}
+        }
+        ```
+    """
+
+    prox: AbstractProx
+    step_size: float | None = None
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    history_length: int = eqx.field(static=True, default=512)
+    verbose: bool | Callable = eqx.field(static=True, default=False)
+
+    def _eta(self, problem, dtype):
+        if self.step_size is None:
+            return 1 / jax.lax.stop_gradient(problem.lipschitz()).astype(dtype)
+        if not self.step_size > 0:
+            raise ValueError(f"`step_size` must be positive, got {self.step_size}.")
+        return jnp.asarray(self.step_size, dtype)
+
+    def init(self, problem, y, args, options):
+        check_prox_problem(self.prox, problem)
+        nan = jnp.array(jnp.nan, y.dtype)
+        return _PGDState(
+            step_size=self._eta(problem, y.dtype),
+            objective=nan,
+            change=jnp.array(jnp.inf, y.dtype),
+            history=jnp.full((self.history_length,), jnp.nan, y.dtype),
+            num_steps=jnp.array(0),
+        )
+
+    def step(self, problem, y, args, options, state):
+        eta = state.step_size
+        x, value = self.prox.prox_and_value(y - eta * problem.gradient(y))
+        objective = problem.data_fidelity(x) + value / eta
+        change = jnp.linalg.norm(jnp.ravel(x - y))
+        verbose_printer(self.verbose)(
+            step=("step", state.num_steps + 1),
+            objective=("objective", objective),
+            change=("change", change),
+        )
+        new_state = _PGDState(
+            step_size=eta,
+            objective=objective,
+            change=change,
+            history=record(state.history, state.num_steps, objective),
+            num_steps=state.num_steps + 1,
+        )
+        return x, new_state, None
+
+    def terminate(self, problem, y, args, options, state):
+        tol = self.atol + self.rtol * jnp.linalg.norm(jnp.ravel(y))
+        return state.change <= tol, RESULTS.successful
+
+    def postprocess(self, problem, y, aux, args, options, state, result):
+        stats = {
+            "objective": state.objective,
+            "objective_history": state.history,
+            "step_size": state.step_size,
+            "change": state.change,
+        }
+        return y, aux, stats
+
+    def optimality(self, problem, y, args, options):
+        eta = self._eta(problem, y.dtype)
+        return y - self.prox(y - eta * problem.gradient(y))

@@ -1,0 +1,29 @@
+"""Globally optimal two-layer ReLU networks by convex programs."""
+
+from ._admm import ADMM as ADMM
+from ._patterns import (
+    add_bias_column as add_bias_column,
+    cone_matrices as cone_matrices,
+    deduplicate_patterns as deduplicate_patterns,
+    enumerate_patterns as enumerate_patterns,
+    sample_patterns as sample_patterns,
+)
+from ._problem import (
+    ADMMVariables as ADMMVariables,
+    AdversarialReLUProblem as AdversarialReLUProblem,
+    ConvexReLUProblem as ConvexReLUProblem,
+)
+from ._network import (
+    accuracy as accuracy,
+    init_network as init_network,
+    nonconvex_objective as nonconvex_objective,
+    predict as predict,
+    ReLUNetwork as ReLUNetwork,
+    to_network as to_network,
+)
+from ._reference import cvxpy_solve as cvxpy_solve
+from ._scp import (
+    FISTA as FISTA,
+    sample_directions as sample_directions,
+    SampledConvexProgram as SampledConvexProgram,
+)

@@ -1,0 +1,276 @@
+"""ADMM for the convex ReLU programs (Bai, Gautam & Sojoudi 2023, Algorithm 3.1)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, PyTree
+
+from .._misc import verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractSolver
+from . import _linear
+from ._losses import loss_prox, robust_cone_projection, robust_hinge_prox
+from ._problem import (
+    AbstractConvexReLUProblem,
+    AdversarialReLUProblem,
+    ADMMVariables,
+)
+
+
+class _ADMMState(eqx.Module):
+    factors: PyTree
+    rho: Array
+    primal_residual: Array
+    dual_residual: Array
+    primal_tolerance: Array
+    dual_tolerance: Array
+    num_steps: Array
+
+
+def _group_soft_threshold(z, threshold):
+    norms = jnp.linalg.norm(z, axis=1, keepdims=True)
+    safe = jnp.where(norms > 0, norms, 1)
+    return jax.nn.relu(1 - threshold / safe) * z
+
+
+def _norm(*arrays):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(a)) for a in arrays))
+
+
+class ADMM(AbstractSolver):
+    """ADMM for `sciopt.relu.ConvexReLUProblem` and `AdversarialReLUProblem`.
+
+    The splitting of Bai et al.: u = v (group-lasso prox), G u = s (projection onto the
+    nonnegative orthant, or onto the robust cones), plus a split p = L u of the loss
+    (its prox: closed form for squared and hinge losses, a safeguarded scalar solve for
+    cross-entropy and the robust hinge). Every split has the same penalty rho, so the
+    u-step matrix A = I + G^T G + L^T L does not depend on rho: it is factored once
+    (`linear_solver`: dense (2dP)^2 Cholesky, the n x n Woodbury core, or
+    block-preconditioned CG) and every step costs O(n d P + (dP)^2) or O(n d P + n^2),
+    and residual balancing of rho is free. The dual step is gamma * rho.
+
+    Stops when the primal and dual residuals meet
+    `r_p <= atol + rtol max(||M u||, ||z||)` and `r_d <= atol + rtol ||M^T y||`
+    (Boyd et al. 2011, section 3.3).
+
+    `Solution.value` is an `ADMMVariables`; `value.v` (or `value.weights`) is the
+    convex solution. `Solution.stats` holds `objective` (the convex objective at `v`),
+    `cone_violation`, `primal_residual`, `dual_residual` and `rho`.
+
+    ??? cite "References"
+
+        ```bibtex
+        @article{bai2023efficient,
+            title={Efficient Global Optimization of Two-Layer {ReLU} Networks:
+                   Quadratic-Time Algorithms and Adversarial Training},
+            author={Bai, Yatong and Gautam, Tanmay and Sojoudi, Somayeh},
+            journal={SIAM Journal on Mathematics of Data Science},
+            volume={5},
+            number={2},
+            pages={446--474},
+            year={2023}
+        }
+
+        @article{boyd2011distributed,
+            title={Distributed Optimization and Statistical Learning via the
+                   Alternating Direction Method of Multipliers},
+            author={Boyd, Stephen and Parikh, Neal and Chu, Eric and Peleato, Borja
+                    and Eckstein, Jonathan},
+            journal={Foundations and Trends in Machine Learning},
+            volume={3},
+            number={1},
+            pages={1--122},
+            year={2011}
+        }
+        ```
+    """
+
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    rho: float = 1.0
+    gamma: float = 1.0
+    adaptive_rho: bool = True
+    rho_update_every: int = eqx.field(static=True, default=10)
+    v_weight: float | None = 1.0
+    loss_weight: float = 1.0
+    linear_solver: str = eqx.field(static=True, default="auto")
+    cg_rtol: float = 1e-10
+    cg_max_steps: int = eqx.field(static=True, default=200)
+    verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        _linear.check_method(self.linear_solver)
+        if not isinstance(self.rho, jax.core.Tracer) and not self.rho > 0:
+            raise ValueError(f"`rho` must be positive, got {self.rho!r}.")
+        if not isinstance(self.gamma, jax.core.Tracer) and not (
+            0 < self.gamma < 1.618
+        ):
+            raise ValueError(
+                f"`gamma` (the dual step) must lie in (0, 1.618), got {self.gamma!r}."
+            )
+
+    def _check_problem(self, problem):
+        if not isinstance(problem, AbstractConvexReLUProblem):
+            raise TypeError(
+                "`sciopt.relu.ADMM` solves ConvexReLUProblem or AdversarialReLUProblem, "
+                f"got {type(problem).__name__}."
+            )
+
+    def init(self, problem, y, args, options: dict[str, Any]) -> _ADMMState:
+        self._check_problem(problem)
+        method = _linear.resolve_method(self.linear_solver, problem)
+        dtype = problem.X.dtype
+        inf = jnp.array(jnp.inf, dtype)
+        return _ADMMState(
+            factors=_linear.build(problem, method, self._v_weight(problem), self._loss_weight(problem)),
+            rho=jnp.asarray(self.rho, dtype),
+            primal_residual=inf,
+            dual_residual=inf,
+            primal_tolerance=jnp.zeros((), dtype),
+            dual_tolerance=jnp.zeros((), dtype),
+            num_steps=jnp.zeros((), jnp.int32),
+        )
+
+    def _update(self, problem, y: ADMMVariables, method, factors, rho):
+        """One ADMM step; returns the new iterate and the pieces of the residuals."""
+        adversarial = isinstance(problem, AdversarialReLUProblem)
+        constrained = not problem.gated
+        X = problem.X
+        w, wp = factors["w"], factors["wp"]
+        rhs = (w * y.v - y.dual_v / rho) + _linear.loss_map_t(
+            problem, wp * y.p - y.dual_p / rho
+        )
+        if constrained:
+            rhs = rhs + ((problem.cone_signs * (y.s - y.dual_s / rho)) @ X)
+        if adversarial:
+            rhs = rhs + (y.t - y.dual_t / rho)
+        u = _linear.solve(
+            problem,
+            method,
+            factors,
+            rhs,
+            y.u,
+            cg_rtol=self.cg_rtol,
+            cg_max_steps=self.cg_max_steps,
+        )
+        v = _group_soft_threshold(u + y.dual_v / (w * rho), problem.beta / (w * rho))
+        Lu = _linear.loss_map(problem, u)
+        if adversarial:
+            e = problem.eps_weights
+            p = jax.vmap(robust_hinge_prox, in_axes=(0, 0, 0, None, None))(
+                Lu + y.dual_p / (wp * rho), X, problem.y, e, wp * rho
+            )
+        else:
+            p = loss_prox(problem.loss, Lu + y.dual_p / (wp * rho), problem.y, wp * rho)
+        if constrained:
+            Gu = problem.cone_signs * (u @ X.T)
+            if adversarial:
+                s, t = jax.vmap(robust_cone_projection, in_axes=(0, 0, None))(
+                    Gu + y.dual_s / rho, u + y.dual_t / rho, problem.eps_weights
+                )
+            else:
+                s, t = jax.nn.relu(Gu + y.dual_s / rho), y.t
+        else:
+            Gu, s, t = y.s, y.s, y.t
+        step = self.gamma * rho
+        new = ADMMVariables(
+            u=u,
+            v=v,
+            s=s,
+            p=p,
+            t=t,
+            dual_v=y.dual_v + w * step * (u - v),
+            dual_s=y.dual_s + step * (Gu - s),
+            dual_p=y.dual_p + wp * step * (Lu - p),
+            dual_t=(y.dual_t + step * (u - t)) if adversarial else y.dual_t,
+        )
+        # residuals (Boyd et al. 2011, 3.3)
+        ut = u if adversarial else y.t
+        sw = jnp.sqrt(w)
+        swp = jnp.sqrt(wp)
+        primal = _norm(sw * (u - v), Gu - s, swp * (Lu - p), ut - t)
+        dz = w * (v - y.v) + _linear.loss_map_t(problem, wp * (p - y.p))
+        My = new.dual_v + _linear.loss_map_t(problem, new.dual_p)
+        if constrained:
+            dz = dz + (problem.cone_signs * (s - y.s)) @ X
+            My = My + (problem.cone_signs * new.dual_s) @ X
+        if adversarial:
+            dz = dz + (t - y.t)
+            My = My + new.dual_t
+        dual = rho * _norm(dz)
+        primal_scale = jnp.maximum(
+            _norm(sw * u, Gu, swp * Lu, ut), _norm(sw * v, s, swp * p, t)
+        )
+        dual_scale = _norm(My)
+        return new, primal, dual, primal_scale, dual_scale
+
+    def _v_weight(self, problem):
+        """The penalty weight of the split u = v relative to the others (default
+        the mean squared column norm of X, which balances I against X^T X)."""
+        if self.v_weight is not None:
+            return jnp.asarray(self.v_weight, problem.X.dtype)
+        X = jax.lax.stop_gradient(problem.X)
+        return jnp.sum(jnp.square(X)) / X.shape[1]
+
+    def _loss_weight(self, problem):
+        return jnp.asarray(self.loss_weight, problem.X.dtype)
+
+    def step(self, problem, y, args, options, state: _ADMMState):
+        method = _linear.resolve_method(self.linear_solver, problem)
+        new, primal, dual, pscale, dscale = self._update(
+            problem, y, method, state.factors, state.rho
+        )
+        rho = state.rho
+        if self.adaptive_rho:
+            check = (state.num_steps + 1) % self.rho_update_every == 0
+            up = check & (primal > 10 * dual)
+            down = check & (dual > 10 * primal)
+            rho = jnp.where(up, 2 * rho, jnp.where(down, rho / 2, rho))
+            rho = jnp.clip(rho, 1e-6 * self.rho, 1e6 * self.rho)
+        verbose_printer(self.verbose)(
+            primal=("primal residual", primal),
+            dual=("dual residual", dual),
+            rho=("rho", state.rho),
+        )
+        new_state = _ADMMState(
+            factors=state.factors,
+            rho=rho,
+            primal_residual=primal,
+            dual_residual=dual,
+            primal_tolerance=self.atol + self.rtol * pscale,
+            dual_tolerance=self.atol + self.rtol * dscale,
+            num_steps=state.num_steps + 1,
+        )
+        return new, new_state, None
+
+    def terminate(
+        self, problem, y, args, options, state: _ADMMState
+    ) -> tuple[Bool[Array, ""], RESULTS]:
+        done = (state.primal_residual <= state.primal_tolerance) & (
+            state.dual_residual <= state.dual_tolerance
+        )
+        return done, RESULTS.successful
+
+    def postprocess(self, problem, y, aux, args, options, state, result):
+        stats = {
+            "objective": problem.objective(y.v),
+            "cone_violation": problem.cone_violation(y.v),
+            "primal_residual": state.primal_residual,
+            "dual_residual": state.dual_residual,
+            "rho": state.rho,
+        }
+        return y, aux, stats
+
+    def optimality(self, problem, y, args, options):
+        """The fixed-point residual T(y) - y of one ADMM step (at the initial rho;
+        the fixed points do not depend on rho because the duals are unscaled)."""
+        method = _linear.resolve_method(
+            self.linear_solver, problem, differentiable=True
+        )
+        factors = _linear.build(problem, method, self._v_weight(problem), self._loss_weight(problem))
+        rho = jnp.asarray(self.rho, problem.X.dtype)
+        new = self._update(problem, y, method, factors, rho)[0]
+        return jax.tree.map(lambda a, b: a - b, new, y)

@@ -1,0 +1,222 @@
+"""The sampled convex program (Bai, Gautam & Sojoudi 2023, section 2) and FISTA."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
+
+from .._misc import verbose_printer
+from .._solution import RESULTS
+from .._solver import AbstractProblem, AbstractSolver
+from ._losses import check_loss, loss_value
+from ._patterns import add_bias_column
+from ._problem import _validate
+
+
+def sample_directions(
+    key: PRNGKeyArray, d: int, num: int, *, bias: bool = False, dtype=None
+) -> Array:
+    """`num` first-layer directions drawn uniformly on the unit sphere of R^d (R^{d+1}
+    with a bias), as a (d, num) array."""
+    if not isinstance(num, int) or num < 1:
+        raise ValueError(f"`num` must be a positive int, got {num!r}.")
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    h = jr.normal(key, (d + int(bias), num), dtype=dtype)
+    return h / jnp.linalg.norm(h, axis=0, keepdims=True)
+
+
+class SampledConvexProgram(AbstractProblem):
+    """The sampled convex program: fixed first-layer directions, convex in the output.
+
+    min_alpha loss(sum_j (X h_j)_+ alpha_j, y) + beta ||alpha||_1
+
+    over the output weights alpha, for fixed unit directions h_j. Rescaling a neuron
+    (h, a) to (t h, a / t) leaves it unchanged and beta/2 (t^2 + a^2/t^2) >= beta |a|,
+    so this is the weight-decay training problem restricted to the sampled directions:
+    its optimum upper-bounds the global one and approaches it as the number of
+    directions grows (a scenario program: its dual samples the constraint
+    |lambda^T (X h)_+| <= beta at N directions). Solve with `sciopt.relu.FISTA`.
+
+    ??? cite "References"
+
+        ```bibtex
+        @article{bai2023efficient,
+            title={Efficient Global Optimization of Two-Layer {ReLU} Networks:
+                   Quadratic-Time Algorithms and Adversarial Training},
+            author={Bai, Yatong and Gautam, Tanmay and Sojoudi, Somayeh},
+            journal={SIAM Journal on Mathematics of Data Science},
+            volume={5},
+            number={2},
+            pages={446--474},
+            year={2023}
+        }
+        ```
+    """
+
+    X: Array
+    y: Array
+    directions: Array
+    beta: Array
+    loss: str = eqx.field(static=True)
+    bias: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        directions: ArrayLike,
+        beta: ArrayLike,
+        loss: str = "squared",
+        *,
+        bias: bool = False,
+    ):
+        """**Arguments:**
+
+        - `X`: (n, d) data without the bias column; `y`: (n,) targets.
+        - `directions`: (d, N) first-layer directions ((d + 1, N) with `bias`), e.g.
+          from `sciopt.relu.sample_directions`; normalised to unit length.
+        - `beta`: weight decay, > 0.
+        - `loss`: `"squared"` or `"bce"` (the smooth losses; FISTA needs a gradient).
+        - `bias`: append a ones column to `X`.
+        """
+        check_loss(loss)
+        if loss == "hinge":
+            raise ValueError(
+                "SampledConvexProgram needs a smooth loss: use loss='squared' or 'bce' "
+                "(or ConvexReLUProblem with ADMM for the hinge loss)."
+            )
+        X, y, _, beta = _validate(X, y, jnp.ones((jnp.shape(X)[0], 1)), beta, loss)
+        X = add_bias_column(X) if bias else X
+        directions = jnp.asarray(directions, X.dtype)
+        if directions.ndim != 2 or directions.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"`directions` must have shape ({X.shape[1]}, N) (d rows"
+                f"{', plus one for the bias' if bias else ''}), got "
+                f"{directions.shape}."
+            )
+        self.X, self.y, self.beta, self.loss, self.bias = X, y, beta, loss, bias
+        self.directions = directions / jnp.linalg.norm(directions, axis=0)
+
+    @property
+    def features(self) -> Array:
+        """(n, N) the hidden activations (X h_j)_+."""
+        return jax.nn.relu(self.X @ self.directions)
+
+    def objective(self, alpha: Array) -> Array:
+        return loss_value(self.loss, self.features @ alpha, self.y) + self.beta * jnp.sum(
+            jnp.abs(alpha)
+        )
+
+    def default_y0(self, args) -> Array:
+        return jnp.zeros(self.directions.shape[1], self.X.dtype)
+
+    def check(self, y0, args) -> None:
+        if y0.shape != (self.directions.shape[1],):
+            raise ValueError(
+                f"`y0` must have shape ({self.directions.shape[1]},), got {y0.shape}."
+            )
+
+
+class _FISTAState(eqx.Module):
+    z: Array
+    momentum: Array
+    step_size: Array
+    residual: Array
+    scale: Array
+
+
+def _soft(x, t):
+    return jnp.sign(x) * jax.nn.relu(jnp.abs(x) - t)
+
+
+class FISTA(AbstractSolver):
+    """FISTA with adaptive restart for `sciopt.relu.SampledConvexProgram`.
+
+    Step 1/L with L = ||Phi||_2^2 times the loss curvature bound (1 for squared, 1/4
+    for cross-entropy), Phi the hidden activations. Stops when the proximal-gradient
+    residual ||alpha - prox(alpha - grad / L)|| L <= atol + rtol ||grad||.
+    `Solution.stats` holds `objective` and `residual`.
+
+    ??? cite "References"
+
+        ```bibtex
+        @article{beck2009fast,
+            title={A Fast Iterative Shrinkage-Thresholding Algorithm for Linear
+                   Inverse Problems},
+            author={Beck, Amir and Teboulle, Marc},
+            journal={SIAM Journal on Imaging Sciences},
+            volume={2},
+            number={1},
+            pages={183--202},
+            year={2009}
+        }
+        ```
+    """
+
+    rtol: float = 1e-8
+    atol: float = 1e-10
+    verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
+
+    def _lipschitz(self, problem):
+        Phi = jax.lax.stop_gradient(problem.features)
+        curvature = 1.0 if problem.loss == "squared" else 0.25
+        return curvature * jnp.linalg.norm(Phi, 2) ** 2 + 1e-12
+
+    def _grad(self, problem, alpha):
+        return jax.grad(lambda a: loss_value(problem.loss, problem.features @ a, problem.y))(
+            alpha
+        )
+
+    def init(self, problem, y, args, options: dict[str, Any]) -> _FISTAState:
+        if not isinstance(problem, SampledConvexProgram):
+            raise TypeError(
+                "`sciopt.relu.FISTA` solves SampledConvexProgram, got "
+                f"{type(problem).__name__}."
+            )
+        dtype = y.dtype
+        return _FISTAState(
+            z=y,
+            momentum=jnp.ones((), dtype),
+            step_size=1 / self._lipschitz(problem),
+            residual=jnp.array(jnp.inf, dtype),
+            scale=jnp.zeros((), dtype),
+        )
+
+    def step(self, problem, y, args, options, state: _FISTAState):
+        t = state.step_size
+        grad = self._grad(problem, state.z)
+        new = _soft(state.z - t * grad, t * problem.beta)
+        momentum = 0.5 * (1 + jnp.sqrt(1 + 4 * state.momentum**2))
+        # gradient-based adaptive restart (O'Donoghue & Candes 2015)
+        restart = jnp.dot(state.z - new, new - y) > 0
+        momentum = jnp.where(restart, jnp.ones_like(momentum), momentum)
+        z = jnp.where(
+            restart, new, new + ((state.momentum - 1) / momentum) * (new - y)
+        )
+        grad_new = self._grad(problem, new)
+        residual = jnp.linalg.norm(new - _soft(new - t * grad_new, t * problem.beta)) / t
+        verbose_printer(self.verbose)(residual=("prox-grad residual", residual))
+        new_state = _FISTAState(
+            z=z,
+            momentum=momentum,
+            step_size=t,
+            residual=residual,
+            scale=jnp.linalg.norm(grad_new),
+        )
+        return new, new_state, None
+
+    def terminate(self, problem, y, args, options, state):
+        done = state.residual <= self.atol + self.rtol * state.scale
+        return done, RESULTS.successful
+
+    def postprocess(self, problem, y, aux, args, options, state, result):
+        return y, aux, {"objective": problem.objective(y), "residual": state.residual}
+
+    def optimality(self, problem, y, args, options):
+        t = 1 / self._lipschitz(problem)
+        grad = self._grad(problem, y)
+        return (y - _soft(y - t * grad, t * problem.beta)) / t

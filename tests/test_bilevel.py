@@ -1,0 +1,390 @@
+"""Tests of `sciopt.bilevel`: closed-form and cvxpy references, hypergradients against
+finite differences, keyed determinism and bad input."""
+
+import cvxpy as cp
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sciopt
+import scipy.optimize
+from sciopt.bilevel import (
+    _library as lib,
+    AID,
+    Ball,
+    BilevelProblem,
+    BOREP,
+    Box,
+    from_formulas,
+    LVHBA,
+    Polyhedron,
+    Simplex,
+)
+
+from .helpers import bilevel_ridge, finite_difference_grad
+
+
+# -- closed forms, checked independently ----------------------------------------------
+
+
+def test_toy_equality_closed_form_matches_kkt_qp():
+    # The lower level is convex with one affine equality, so it is equivalent to its
+    # KKT system: y1 = x + 1 (the multiplier of the equality is -1). The optimistic
+    # bilevel problem is then a QP, solved here by cvxpy/Clarabel.
+    n = 6
+    x, y1, y2 = cp.Variable(n), cp.Variable(n), cp.Variable(n)
+    objective = 0.5 * cp.sum_squares(x - y2) + 0.5 * cp.sum_squares(y1 - 1)
+    constraints = [y1 == x + 1, cp.sum(x) + cp.sum(y1) + cp.sum(y2) == 0]
+    prob = cp.Problem(cp.Minimize(objective), constraints)
+    prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12)
+    xs, ys, phi = lib.toy_equality_solution(n)
+    np.testing.assert_allclose(x.value, xs, atol=1e-7)
+    np.testing.assert_allclose(np.concatenate([y1.value, y2.value]), ys, atol=1e-7)
+    np.testing.assert_allclose(prob.value, phi, rtol=1e-8)
+
+
+def test_coupled_box_closed_form_matches_grid_search():
+    a, b, c = (
+        np.array([1.0, 0.0, 2.0, 1.0, -1.0]),
+        np.array([0.5, -1.0, 0.0, 0.0, 3.0]),
+        np.array([0.0, 1.0, -1.0, 2.0, 0.5]),
+    )
+    xs, ys, phi = lib.coupled_box_solution(a, b, c)
+    grid = np.linspace(-5, 5, 200001)
+    for i in range(a.size):
+        values = 0.5 * (grid - a[i]) ** 2 + 0.5 * (np.minimum(c[i], grid) - b[i]) ** 2
+        assert abs(grid[np.argmin(values)] - xs[i]) < 1e-4
+    np.testing.assert_allclose(ys, np.minimum(c, xs))
+
+
+def test_coupled_ball_closed_form_matches_scipy():
+    def phi(x):
+        y = np.array([2.0, 0.0]) * min(1.0, np.sqrt(x) / 2.0)
+        return 0.5 * (x - 1) ** 2 + 0.5 * np.sum(y**2)
+
+    res = scipy.optimize.minimize_scalar(
+        phi, bounds=(0, 10), method="bounded", options={"xatol": 1e-10}
+    )
+    case = lib.coupled_ball()
+    np.testing.assert_allclose(res.x, case.x_star[0], atol=1e-7)
+    np.testing.assert_allclose(res.fun, case.phi_star, rtol=1e-10)
+
+
+def test_cosh_closed_form():
+    case = lib.cosh_problem(n=3, seed=1)
+    a, b = case.extra["a"], case.extra["b"]
+    grad = a.T @ np.sinh(a @ case.x_star - b)
+    np.testing.assert_allclose(grad, 0, atol=1e-12)
+    np.testing.assert_allclose(np.sum(np.cosh(a @ case.x_star - b)), case.phi_star)
+
+
+# -- LV-HBA ----------------------------------------------------------------------------
+
+
+def test_lvhba_toy_coupled_equality():
+    case = lib.toy_equality(n=5)
+    solver = LVHBA(alpha=0.2, beta=0.2, eta=0.2, penalty=16.0, steps=2000)
+    sol = sciopt.solve(case.problem, solver, case.start, max_steps=5000)
+    x, y = sol.value
+    err = np.linalg.norm(x - case.x_star) / np.linalg.norm(case.x_star)
+    assert err < 1e-2
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-3)
+    # The iterate stays on the coupled hyperplane (exact projection).
+    assert abs(float(jnp.sum(x) + jnp.sum(y))) < 1e-10
+    assert int(sol.stats["num_steps"]) == 2000
+
+
+def test_lvhba_handles_inactive_inequality():
+    case = lib.coupled_box()
+    solver = LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0, steps=2000)
+    sol = sciopt.solve(case.problem, solver, case.start, max_steps=5000)
+    x, y = sol.value
+    np.testing.assert_allclose(x, case.x_star, atol=1e-4)
+    np.testing.assert_allclose(sol.stats["lower_solution"], case.y_star, atol=1e-4)
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-6)
+    lam, _ = sol.stats["multipliers"]
+    inactive = case.x_star - case.y_star > 0.5
+    assert inactive.sum() == 2
+    # Inactive constraints: zero multipliers and strict slack; active: positive.
+    np.testing.assert_array_equal(np.asarray(lam)[inactive], 0.0)
+    assert np.all(np.asarray(lam)[~inactive] > 0.5)
+    assert np.all(np.asarray(y - x)[inactive] < -0.5)
+    assert float(sol.stats["lower_violation"]) <= 1e-12
+
+
+def test_lvhba_nonlinear_coupling_from_formulas():
+    case = lib.coupled_ball()
+    solver = LVHBA(alpha=0.5, beta=0.5, eta=0.2, penalty=2.0, steps=1000)
+    sol = sciopt.solve(case.problem, solver, case.start, max_steps=2000)
+    np.testing.assert_allclose(sol.value[0], case.x_star, atol=2e-3)
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_lvhba_coupled_polyhedron_matches_cvxpy_enumeration():
+    case = lib.coupled_polyhedron()
+    solver = LVHBA(alpha=0.2, beta=0.2, eta=0.2, penalty=64.0, steps=3000)
+    sol = sciopt.solve(case.problem, solver, case.start, max_steps=5000)
+    assert np.linalg.norm(sol.value[0] - case.x_star) < 2e-3
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=2e-3)
+
+
+def test_lvhba_float32():
+    case = lib.coupled_box()
+    start = tuple(s.astype(jnp.float32) for s in case.start)
+    solver = LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0, steps=1000)
+    sol = sciopt.solve(case.problem, solver, start, max_steps=2000)
+    assert sol.value[0].dtype == jnp.float32
+    np.testing.assert_allclose(sol.value[0], case.x_star, atol=1e-3)
+
+
+def test_lvhba_vmap_and_no_recompile():
+    case = lib.coupled_box()
+    solver = LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0, steps=300)
+
+    @jax.jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def run(x0):
+        return sciopt.solve(
+            case.problem, solver, (x0, jnp.zeros(4)), max_steps=400
+        ).value[0]
+
+    starts = jnp.stack([jnp.zeros(4), jnp.ones(4)])
+    batched = jax.vmap(run)(starts)
+    single = run(jnp.ones(4))
+    run(2 * jnp.ones(4))
+    np.testing.assert_allclose(batched[1], single, rtol=1e-10)
+
+
+# -- AID and BO-REP --------------------------------------------------------------------
+
+
+def test_aid_hypergradient_matches_finite_differences():
+    problem, (x0, y0), phi = bilevel_ridge()
+    solver = AID()
+    for x in (jnp.array([-1.0]), jnp.array([0.5])):
+        value, grad, _, ok = solver.hypergradient(problem, x, y0, None)
+        assert ok
+        np.testing.assert_allclose(value, phi(x), rtol=1e-9)
+        fd = finite_difference_grad(phi, x, eps=1e-5)
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-10)
+
+
+def _ridge_reference(phi):
+    res = scipy.optimize.minimize_scalar(
+        lambda s: phi(np.array([s])),
+        bounds=(-6, 4),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    return res.x, res.fun
+
+
+def test_aid_and_borep_reach_ridge_optimum():
+    problem, start, phi = bilevel_ridge()
+    x_star, phi_star = _ridge_reference(phi)
+    sol = sciopt.solve(problem, AID(learning_rate=20.0), start, max_steps=500)
+    np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-4)
+    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-9)
+    borep = BOREP(
+        learning_rate=0.05,
+        decay=0.02,
+        lower_learning_rate=0.3,
+        z_learning_rate=0.3,
+        steps=1500,
+    )
+    sol = sciopt.solve(problem, borep, start, max_steps=2000)
+    np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-2)
+    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-6)
+
+
+def test_borep_converges_where_fixed_step_aid_diverges():
+    case = lib.cosh_problem()
+    borep = BOREP(
+        learning_rate=0.1,
+        decay=0.05,
+        lower_learning_rate=0.5,
+        z_learning_rate=0.5,
+        steps=2000,
+    )
+    sol = sciopt.solve(case.problem, borep, case.start, max_steps=3000)
+    assert np.linalg.norm(sol.value[0] - case.x_star) < 1e-2
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-4)
+    aid = AID(learning_rate=1 / case.extra["local_lipschitz"], steps=300)
+    sol = sciopt.solve(case.problem, aid, case.start, max_steps=400, throw=False)
+    assert sol.result == sciopt.RESULTS.nonfinite
+
+
+def test_aid_gradient_of_solution_wrt_args():
+    # x*(s) for F = (x - s)^2 / 2 + (y - 1)^2 / 2, f = (y - x)^2 / 2: x* = (s + 1)/2.
+    problem = BilevelProblem(
+        lambda x, y, s: 0.5 * jnp.sum((x - s) ** 2) + 0.5 * jnp.sum((y - 1) ** 2),
+        lambda x, y, s: 0.5 * jnp.sum((y - x) ** 2),
+    )
+
+    def solution(s):
+        sol = sciopt.solve(
+            problem, AID(learning_rate=0.5), (jnp.zeros(1), jnp.zeros(1)), s
+        )
+        return sol.value[0][0]
+
+    s = jnp.array(3.0)
+    np.testing.assert_allclose(solution(s), 2.0, rtol=1e-7)
+    np.testing.assert_allclose(jax.grad(solution)(s), 0.5, rtol=1e-6)
+
+
+# -- stochastic oracles ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", [BOREP(steps=30), LVHBA(steps=30)])
+def test_keyed_determinism(solver):
+    problem, start, _ = bilevel_ridge(batch_size=8)
+    run = lambda key: (
+        sciopt.solve(problem, solver, start, options={"key": key}, max_steps=50).value
+    )
+    key = jax.random.key(1)
+    first, again = run(key), run(key)
+    other = run(jax.random.key(2))
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_stochastic_borep_close_to_optimum():
+    problem, start, phi = bilevel_ridge(batch_size=16)
+    x_star, phi_star = _ridge_reference(phi)
+    borep = BOREP(
+        learning_rate=0.05,
+        decay=0.02,
+        lower_learning_rate=0.2,
+        z_learning_rate=0.2,
+        steps=1500,
+    )
+    sol = sciopt.solve(
+        problem, borep, start, options={"key": jax.random.key(0)}, max_steps=2000
+    )
+    # Minibatch noise: Phi within 2% of its minimum (Phi(x0) is 30% above it).
+    assert phi(np.asarray(sol.value[0])) < 1.02 * phi_star
+    assert phi(np.zeros(1)) > 1.2 * phi_star
+
+
+# -- sets --------------------------------------------------------------------------
+
+
+def _cvxpy_projection(v, constraints_fn):
+    w = cp.Variable(v.size)
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(w - v)), constraints_fn(w))
+    prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return w.value
+
+
+def test_set_projections_match_cvxpy():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=5) * 2
+    np.testing.assert_allclose(
+        Simplex(1.5).project(jnp.asarray(v)),
+        _cvxpy_projection(v, lambda w: [w >= 0, cp.sum(w) == 1.5]),
+        atol=1e-7,
+    )
+    np.testing.assert_allclose(
+        Ball(1.0, 0.5).project(jnp.asarray(v)),
+        _cvxpy_projection(v, lambda w: [cp.norm(w - 0.5) <= 1.0]),
+        atol=1e-7,
+    )
+    np.testing.assert_allclose(
+        Box(-0.5, 1.0).project(jnp.asarray(v)), np.clip(v, -0.5, 1.0)
+    )
+    a, b = rng.normal(size=(3, 5)), rng.normal(size=3)
+    e, f = rng.normal(size=(1, 5)), rng.normal(size=1)
+    poly = Polyhedron(a_ineq=a, b_ineq=b, a_eq=e, b_eq=f, sweeps=2000)
+    np.testing.assert_allclose(
+        poly.project(jnp.asarray(v)),
+        _cvxpy_projection(v, lambda w: [a @ w <= b, e @ w == f]),
+        atol=1e-6,
+    )
+    eq_only = Polyhedron(a_eq=a, b_eq=b)
+    np.testing.assert_allclose(
+        eq_only.project(jnp.asarray(v)),
+        _cvxpy_projection(v, lambda w: [a @ w == b]),
+        atol=1e-7,
+    )
+
+
+def test_polyhedron_from_affine_and_inner_projection_agree():
+    case = lib.coupled_polyhedron()
+    poly = Polyhedron.from_affine(case.problem, *case.start)
+    np.testing.assert_allclose(poly.a_ineq, case.problem.coupled_set.a_ineq, atol=1e-12)
+    np.testing.assert_allclose(poly.b_ineq, case.problem.coupled_set.b_ineq, atol=1e-12)
+    inner = eqx.tree_at(
+        lambda p: p.coupled_set, case.problem, None, is_leaf=lambda v: v is None
+    )
+    x, y = jnp.array([1.0, -2.0]), jnp.array([3.0, 1.0, -1.0])
+    px, py = case.problem.project(x, y, None)
+    qx, qy = inner.project(x, y, None)
+    np.testing.assert_allclose(px, qx, atol=1e-6)
+    np.testing.assert_allclose(py, qy, atol=1e-6)
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+def test_infeasible_lower_level_at_start():
+    problem = from_formulas(
+        upper="0.5*(x1 - 1)**2 + 0.5*y1**2",
+        lower="0.5*(y1 - 2)**2",
+        x=["x1"],
+        y=["y1"],
+        constraints=["y1**2 - x1"],
+    )
+    start = (jnp.array([-1.0]), jnp.zeros(1))
+    sol = sciopt.solve(problem, LVHBA(steps=10), start, throw=False)
+    assert sol.result == sciopt.RESULTS.lower_level_infeasible
+    assert int(sol.stats["num_steps"]) == 0
+    with pytest.raises(Exception, match="lower-level problem is infeasible"):
+        sciopt.solve(problem, LVHBA(steps=10), start)
+
+
+def test_nonfinite_oracle_is_reported():
+    problem = BilevelProblem(
+        lambda x, y, a: jnp.sum(jnp.log(x)) + jnp.sum(y**2),
+        lambda x, y, a: jnp.sum((y - x) ** 2),
+    )
+    for solver in (LVHBA(steps=5), BOREP(steps=5), AID(steps=5)):
+        sol = sciopt.solve(problem, solver, (-jnp.ones(2), jnp.zeros(2)), throw=False)
+        assert sol.result == sciopt.RESULTS.nonfinite_start
+
+
+def test_shape_and_type_errors():
+    problem, (x0, y0), _ = bilevel_ridge()
+    with pytest.raises(ValueError, match="pair"):
+        sciopt.solve(problem, LVHBA(), x0)
+    with pytest.raises(ValueError, match="lower"):
+        sciopt.solve(problem, LVHBA(), (x0, jnp.zeros(5)))
+    with pytest.raises(ValueError, match="y0"):
+        sciopt.solve(problem, LVHBA(), (x0, jnp.array([jnp.nan, 0, 0])))
+    with pytest.raises(ValueError, match="upper_set"):
+        bad = BilevelProblem(problem.upper, problem.lower, upper_set=Box(jnp.zeros(3)))
+        sciopt.solve(bad, LVHBA(), (x0, y0))
+    case = lib.toy_equality(n=3)
+    with pytest.raises(ValueError, match="coupled_set"):
+        sciopt.solve(case.problem, LVHBA(), (jnp.zeros(2), jnp.zeros(6)))
+    with pytest.raises(ValueError, match="LVHBA"):
+        sciopt.solve(case.problem, AID(), case.start)
+    with pytest.raises(ValueError, match="penalty_power"):
+        LVHBA(penalty_power=0.7)
+    with pytest.raises(ValueError, match="unknown symbols"):
+        from_formulas("x1 + q", "y1**2", x=["x1"], y=["y1"])
+    with pytest.raises(TypeError, match="upper_set"):
+        BilevelProblem(problem.upper, problem.lower, upper_set=(0, 1))
+    with pytest.raises(ValueError, match="batch_size"):
+        BilevelProblem(problem.upper, problem.lower, batch_size=4)
+
+
+def test_problem_files_build():
+    specs = [s for s in sciopt.load_problem_specs() if s.family == "bilevel"]
+    names = {s.data["kind"] for s in specs}
+    assert {"toy_equality", "coupled_box", "ridge", "hyperclean", "cosh"} <= names
+    for spec in specs:
+        if spec.data["kind"] in ("toy_equality", "coupled_box", "coupled_ball", "cosh"):
+            assert isinstance(spec.build(), BilevelProblem)
