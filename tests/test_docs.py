@@ -47,3 +47,12 @@ def test_mkdocs_build_strict(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_readme_quick_start_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.split("\n")
+    assert out[0].strip() == "[-0.70710678 -0.70710678]"
+    assert abs(float(out[2]) + 2**0.5) < 1e-8
