@@ -93,7 +93,7 @@ def prox_random_icnn(key, dim, *, alpha=0.1, width=16, depth=3):
 # --- bilevel ---
 
 
-def bilevel_ridge(n=30, d=3, seed=0, batch_size=None):
+def bilevel_ridge(n=20, d=10, seed=0, noise=1.5, batch_size=None):
     """A small ridge hyperparameter problem: x = log penalty, y = weights.
 
     Returns `(problem, start, phi)` where `phi(x)` is the closed-form upper objective
@@ -104,8 +104,8 @@ def bilevel_ridge(n=30, d=3, seed=0, batch_size=None):
     rng = np.random.default_rng(seed)
     z_tr, z_va = rng.normal(size=(n, d)), rng.normal(size=(n, d))
     w_true = rng.normal(size=d)
-    t_tr = z_tr @ w_true + 0.5 * rng.normal(size=n)
-    t_va = z_va @ w_true + 0.5 * rng.normal(size=n)
+    t_tr = z_tr @ w_true + noise * rng.normal(size=n)
+    t_va = z_va @ w_true + noise * rng.normal(size=n)
 
     def phi(x):
         lam = np.exp(np.asarray(x, np.float64)[0])
@@ -143,3 +143,100 @@ def bilevel_ridge(n=30, d=3, seed=0, batch_size=None):
             batch_size=batch_size,
         )
     return problem, (jnp.zeros(1), jnp.zeros(d)), phi
+
+
+# --- pde core / pinn ---
+
+
+def pde_periodic_domain(t_max=1.0):
+    """The periodic domain [0, 2 pi) x [0, t_max] of the transport problems."""
+    import math
+
+    import sciopt.pde
+
+    return sciopt.pde.Domain((0.0, 2 * math.pi), (0.0, t_max), periodic=True)
+
+
+def pde_convection_diffusion(c=5.0, nu=0.1, t_max=1.0):
+    """u_t + c u_x = nu u_xx, u0 = sin x; exact u = exp(-nu t) sin(x - c t)."""
+    import sciopt.pde
+
+    pde = sciopt.pde.PDE(
+        "u_t + c*u_x - nu*u_xx",
+        pde_periodic_domain(t_max),
+        "sin(x)",
+        parameters={"c": c, "nu": nu},
+    )
+
+    def exact(x, t):
+        return jnp.exp(-nu * t) * jnp.sin(x - c * t)
+
+    return pde, exact
+
+
+# --- nlp ---
+# Hock-Schittkowski problems of `problems/nlp_hock_schittkowski.toml`. The default
+# test run solves NLP_HS_QUICK (each distinct problem compiles anew); `-m slow` runs
+# all of them.
+
+
+def nlp_hs_specs():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "problems"
+    return {
+        spec.name: spec
+        for spec in sciopt.load_problem_specs(path / "nlp_hock_schittkowski.toml")
+    }
+
+
+NLP_HS_QUICK = ("hs006", "hs040", "hs061", "hs077")
+
+
+def nlp_objective_error(f, reference):
+    """Error of an objective against a reference: relative, or absolute near 0."""
+    return abs(float(f) - float(reference)) / max(1.0, abs(float(reference)))
+
+
+# --- relu ---
+
+
+def relu_instance(seed, n=16, d=3, num_patterns=6, loss="squared", bias=False):
+    """A random convex-ReLU instance with exactly `num_patterns` sampled patterns."""
+    import sciopt.relu as sr
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    if loss == "bce":
+        y = (y > 0).astype(np.float64)
+    elif loss == "hinge":
+        y = np.where(y > 0, 1.0, -1.0)
+    patterns = sr.sample_patterns(jax.random.key(seed), X, 200, bias=bias)
+    assert patterns.shape[1] >= num_patterns
+    return X, y, patterns[:, :num_patterns]
+
+
+# --- hard constraints ---
+
+
+def hc_small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **kw):
+    """A tiny PI-HC layer (or MoE with `kind="moe"`) for fast tests."""
+    import jax.random as jr
+    from sciopt import pde as sp
+
+    problem = sp.hc_problem(pde)
+    basis = sp.BasisNetwork(
+        num_basis,
+        problem.num_sensors,
+        problem.t_span,
+        problem.x_span,
+        width=12,
+        depth=2,
+        key=jr.key(0),
+    )
+    if kind == "moe":
+        kw.setdefault("num_points", 24)
+        return problem, sp.MoEHardConstraint(problem, basis, grid=grid, **kw)
+    kw.setdefault("num_points", 48)
+    return problem, sp.HardConstraintLayer(problem, basis, grid=grid, **kw)

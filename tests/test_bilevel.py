@@ -166,7 +166,7 @@ def test_aid_hypergradient_matches_finite_differences():
     for x in (jnp.array([-1.0]), jnp.array([0.5])):
         value, grad, _, ok = solver.hypergradient(problem, x, y0, None)
         assert ok
-        np.testing.assert_allclose(value, phi(x), rtol=1e-9)
+        np.testing.assert_allclose(value, phi(x), rtol=1e-8)
         fd = finite_difference_grad(phi, x, eps=1e-5)
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-10)
 
@@ -184,9 +184,9 @@ def _ridge_reference(phi):
 def test_aid_and_borep_reach_ridge_optimum():
     problem, start, phi = bilevel_ridge()
     x_star, phi_star = _ridge_reference(phi)
-    sol = sciopt.solve(problem, AID(learning_rate=20.0), start, max_steps=500)
+    sol = sciopt.solve(problem, AID(learning_rate=2.0), start, max_steps=500)
     np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-4)
-    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-9)
+    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-10)
     borep = BOREP(
         learning_rate=0.05,
         decay=0.02,
@@ -196,7 +196,7 @@ def test_aid_and_borep_reach_ridge_optimum():
     )
     sol = sciopt.solve(problem, borep, start, max_steps=2000)
     np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-2)
-    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-6)
+    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-5)
 
 
 def test_borep_converges_where_fixed_step_aid_diverges():
@@ -251,6 +251,7 @@ def test_keyed_determinism(solver):
     assert not np.array_equal(first[1], other[1])
 
 
+@pytest.mark.slow
 def test_stochastic_borep_close_to_optimum():
     problem, start, phi = bilevel_ridge(batch_size=16)
     x_star, phi_star = _ridge_reference(phi)
@@ -359,7 +360,7 @@ def test_shape_and_type_errors():
     problem, (x0, y0), _ = bilevel_ridge()
     with pytest.raises(ValueError, match="pair"):
         sciopt.solve(problem, LVHBA(), x0)
-    with pytest.raises(ValueError, match="lower"):
+    with pytest.raises(ValueError, match="shapes"):
         sciopt.solve(problem, LVHBA(), (x0, jnp.zeros(5)))
     with pytest.raises(ValueError, match="y0"):
         sciopt.solve(problem, LVHBA(), (x0, jnp.array([jnp.nan, 0, 0])))
@@ -367,8 +368,10 @@ def test_shape_and_type_errors():
         bad = BilevelProblem(problem.upper, problem.lower, upper_set=Box(jnp.zeros(3)))
         sciopt.solve(bad, LVHBA(), (x0, y0))
     case = lib.toy_equality(n=3)
+    wrong = Polyhedron(a_eq=np.ones((1, 5)), b_eq=np.zeros(1))
+    bad = eqx.tree_at(lambda p: p.coupled_set, case.problem, wrong)
     with pytest.raises(ValueError, match="coupled_set"):
-        sciopt.solve(case.problem, LVHBA(), (jnp.zeros(2), jnp.zeros(6)))
+        sciopt.solve(bad, LVHBA(), case.start)
     with pytest.raises(ValueError, match="LVHBA"):
         sciopt.solve(case.problem, AID(), case.start)
     with pytest.raises(ValueError, match="penalty_power"):

@@ -92,9 +92,7 @@ def test_hessian_check_detects_negative_hidden_weights(getkey):
 
     def negated(x):
         z = act(psi.first_weight @ x + psi.first_bias)
-        for raw, skip, bias in zip(
-            psi.hidden_raw, psi.skip_weights, psi.hidden_biases
-        ):
+        for raw, skip, bias in zip(psi.hidden_raw, psi.skip_weights, psi.hidden_biases):
             z = act(-jax.nn.softplus(raw) @ z + skip @ x + bias)
         return jnp.sum(z)
 

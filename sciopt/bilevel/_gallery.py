@@ -59,6 +59,7 @@ def _plot(
     ylabel: str,
     title: str,
     log: bool = True,
+    logx: bool = False,
 ):
     import matplotlib
 
@@ -70,6 +71,8 @@ def _plot(
         ax.plot(xs, ys, label=label)
     if log:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -227,7 +230,10 @@ def _run_hyperclean(spec, case, quick, out_dir):
         )
     if curves:
         curves["corrupted labels"] = (
-            [0, max(c[0][-1] for c in curves.values())],
+            [
+                min(c[0][0] for c in curves.values()),
+                max(c[0][-1] for c in curves.values()),
+            ],
             [corrupted, corrupted],
         )
         fig = _plot(
@@ -238,6 +244,7 @@ def _run_hyperclean(spec, case, quick, out_dir):
             "clean test accuracy",
             spec.name,
             log=False,
+            logx=True,
         )
         rows[2].figures.append(fig)
     return rows

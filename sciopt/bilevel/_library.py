@@ -114,10 +114,11 @@ def coupled_box(
     n = a.size
 
     def upper(x, y, args):
-        return 0.5 * jnp.sum(jnp.square(x - a)) + 0.5 * jnp.sum(jnp.square(y - b))
+        a_, b_ = jnp.asarray(a, x.dtype), jnp.asarray(b, x.dtype)
+        return 0.5 * jnp.sum(jnp.square(x - a_)) + 0.5 * jnp.sum(jnp.square(y - b_))
 
     def lower(x, y, args):
-        return 0.5 * jnp.sum(jnp.square(y - c))
+        return 0.5 * jnp.sum(jnp.square(y - jnp.asarray(c, y.dtype)))
 
     def constraints(x, y, args):
         return y - x

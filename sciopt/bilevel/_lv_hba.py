@@ -61,7 +61,24 @@ class LVHBA(AbstractSolver):
 
     **Stats:** `upper_objective` (true `Phi(x)`), `upper_objective_at_iterate`,
     `lower_gap` (`f(x, y) - f(x, y*(x))`), `lower_violation`, `lower_solution`,
-    `residual` (the step length of `(x, y)` over `alpha`), `penalty` (`c_k`).
+    `residual` (the step of `(x, y)` over the step sizes), `penalty` (`c_k`),
+    `multipliers` (`(lambda, mu)`).
+
+    **Arguments:**
+
+    - `alpha`: step on `(x, y)`; `alpha_x`: a separate step on `x` (default `alpha`),
+        useful when `x` and `y` are scaled differently.
+    - `beta`: step on `z`; `eta`: step on `(theta, lambda)`.
+    - `gamma1`, `gamma2`: the proximal parameters of `v_gamma`.
+    - `penalty`, `penalty_power`: `c` and `p` in `c_k = c (k+1)^p`.
+    - `bound`: the clip of the multipliers and `z`.
+    - `steps`: a fixed number of steps (as in the paper's experiments); without it the
+        solve stops when `residual <= atol + rtol * ||(x, y)||`.
+    - `verbose`: print progress.
+
+    In practice keep `eta >= alpha` (the inner saddle point must track `(x, y)`)
+    and `alpha` below `1 / L` for the smoothness `L` of `f` and `F / c`; a larger
+    `penalty` lowers the `O(1/c_k)` bias but slows the progress on `F`.
 
     ??? cite "References"
 
@@ -78,6 +95,7 @@ class LVHBA(AbstractSolver):
     """
 
     alpha: float = 1e-2
+    alpha_x: float | None = None
     beta: float = 1e-2
     eta: float = 1e-2
     gamma1: float = 1.0
@@ -166,13 +184,14 @@ class LVHBA(AbstractSolver):
         grad_v_x = jax.grad(lagrangian)(x, theta, lam, mu, keys[3])
         d_x = grad_upper[0] / ck + grad_lower[0] - grad_v_x
         d_y = grad_upper[1] / ck + grad_lower[1] - (yy - theta) / g1
-        new_x, new_y = problem.project(x - alpha * d_x, yy - alpha * d_y, args)
+        alpha_x = alpha if self.alpha_x is None else jnp.asarray(self.alpha_x, dtype)
+        new_x, new_y = problem.project(x - alpha_x * d_x, yy - alpha * d_y, args)
 
         # z: one projected gradient step.
         z = jnp.clip(state.z - beta * (state.z - lam) / g2, 0, bound)
         z_eq = jnp.clip(state.z_eq - beta * (state.z_eq - mu) / g2, -bound, bound)
 
-        residual = two_norm((new_x - x, new_y - yy)) / alpha
+        residual = two_norm(((new_x - x) / alpha_x, (new_y - yy) / alpha))
         verbose_printer(self.verbose)(
             step=("LV-HBA step", k + 1),
             upper=("F(x, y)", problem.F(new_x, new_y, args)),

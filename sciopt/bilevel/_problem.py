@@ -21,7 +21,7 @@ def _call(fn, x, y, args, data, batch_size, key):
     if key is not None and batch_size is not None:
         n = jax.tree.leaves(data)[0].shape[0]
         idx = jr.randint(key, (batch_size,), 0, n)
-        data = jax.tree.map(lambda a: a[idx], data)
+        data = jax.tree.map(lambda a: jnp.asarray(a)[idx], data)
     return fn(x, y, args, data)
 
 
@@ -72,7 +72,7 @@ class BilevelProblem(AbstractProblem):
     lower_data: PyTree | None = None
     batch_size: int | None = eqx.field(static=True, default=None)
     lower_steps: int = eqx.field(static=True, default=2000)
-    lower_tol: float = eqx.field(static=True, default=1e-10)
+    lower_tol: float = eqx.field(static=True, default=1e-12)
 
     def __check_init__(self):
         for name in ("upper", "lower"):
@@ -257,7 +257,7 @@ class BilevelProblem(AbstractProblem):
         for fn, name in ((self.F, "upper"), (self.f, "lower")):
             try:
                 out = jax.eval_shape(lambda x, y: fn(x, y, args, key), x0, yy0)
-            except ValueError as e:
+            except (ValueError, TypeError) as e:
                 raise ValueError(
                     f"`{name}` failed on `(x0, y0)` with shapes {x0.shape}, "
                     f"{yy0.shape}: {e}"

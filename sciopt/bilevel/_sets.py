@@ -68,16 +68,13 @@ class Box(AbstractSet):
     def check_shape(self, shape, name):
         for bound in (self.lower, self.upper):
             try:
-                np.broadcast_shapes(np.shape(bound), shape)
+                ok = np.broadcast_shapes(np.shape(bound), shape) == tuple(shape)
             except ValueError:
+                ok = False
+            if not ok:
                 raise ValueError(
                     f"The `Box` bounds of `{name}` have shape {np.shape(bound)}, which "
                     f"does not broadcast to the variable's shape {shape}."
-                ) from None
-            if np.ndim(bound) > len(shape):
-                raise ValueError(
-                    f"The `Box` bounds of `{name}` have more dimensions than the "
-                    f"variable (shape {shape})."
                 )
 
 

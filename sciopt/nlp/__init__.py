@@ -1,6 +1,10 @@
 """Equality-constrained nonlinear programs: min f(x) s.t. c(x) = 0."""
 
 from ._adasketch import AdaSketchNewton as AdaSketchNewton
+from ._generators import (
+    hs28_chain as hs28_chain,
+    pde_control as pde_control,
+)
 from ._problem import (
     EqualityConstrainedProblem as EqualityConstrainedProblem,
     from_spec as from_spec,
@@ -10,8 +14,4 @@ from ._sketch import (
     BlockSketch as BlockSketch,
     GaussianSketch as GaussianSketch,
     RowSketch as RowSketch,
-)
-from ._generators import (
-    hs28_chain as hs28_chain,
-    pde_control as pde_control,
 )

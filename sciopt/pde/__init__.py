@@ -37,6 +37,7 @@ from ._sampling import (
 )
 
 
+# isort: split
 # --- end PDE core ---
 
 # --- hard-constraint layers (section owned by the hard-constraint work) ---
@@ -56,6 +57,7 @@ from ._hc_problems import (
 )
 from ._hc_references import diffusion_sorption_mol as diffusion_sorption_mol
 from ._hc_solve import (
+    constraint_residual as constraint_residual,
     ConstraintRows as ConstraintRows,
     solve_weights as solve_weights,
 )

@@ -77,9 +77,7 @@ def reference_solution(pde: PDE, kind: str, x, t, args=None) -> jax.Array:
         if pde.initial_formula is None:
             raise ValueError("Cole-Hopf references need a formula initial condition.")
         F = antiderivative(pde.initial_formula, pde.domain.x_min)
-        return burgers_cole_hopf(
-            x, t, a["nu"], lambda y: pde.initial_value(y, args), F
-        )
+        return burgers_cole_hopf(x, t, a["nu"], lambda y: pde.initial_value(y, args), F)
     if kind == "method_of_lines":
         nx = x.shape[0]
         factor = 4
@@ -107,9 +105,14 @@ def train(
     learning_rate: float,
     seed: int = 0,
     args=None,
+    lpinn_options: dict | None = None,
 ) -> TrainResult:
     """Train a `PINN` (`kind="pinn"`) or `LagrangianPINN` (`kind="lpinn"`) with Adam
-    (learning rate decayed by 0.9 every 10% of the steps) and score it on the grid."""
+    (learning rate decayed by 0.9 every 10% of the steps) and score it on the grid.
+
+    Both get `width` x `depth` hidden layers (the LPINN's characteristic branch has
+    depth 2), `points` resampled collocation points per step and 256 initial points.
+    `lpinn_options` go to the `LagrangianPINN` constructor."""
     key_model, key_fit = jax.random.split(jax.random.key(seed))
     schedule = optax.exponential_decay(
         learning_rate, max(steps // 10, 1), 0.9, staircase=True
@@ -125,6 +128,7 @@ def train(
             state_depth=depth,
             characteristic_width=width,
             characteristic_depth=2,
+            **(lpinn_options or {}),
         )
         loss = LagrangianPINNLoss(pde, num_interior=points, num_initial=256, args=args)
     else:
@@ -159,7 +163,9 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
     sweep = data.get("sweep")
     if sweep is not None:
         name = sweep["parameter"]
-        values = sweep.get("quick_values", sweep["values"]) if quick else sweep["values"]
+        values = (
+            sweep.get("quick_values", sweep["values"]) if quick else sweep["values"]
+        )
         cases = [(f"{name}={v:g}", {name: float(v)}, float(v)) for v in values]
     else:
         cases = [("", None, math.nan)]
@@ -208,7 +214,9 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
                     problem=f"{spec.name} {label}".strip(),
                     solver="PINN" if solver == "pinn" else "LagrangianPINN",
                     status=tr.result_message,
-                    objective=float(tr.fit.losses[-1]) if tr.fit.num_steps else math.nan,
+                    objective=float(tr.fit.losses[-1])
+                    if tr.fit.num_steps
+                    else math.nan,
                     reference=0.0,
                     error=tr.error,
                     iterations=tr.fit.num_steps,
@@ -223,7 +231,10 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
         fig = f"{spec.name}_error_vs_{sweep['parameter']}.png"
         plot_error_curves(
             [v for _, _, v in cases],
-            {("PINN" if s == "pinn" else "LagrangianPINN"): e for s, e in curves.items()},
+            {
+                ("PINN" if s == "pinn" else "LagrangianPINN"): e
+                for s, e in curves.items()
+            },
             out_dir / fig,
             xlabel=sweep["parameter"],
             title=spec.name,
@@ -231,4 +242,3 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
         for row in rows:
             row.figures.append(fig)
     return rows
-

@@ -51,6 +51,7 @@ class _HCBase(eqx.Module):
     adjoint: optx.AbstractAdjoint
     interface_weight: float = eqx.field(static=True)
     interface_slope: bool = eqx.field(static=True)
+    boundary_rows: str = eqx.field(static=True)
     mesh: jax.sharding.Mesh | None = eqx.field(static=True)
     mesh_axis: str = eqx.field(static=True)
     verbose: bool = eqx.field(static=True)
@@ -109,6 +110,10 @@ class _HCBase(eqx.Module):
         in_t = (t_idx[None] >= bi[:, None] * bt - ot) & (
             t_idx[None] < (bi[:, None] + 1) * bt + ot
         )
+        if self.boundary_rows == "all":
+            ones_x = np.ones((self.num_experts, nx), bool)
+            ones_t = np.ones((self.num_experts, nt), bool)
+            return ones_x, ones_t, ones_t
         ic = in_x & (bi[:, None] * bt - ot <= 0)
         left = in_t & (bj[:, None] * bx - ox <= 0)
         right = in_t & ((bj[:, None] + 1) * bx + ox >= nx)
@@ -125,20 +130,12 @@ class _HCBase(eqx.Module):
         )
 
     # -- the solve -------------------------------------------------------------
-    def solve(self, instance: Float[Array, " p"], key: PRNGKeyArray) -> HCSolution:
-        """Solve for the weights of every expert, for one instance.
-
-        **Arguments:**
-
-        - `instance`: the instance's parameter vector `p`.
-        - `key`: picks the `num_points` collocation points of each expert.
-
-        **Returns:**
-
-        An `HCSolution`. Gradients reach the basis network by the implicit function
-        theorem on each expert's stationarity condition `J^T r = 0` (or through the
-        iterations with `adjoint=optx.RecursiveCheckpointAdjoint()`).
-        """
+    def constraint_rows(
+        self, instance: Float[Array, " p"], key: PRNGKeyArray
+    ) -> ConstraintRows:
+        """The least-squares rows of every expert (leading axis `K`), for one
+        instance: per-basis terms at the sampled points and the IC/BC rows that
+        touch each block. `sciopt.pde.constraint_residual` turns them into `r`."""
         dtype = self._dtype()
         instance = jnp.asarray(instance, dtype)
         sensors = self.problem.sensors(instance)
@@ -185,7 +182,24 @@ class _HCBase(eqx.Module):
             ),
             right_w=weights(right_mask, self.bc_weight),
         )
-        rows = self._shard(rows)
+        return self._shard(rows)
+
+    def solve(self, instance: Float[Array, " p"], key: PRNGKeyArray) -> HCSolution:
+        """Solve for the weights of every expert, for one instance.
+
+        **Arguments:**
+
+        - `instance`: the instance's parameter vector `p`.
+        - `key`: picks the `num_points` collocation points of each expert.
+
+        **Returns:**
+
+        An `HCSolution`. Gradients reach the basis network by the implicit function
+        theorem on each expert's stationarity condition `J^T r = 0` (or through the
+        iterations with `adjoint=optx.RecursiveCheckpointAdjoint()`).
+        """
+        instance = jnp.asarray(instance, self._dtype())
+        rows = self.constraint_rows(instance, key)
 
         def one_expert(r):
             return solve_weights(
@@ -442,6 +456,7 @@ class HardConstraintLayer(_HCBase):
         self.adjoint = adjoint
         self.interface_weight = 0.0
         self.interface_slope = False
+        self.boundary_rows = "touching"
         self.mesh = None
         self.mesh_axis = "experts"
         self.verbose = verbose

@@ -49,6 +49,7 @@ class MoEHardConstraint(_HCBase):
         overlap: float = 0.0,
         interface_weight: float = 1.0,
         interface_slope: bool = True,
+        boundary_rows: str = "touching",
         mesh: jax.sharding.Mesh | None = None,
         mesh_axis: str = "experts",
         ridge: float = 1e-4,
@@ -75,6 +76,9 @@ class MoEHardConstraint(_HCBase):
         - `interface_weight`: weight of the interface-continuity term in the outer
           loss (`0` turns it off).
         - `interface_slope`: include the slope jump in that term.
+        - `boundary_rows`: `"touching"`: each expert gets the initial/boundary rows
+          that touch its block; `"all"`: every expert gets all of them (its weights
+          must then fit the initial and boundary data everywhere).
         - `mesh`, `mesh_axis`: a `jax.sharding.Mesh` and its axis over which the
           expert axis is sharded (`K` must be a multiple of that axis' size).
 
@@ -100,6 +104,16 @@ class MoEHardConstraint(_HCBase):
                     f"the {mesh.shape[mesh_axis]} devices of mesh axis "
                     f"{mesh_axis!r}: use a multiple of that many experts."
                 )
+            # Experts are placed by sharding constraints, which need "auto" axes.
+            mesh = jax.sharding.Mesh(
+                mesh.devices,
+                mesh.axis_names,
+                axis_types=(jax.sharding.AxisType.Auto,) * len(mesh.axis_names),
+            )
+        if boundary_rows not in ("touching", "all"):
+            raise ValueError(
+                f"`boundary_rows` must be 'touching' or 'all', got {boundary_rows!r}."
+            )
         if interface_weight < 0:
             raise ValueError(
                 f"`interface_weight` must be non-negative, got {interface_weight}."
@@ -120,6 +134,7 @@ class MoEHardConstraint(_HCBase):
         self.adjoint = adjoint
         self.interface_weight = float(interface_weight)
         self.interface_slope = bool(interface_slope)
+        self.boundary_rows = boundary_rows
         self.mesh = mesh
         self.mesh_axis = mesh_axis
         self.verbose = verbose

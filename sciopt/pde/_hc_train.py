@@ -70,6 +70,7 @@ class SoftConstraintModel(_HCBase):
         self.adjoint = optx.ImplicitAdjoint()
         self.interface_weight = 0.0
         self.interface_slope = False
+        self.boundary_rows = "touching"
         self.mesh = None
         self.mesh_axis = "experts"
         self.verbose = False

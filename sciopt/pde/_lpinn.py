@@ -13,7 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from .._solution import RESULTS
 from ._domain import Domain
 from ._pde import PDE
-from ._pinn import _features, make_mlp
+from ._pinn import _features, make_mlp, model_dtype
 from ._sampling import Method, sample_initial, sample_interior
 
 
@@ -75,6 +75,12 @@ class LagrangianPINN(eqx.Module):
       the branch sizes (the paper's code uses width 50, depths 5 and 2).
     - `activation`: hidden activation (default `tanh`).
     - `velocity_scale`: `v` above (default: from the PDE and initial condition).
+    - `initial_speed`: the characteristics start as straight lines
+      `X = xi + initial_speed (t - t0)` (the last layer of `D` is zero-initialised,
+      its bias set accordingly); default: the mean of `f1` over the initial
+      condition. For constant-speed convection this is already the exact
+      characteristic field, and training only has to keep it; pass `0.0` to make the
+      network learn it from rest.
     - `hard_initial`: build the state's initial condition into `U`.
     - `dtype`: weights' dtype.
 
@@ -99,6 +105,7 @@ class LagrangianPINN(eqx.Module):
         characteristic_depth: int = 2,
         activation: Callable = jnp.tanh,
         velocity_scale: float | None = None,
+        initial_speed: float | None = None,
         hard_initial: bool = False,
         dtype=None,
     ):
@@ -121,8 +128,10 @@ class LagrangianPINN(eqx.Module):
         self.velocity_scale = velocity_scale
         # Start from straight characteristics at the mean initial speed: zero last
         # layer, bias = mean speed / v.
+        if initial_speed is None:
+            initial_speed = mean_speed
         self.characteristic_net = _zero_last_layer(
-            self.characteristic_net, mean_speed / velocity_scale
+            self.characteristic_net, float(initial_speed) / velocity_scale
         )
         self.hard_initial = bool(hard_initial)
 
@@ -342,7 +351,7 @@ class LagrangianPINNLoss(eqx.Module):
 
     def components(self, model: LagrangianPINN, key: PRNGKeyArray) -> dict[str, Array]:
         """The unweighted mean-square terms `characteristic`, `state`, `initial`."""
-        dtype = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
+        dtype = model_dtype(model)
         k_in, k_ic = jr.split(key)
         dom = self.pde.domain
         xi, t = sample_interior(dom, self.num_interior, k_in, self.sampling, dtype)

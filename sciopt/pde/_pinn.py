@@ -25,6 +25,12 @@ def _features(domain: Domain, x: Array, t: Array, periodic: bool) -> Array:
     return jnp.stack([xs, tau])
 
 
+def model_dtype(model) -> jnp.dtype:
+    """The dtype of a model's first floating array (JAX's default float if none)."""
+    leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
+    return leaves[0].dtype if leaves else jnp.zeros((), float).dtype
+
+
 def make_mlp(
     in_size: int,
     width: int,
@@ -179,7 +185,7 @@ class PINNLoss(eqx.Module):
     def components(self, model: Callable, key: PRNGKeyArray) -> dict[str, Array]:
         """The three mean-square terms (unweighted): `residual`, `initial`,
         `boundary`."""
-        dtype = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
+        dtype = model_dtype(model)
         k_in, k_ic, k_bc = jr.split(key, 3)
         pde, dom = self.pde, self.pde.domain
         x, t = sample_interior(dom, self.num_interior, k_in, self.sampling, dtype)

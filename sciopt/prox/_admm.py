@@ -75,7 +75,9 @@ class PnPADMM(AbstractSolver):
     penalty: float = 1.0
     rtol: float = 1e-5
     atol: float = 1e-8
-    linear_solver: lx.AbstractLinearSolver = lx.CG(rtol=1e-10, atol=1e-10, max_steps=500)
+    linear_solver: lx.AbstractLinearSolver = lx.CG(
+        rtol=1e-10, atol=1e-10, max_steps=500
+    )
     history_length: int = eqx.field(static=True, default=512)
     verbose: bool | Callable = eqx.field(static=True, default=False)
 

@@ -31,12 +31,18 @@ def digits_split(dtype=np.float64, num_test: int = 100):
 
 
 def make_operator(
-    name, *, key, image_shape=(1, 8, 8), blur_sigma=1.0, measurement_ratio=0.5,
-    num_angles=4, dtype=np.float64,
+    name,
+    *,
+    key,
+    image_shape=(1, 8, 8),
+    blur_sigma=1.0,
+    measurement_ratio=0.5,
+    num_angles=4,
+    dtype=np.float64,
 ):
     """Build a named forward operator for the digits problems."""
-    import lineax as lx
     import jax
+    import lineax as lx
 
     if name == "identity":
         return lx.IdentityLinearOperator(jax.ShapeDtypeStruct(image_shape, dtype))
@@ -57,8 +63,16 @@ def make_operator(
 
 
 def digits_problem(
-    *, operator="identity", noise=0.1, image_index=0, seed=0, blur_sigma=1.0,
-    measurement_ratio=0.5, num_angles=4, dtype=np.float64, clean=None,
+    *,
+    operator="identity",
+    noise=0.1,
+    image_index=0,
+    seed=0,
+    blur_sigma=1.0,
+    measurement_ratio=0.5,
+    num_angles=4,
+    dtype=np.float64,
+    clean=None,
 ):
     """A `LinearInverseProblem` for one test digit; returns `(problem, clean)`."""
     if clean is None:
@@ -67,8 +81,13 @@ def digits_problem(
     clean = jnp.asarray(clean, dtype)
     key_op, key_noise = jr.split(jr.key(seed))
     op = make_operator(
-        operator, key=key_op, image_shape=clean.shape, blur_sigma=blur_sigma,
-        measurement_ratio=measurement_ratio, num_angles=num_angles, dtype=dtype,
+        operator,
+        key=key_op,
+        image_shape=clean.shape,
+        blur_sigma=blur_sigma,
+        measurement_ratio=measurement_ratio,
+        num_angles=num_angles,
+        dtype=dtype,
     )
     y = op.mv(clean)
     y = y + jnp.asarray(noise, y.dtype) * jr.normal(key_noise, y.shape, y.dtype)

@@ -70,7 +70,7 @@ class ICNN(AbstractICNN):
         ```
     """
 
-    in_size: int | Literal["scalar"] = eqx.field(static=True)
+    in_size: int | tuple[int, ...] | Literal["scalar"] = eqx.field(static=True)
     beta: float = eqx.field(static=True)
     alpha: float = eqx.field(static=True)
     first_weight: Array
@@ -83,7 +83,7 @@ class ICNN(AbstractICNN):
 
     def __init__(
         self,
-        in_size: int | Literal["scalar"],
+        in_size: int | tuple[int, ...] | Literal["scalar"],
         width: int,
         depth: int,
         *,
@@ -94,7 +94,8 @@ class ICNN(AbstractICNN):
     ):
         """**Arguments:**
 
-        - `in_size`: input dimension, or `"scalar"` for a scalar input.
+        - `in_size`: input dimension, an input shape (e.g. `(1, 8, 8)` for small
+            images, flattened inside), or `"scalar"` for a scalar input.
         - `width`: hidden width.
         - `depth`: number of hidden layers with nonnegative weights (>= 0).
         - `key`: a `jax.random` key for the initialisation.
@@ -103,14 +104,25 @@ class ICNN(AbstractICNN):
         - `dtype`: parameter dtype (default: JAX's default float).
         """
         _check_beta_alpha(beta, alpha)
-        if not (in_size == "scalar" or (isinstance(in_size, int) and in_size > 0)):
+        if isinstance(in_size, (tuple, list)):
+            in_size = tuple(int(s) for s in in_size)
+            valid = len(in_size) > 0 and all(s > 0 for s in in_size)
+        else:
+            valid = in_size == "scalar" or (isinstance(in_size, int) and in_size > 0)
+        if not valid:
             raise ValueError(
-                f"`in_size` must be a positive int or 'scalar', got {in_size!r}."
+                "`in_size` must be a positive int, a shape tuple or 'scalar', got "
+                f"{in_size!r}."
             )
         if width < 1 or depth < 0:
             raise ValueError("`width` must be positive and `depth` non-negative.")
         dtype = jnp.result_type(float) if dtype is None else dtype
-        n = 1 if in_size == "scalar" else in_size
+        if in_size == "scalar":
+            n = 1
+        elif isinstance(in_size, tuple):
+            n = math.prod(in_size)
+        else:
+            n = in_size
         keys = jr.split(key, 3 * depth + 4)
         self.in_size = in_size
         self.beta = float(beta)
@@ -134,7 +146,12 @@ class ICNN(AbstractICNN):
         self.out_skip = jnp.zeros((n,), dtype)
 
     def check_input(self, x):
-        shape = () if self.in_size == "scalar" else (self.in_size,)
+        if self.in_size == "scalar":
+            shape = ()
+        elif isinstance(self.in_size, tuple):
+            shape = self.in_size
+        else:
+            shape = (self.in_size,)
         if jnp.shape(x) != shape:
             raise ValueError(
                 f"The ICNN expects an input of shape {shape}, got {jnp.shape(x)}; "
@@ -240,7 +257,9 @@ class ConvICNN(AbstractICNN):
         self.first_bias = jr.uniform(keys[1], (channels, 1, 1), dtype, -lim, lim)
         self.hidden_raw = tuple(
             _raw_init(
-                keys[2 + 3 * i], (channels, channels, k, k), 1.0 / (channels * k * k),
+                keys[2 + 3 * i],
+                (channels, channels, k, k),
+                1.0 / (channels * k * k),
                 dtype,
             )
             for i in range(depth)
@@ -275,9 +294,7 @@ class ConvICNN(AbstractICNN):
         for raw, skip, bias in zip(
             self.hidden_raw, self.skip_kernels, self.hidden_biases
         ):
-            z = _softplus(
-                _conv(z, _nonneg(raw)) + _conv(x, skip) + bias, self.beta
-            )
+            z = _softplus(_conv(z, _nonneg(raw)) + _conv(x, skip) + bias, self.beta)
         out = jnp.sum(jnp.tensordot(_nonneg(self.out_raw), z, axes=1))
         alpha = jnp.asarray(self.alpha, out.dtype)
         return out + 0.5 * alpha * jnp.sum(x * x)

@@ -5,7 +5,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 
-def psnr(estimate: Array, reference: Array, data_range: float = 1.0) -> Float[Array, ""]:
+def psnr(
+    estimate: Array, reference: Array, data_range: float = 1.0
+) -> Float[Array, ""]:
     """Peak signal-to-noise ratio in dB, `10 log10(data_range^2 / MSE)`."""
     mse = jnp.mean((estimate - reference) ** 2)
     return 10 * jnp.log10(jnp.asarray(data_range**2, mse.dtype) / mse)

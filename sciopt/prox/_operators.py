@@ -74,7 +74,11 @@ def subsampling_operator(mask: Array, *, dtype=None) -> lx.FunctionLinearOperato
 
 
 def gaussian_sensing_operator(
-    key: PRNGKeyArray, image_shape: tuple[int, ...], num_measurements: int, *, dtype=None
+    key: PRNGKeyArray,
+    image_shape: tuple[int, ...],
+    num_measurements: int,
+    *,
+    dtype=None,
 ) -> lx.FunctionLinearOperator:
     """Compressed sensing: `m` random Gaussian measurements `Phi x` with entries of
     variance `1/m` (so `E ||Phi x||^2 = ||x||^2`).

@@ -14,8 +14,6 @@ from ._problem import LinearInverseProblem
 from ._prox import AbstractProx
 
 
-
-
 def check_prox_problem(prox, problem):
     if not isinstance(problem, LinearInverseProblem):
         raise TypeError(
@@ -92,7 +90,7 @@ class PnPProximalGradient(AbstractSolver):
     def _eta(self, problem, dtype):
         if self.step_size is None:
             return 1 / jax.lax.stop_gradient(problem.lipschitz()).astype(dtype)
-        if not self.step_size > 0:
+        if isinstance(self.step_size, (int, float)) and not self.step_size > 0:
             raise ValueError(f"`step_size` must be positive, got {self.step_size}.")
         return jnp.asarray(self.step_size, dtype)
 

@@ -61,7 +61,10 @@ def laplacian_stages(
         return max(1, int(round(steps * scale)))
 
     if kind in ("l2", "l1"):
-        return (TrainingStage(kind, n(10000), 1e-3), TrainingStage(kind, n(10000), 1e-4))
+        return (
+            TrainingStage(kind, n(10000), 1e-3),
+            TrainingStage(kind, n(10000), 1e-4),
+        )
     if kind != "proximal_matching":
         raise ValueError(f"Unknown loss {kind!r}.")
     pm = "proximal_matching"

@@ -72,8 +72,7 @@ class TrainingStage(eqx.Module):
     def __check_init__(self):
         if self.loss not in ("proximal_matching", "l2", "l1"):
             raise ValueError(
-                "`loss` must be 'proximal_matching', 'l2' or 'l1', got "
-                f"{self.loss!r}."
+                f"`loss` must be 'proximal_matching', 'l2' or 'l1', got {self.loss!r}."
             )
         if self.loss == "proximal_matching" and not (
             self.gamma is not None and self.gamma > 0
@@ -284,7 +283,9 @@ def fit_lpn(
                     "gamma",
                 ),
             )
-            loss = _make_loss(kind, sigma, lambda m: m.gamma, lambda m: m.model, sampler)
+            loss = _make_loss(
+                kind, sigma, lambda m: m.gamma, lambda m: m.model, sampler
+            )
         else:
             trainee, optimiser = model, optax.adam(lr)
             loss = _make_loss(kind, sigma, None, lambda m: m, sampler)

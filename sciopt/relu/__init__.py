@@ -1,6 +1,14 @@
 """Globally optimal two-layer ReLU networks by convex programs."""
 
 from ._admm import ADMM as ADMM
+from ._network import (
+    accuracy as accuracy,
+    init_network as init_network,
+    nonconvex_objective as nonconvex_objective,
+    predict as predict,
+    ReLUNetwork as ReLUNetwork,
+    to_network as to_network,
+)
 from ._patterns import (
     add_bias_column as add_bias_column,
     cone_matrices as cone_matrices,
@@ -12,14 +20,6 @@ from ._problem import (
     ADMMVariables as ADMMVariables,
     AdversarialReLUProblem as AdversarialReLUProblem,
     ConvexReLUProblem as ConvexReLUProblem,
-)
-from ._network import (
-    accuracy as accuracy,
-    init_network as init_network,
-    nonconvex_objective as nonconvex_objective,
-    predict as predict,
-    ReLUNetwork as ReLUNetwork,
-    to_network as to_network,
 )
 from ._reference import cvxpy_solve as cvxpy_solve
 from ._scp import (

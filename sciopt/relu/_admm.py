@@ -15,8 +15,8 @@ from . import _linear
 from ._losses import loss_prox, robust_cone_projection, robust_hinge_prox
 from ._problem import (
     AbstractConvexReLUProblem,
-    AdversarialReLUProblem,
     ADMMVariables,
+    AdversarialReLUProblem,
 )
 
 
@@ -93,7 +93,8 @@ class ADMM(AbstractSolver):
     rho: float = 1.0
     gamma: float = 1.0
     adaptive_rho: bool = True
-    rho_update_every: int = eqx.field(static=True, default=10)
+    rho_update_every: int = eqx.field(static=True, default=50)
+    rho_update_until: int = eqx.field(static=True, default=1000)
     v_weight: float | None = 1.0
     loss_weight: float = 1.0
     linear_solver: str = eqx.field(static=True, default="auto")
@@ -105,9 +106,7 @@ class ADMM(AbstractSolver):
         _linear.check_method(self.linear_solver)
         if not isinstance(self.rho, jax.core.Tracer) and not self.rho > 0:
             raise ValueError(f"`rho` must be positive, got {self.rho!r}.")
-        if not isinstance(self.gamma, jax.core.Tracer) and not (
-            0 < self.gamma < 1.618
-        ):
+        if not isinstance(self.gamma, jax.core.Tracer) and not (0 < self.gamma < 1.618):
             raise ValueError(
                 f"`gamma` (the dual step) must lie in (0, 1.618), got {self.gamma!r}."
             )
@@ -125,7 +124,9 @@ class ADMM(AbstractSolver):
         dtype = problem.X.dtype
         inf = jnp.array(jnp.inf, dtype)
         return _ADMMState(
-            factors=_linear.build(problem, method, self._v_weight(problem), self._loss_weight(problem)),
+            factors=_linear.build(
+                problem, method, self._v_weight(problem), self._loss_weight(problem)
+            ),
             rho=jnp.asarray(self.rho, dtype),
             primal_residual=inf,
             dual_residual=inf,
@@ -225,7 +226,9 @@ class ADMM(AbstractSolver):
         )
         rho = state.rho
         if self.adaptive_rho:
-            check = (state.num_steps + 1) % self.rho_update_every == 0
+            check = ((state.num_steps + 1) % self.rho_update_every == 0) & (
+                state.num_steps < self.rho_update_until
+            )
             up = check & (primal > 10 * dual)
             down = check & (dual > 10 * primal)
             rho = jnp.where(up, 2 * rho, jnp.where(down, rho / 2, rho))
@@ -270,7 +273,9 @@ class ADMM(AbstractSolver):
         method = _linear.resolve_method(
             self.linear_solver, problem, differentiable=True
         )
-        factors = _linear.build(problem, method, self._v_weight(problem), self._loss_weight(problem))
+        factors = _linear.build(
+            problem, method, self._v_weight(problem), self._loss_weight(problem)
+        )
         rho = jnp.asarray(self.rho, problem.X.dtype)
         new = self._update(problem, y, method, factors, rho)[0]
         return jax.tree.map(lambda a, b: a - b, new, y)

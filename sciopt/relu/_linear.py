@@ -120,7 +120,13 @@ def build(problem, method: str, w, wp):
         S = problem.signed_patterns
         K = jnp.eye(n, dtype=X.dtype) + wp * (S.T @ S) * M
         K = 0.5 * (K + K.T)
-        return {"w": w, "wp": wp, "small": small, "K": K, "chol": lx.Cholesky().init(_psd(K), {})}
+        return {
+            "w": w,
+            "wp": wp,
+            "small": small,
+            "K": K,
+            "chol": lx.Cholesky().init(_psd(K), {}),
+        }
     raise ValueError(f"Unknown linear solver {method!r}.")
 
 
@@ -161,7 +167,9 @@ def solve(problem, method: str, factors, rhs, u_prev, *, cg_rtol, cg_max_steps):
     if method == "cg":
         struct = jax.ShapeDtypeStruct(rhs.shape, rhs.dtype)
         op = lx.FunctionLinearOperator(
-            lambda u: apply_A(problem, u, factors["w"], factors["wp"]), struct, lx.positive_semidefinite_tag
+            lambda u: apply_A(problem, u, factors["w"], factors["wp"]),
+            struct,
+            lx.positive_semidefinite_tag,
         )
         pre = lx.FunctionLinearOperator(
             lambda r: _block_inverse(small, r), struct, lx.positive_semidefinite_tag

@@ -106,12 +106,12 @@ def predict(network: ReLUNetwork, X: ArrayLike) -> Array:
 
 def accuracy(network: ReLUNetwork, X: ArrayLike, y: ArrayLike) -> Array:
     """Classification accuracy: labels in {0, 1} are compared with `f(x) > 0`, labels
-    in {-1, +1} with `sign f(x)`."""
+    in {-1, +1} with `+1 if f(x) > 0 else -1`."""
     y = jnp.asarray(y)
     yhat = predict(network, X)
     if not isinstance(y, jax.core.Tracer) and bool(jnp.all((y == 0) | (y == 1))):
         return jnp.mean(((yhat > 0) == (y == 1)).astype(yhat.dtype))
-    return jnp.mean((jnp.where(yhat >= 0, 1, -1) == y).astype(yhat.dtype))
+    return jnp.mean((jnp.where(yhat > 0, 1, -1) == y).astype(yhat.dtype))
 
 
 def nonconvex_objective(

@@ -310,13 +310,13 @@ class AdversarialReLUProblem(AbstractConvexReLUProblem):
     def objective(self, v: Float[Array, "2P d"]) -> Array:
         q = self.sums(v)
         yhat = jnp.sum(q * self.X, axis=1)
-        weighted = q * self.eps_weights
+        weighted = q * self.eps_weights[None, :]
         return robust_hinge_value(
             yhat, weighted, self.y, jnp.ones((), v.dtype)
         ) + self.regulariser(v)
 
     def cone_violation(self, v: Float[Array, "2P d"]) -> Array:
-        margin = jnp.sum(jnp.abs(v) * self.eps_weights, axis=1)
+        margin = jnp.sum(jnp.abs(v) * self.eps_weights[None, :], axis=1)
         return jnp.max(jax.nn.relu(margin[:, None] - self.cone_signs * (v @ self.X.T)))
 
     def default_y0(self, args) -> ADMMVariables:

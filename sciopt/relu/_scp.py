@@ -99,7 +99,9 @@ class SampledConvexProgram(AbstractProblem):
                 f"{directions.shape}."
             )
         self.X, self.y, self.beta, self.loss, self.bias = X, y, beta, loss, bias
-        self.directions = directions / jnp.linalg.norm(directions, axis=0)
+        self.directions = directions / jnp.linalg.norm(
+            directions, axis=0, keepdims=True
+        )
 
     @property
     def features(self) -> Array:
@@ -107,17 +109,18 @@ class SampledConvexProgram(AbstractProblem):
         return jax.nn.relu(self.X @ self.directions)
 
     def objective(self, alpha: Array) -> Array:
-        return loss_value(self.loss, self.features @ alpha, self.y) + self.beta * jnp.sum(
-            jnp.abs(alpha)
-        )
+        return loss_value(
+            self.loss, self.features @ alpha, self.y
+        ) + self.beta * jnp.sum(jnp.abs(alpha))
 
     def default_y0(self, args) -> Array:
         return jnp.zeros(self.directions.shape[1], self.X.dtype)
 
     def check(self, y0, args) -> None:
-        if y0.shape != (self.directions.shape[1],):
+        if getattr(y0, "shape", None) != (self.directions.shape[1],):
             raise ValueError(
-                f"`y0` must have shape ({self.directions.shape[1]},), got {y0.shape}."
+                f"`y0` must be an array of shape ({self.directions.shape[1]},), got "
+                f"{type(y0).__name__} {getattr(y0, 'shape', '')}."
             )
 
 
@@ -167,9 +170,9 @@ class FISTA(AbstractSolver):
         return curvature * jnp.linalg.norm(Phi, 2) ** 2 + 1e-12
 
     def _grad(self, problem, alpha):
-        return jax.grad(lambda a: loss_value(problem.loss, problem.features @ a, problem.y))(
-            alpha
-        )
+        return jax.grad(
+            lambda a: loss_value(problem.loss, problem.features @ a, problem.y)
+        )(alpha)
 
     def init(self, problem, y, args, options: dict[str, Any]) -> _FISTAState:
         if not isinstance(problem, SampledConvexProgram):
@@ -194,11 +197,11 @@ class FISTA(AbstractSolver):
         # gradient-based adaptive restart (O'Donoghue & Candes 2015)
         restart = jnp.dot(state.z - new, new - y) > 0
         momentum = jnp.where(restart, jnp.ones_like(momentum), momentum)
-        z = jnp.where(
-            restart, new, new + ((state.momentum - 1) / momentum) * (new - y)
-        )
+        z = jnp.where(restart, new, new + ((state.momentum - 1) / momentum) * (new - y))
         grad_new = self._grad(problem, new)
-        residual = jnp.linalg.norm(new - _soft(new - t * grad_new, t * problem.beta)) / t
+        residual = (
+            jnp.linalg.norm(new - _soft(new - t * grad_new, t * problem.beta)) / t
+        )
         verbose_printer(self.verbose)(residual=("prox-grad residual", residual))
         new_state = _FISTAState(
             z=z,

@@ -1,0 +1,351 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optimistix as optx
+import pytest
+import scipy.optimize
+import sciopt
+from sciopt import pde as sp
+
+from .helpers import hc_small_layer
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- references -----------------------------------------------------------------
+
+
+def _autodiff_residual(u, problem, p, t, x):
+    def values(ti, xi):
+        f = lambda s, y: u(p, s, y)
+        u_t = jax.grad(f, 0)(ti, xi)
+        u_x = jax.grad(f, 1)(ti, xi)
+        u_xx = jax.grad(jax.grad(f, 1), 1)(ti, xi)
+        v = {"u": f(ti, xi), "u_t": u_t, "u_x": u_x, "u_xx": u_xx}
+        return problem.residual(v, ti, xi, p)
+
+    return jax.vmap(values)(t, x)
+
+
+@pytest.mark.parametrize("name", ["heat", "burgers"])
+def test_closed_forms_solve_their_pde(name):
+    problem = sp.hc_problem(name)
+    p = problem.sample(jr.key(0), 1)[0]
+    t = jr.uniform(jr.key(1), (50,), minval=0.0, maxval=1.0)
+    x = jr.uniform(jr.key(2), (50,))
+
+    def u(p, s, y):
+        return problem.reference(p, s[None], y[None])[0, 0]
+
+    res = _autodiff_residual(u, problem, p, t, x)
+    assert jnp.max(jnp.abs(res)) < 1e-10
+    tt, xx = problem.grid(5, 9)
+    ref = problem.reference(p, tt, xx)
+    np.testing.assert_allclose(ref[:, 0], 0.0, atol=1e-14)
+    np.testing.assert_allclose(ref[:, -1], 0.0, atol=1e-12)
+    np.testing.assert_allclose(ref[0], problem.initial(p, xx), atol=1e-14)
+
+
+def test_heat_reference_matches_pde_core():
+    problem = sp.hc_heat(nu=0.05)
+    p = problem.sample(jr.key(3), 1)[0]
+    t, x = problem.grid(6, 11)
+    core = sp.heat_sine_series(x, t, 0.05, p, sp.Domain(x=(0.0, 1.0), t=(0.0, 1.0)))
+    np.testing.assert_allclose(problem.reference(p, t, x), core, rtol=1e-12, atol=1e-14)
+
+
+def test_diffusion_sorption_reference_converges_under_refinement():
+    t = jnp.linspace(0.0, 100.0, 5)
+    x = jnp.linspace(0.0, 1.0, 17)
+    sols = [
+        sp.diffusion_sorption_mol(jnp.asarray(0.1), t, x, cells=c) for c in (32, 64, 128)
+    ]
+    e1 = float(jnp.max(jnp.abs(sols[0][1:] - sols[1][1:])))
+    e2 = float(jnp.max(jnp.abs(sols[1][1:] - sols[2][1:])))
+    # Second-order finite volumes: halving h divides the change by about 4.
+    assert 2.5 < e1 / e2 < 6.0
+    assert e2 < 2e-3
+    u = sols[-1]
+    np.testing.assert_allclose(u[1:, 0], 1.0, atol=1e-12)  # left boundary
+    assert jnp.all(u[1:, -1] < 0.02)  # outflow keeps the right end near zero
+    assert jnp.all((u >= -1e-8) & (u <= 1 + 1e-8))  # maximum principle
+
+
+# -- the layer's solve ----------------------------------------------------------
+
+
+def test_affine_solve_is_exact_least_squares(getkey):
+    problem, layer = hc_small_layer("heat")
+    assert layer.method == "qr"
+    p = problem.sample(getkey(), 1)[0]
+    key = getkey()
+    sol = eqx.filter_jit(layer.solve)(p, key)
+    rows = layer.constraint_rows(p, key)
+    rows0 = jax.tree.map(lambda a: a[0], rows)
+
+    def r(w):
+        return sp.constraint_residual(w, (rows0, p), problem, layer.ridge)
+
+    n = sol.weights.shape[-1]
+    a = np.asarray(jax.jacfwd(r)(jnp.zeros(n)))
+    b = -np.asarray(r(jnp.zeros(n)))
+    expected = np.linalg.lstsq(a, b, rcond=None)[0]
+    np.testing.assert_allclose(sol.weights[0], expected, rtol=1e-8, atol=1e-10)
+    assert int(sol.result._value[0]) == 0
+    assert float(sol.stats["gradient_norm"][0]) < 1e-10
+
+
+def test_levenberg_marquardt_reaches_stationarity(getkey):
+    problem, layer = hc_small_layer("burgers", rtol=1e-10, atol=1e-10)
+    assert layer.method == "levenberg_marquardt"
+    p = problem.sample(getkey(), 1)[0]
+    key = getkey()
+    sol = eqx.filter_jit(layer.solve)(p, key)
+    assert int(sol.result._value[0]) == 0
+    # The residual rows are at the solver's tolerance: J^T r vanishes.
+    assert float(sol.stats["gradient_norm"][0]) < 1e-8
+    rows0 = jax.tree.map(lambda a: a[0], layer.constraint_rows(p, key))
+
+    def r(w):
+        return np.asarray(
+            sp.constraint_residual(jnp.asarray(w), (rows0, p), problem, layer.ridge)
+        )
+
+    jac = jax.jacfwd(
+        lambda w: sp.constraint_residual(w, (rows0, p), problem, layer.ridge)
+    )
+    oracle = scipy.optimize.least_squares(
+        r,
+        np.asarray(sol.weights[0]) + 0.05,
+        jac=lambda w: np.asarray(jac(jnp.asarray(w))),
+        xtol=1e-15,
+        ftol=1e-15,
+        gtol=1e-15,
+    )
+    np.testing.assert_allclose(sol.weights[0], oracle.x, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        float(sol.stats["residual_norm"][0]), np.linalg.norm(oracle.fun), rtol=1e-8
+    )
+
+
+def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
+    tight = dict(rtol=1e-13, atol=1e-13, max_steps=300)
+    problem, layer = hc_small_layer("burgers", **tight)
+    _, unrolled = hc_small_layer(
+        "burgers", adjoint=optx.RecursiveCheckpointAdjoint(), **tight
+    )
+    p = problem.sample(getkey(), 1)[0]
+    key = getkey()
+    direction = jr.normal(getkey(), layer.basis.mlp.layers[-1].weight.shape)
+    weights_out = jr.normal(getkey(), (layer.basis.num_basis,))
+
+    def f(eps, model):
+        model = eqx.tree_at(
+            lambda m: m.basis.mlp.layers[-1].weight,
+            model,
+            model.basis.mlp.layers[-1].weight + eps * direction,
+        )
+        sol = model.solve(p, key)
+        return jnp.sum(sol.weights[0] * weights_out)
+
+    grad = eqx.filter_jit(lambda e, m: jax.grad(f)(e, m))
+    f = eqx.filter_jit(f)
+    g_ift = float(grad(0.0, layer))
+    g_unrolled = float(grad(0.0, unrolled))
+    h = 1e-5
+    g_fd = (float(f(h, layer)) - float(f(-h, layer))) / (2 * h)
+    assert abs(g_ift) > 1e-3
+    assert abs(g_ift - g_fd) <= 1e-5 * abs(g_fd)
+    assert abs(g_ift - g_unrolled) <= 1e-5 * abs(g_unrolled)
+
+
+def test_float32_solve_runs(getkey):
+    problem = sp.hc_heat()
+    basis = sp.BasisNetwork(
+        6, problem.num_sensors, problem.t_span, problem.x_span, width=12, depth=2,
+        key=getkey(), dtype=jnp.float32,
+    )
+    layer = sp.HardConstraintLayer(problem, basis, grid=(8, 16), num_points=48)
+    p = problem.sample(getkey(), 1, jnp.float32)[0]
+    sol = layer.solve(p, getkey())
+    assert sol.weights.dtype == jnp.float32
+    assert jnp.all(jnp.isfinite(sol.weights))
+    assert int(sol.result._value[0]) == 0
+
+
+# -- bad input ------------------------------------------------------------------
+
+
+def test_bad_input_errors():
+    problem = sp.hc_heat()
+    basis = sp.BasisNetwork(8, problem.num_sensors, (0, 1), (0, 1), key=jr.key(0))
+    with pytest.raises(ValueError, match="underdetermined"):
+        sp.HardConstraintLayer(problem, basis, grid=(8, 16), num_points=4)
+    with pytest.raises(ValueError, match="x axis"):
+        sp.MoEHardConstraint(problem, basis, grid=(8, 18), splits=(1, 4), num_points=8)
+    with pytest.raises(ValueError, match="t axis"):
+        sp.MoEHardConstraint(problem, basis, grid=(9, 16), splits=(2, 1), num_points=8)
+    with pytest.raises(ValueError, match="nonlinear"):
+        sp.HardConstraintLayer(sp.hc_burgers(), basis, method="qr")
+    with pytest.raises(ValueError, match="method"):
+        sp.HardConstraintLayer(problem, basis, method="newton")
+    wrong = sp.BasisNetwork(8, 3, (0, 1), (0, 1), key=jr.key(0))
+    with pytest.raises(ValueError, match="sensors"):
+        sp.HardConstraintLayer(problem, wrong)
+    with pytest.raises(ValueError, match="positive"):
+        sp.hc_burgers(modes=4, amplitude=0.3)
+
+
+def test_nonfinite_basis_and_unconverged_solve_give_result_codes(getkey):
+    problem, layer = hc_small_layer("burgers", max_steps=2, rtol=1e-12, atol=1e-12)
+    p = problem.sample(getkey(), 1)[0]
+    sol = layer.solve(p, getkey())
+    assert sol.result == sciopt.RESULTS.steps_exhausted
+    assert jnp.isfinite(sol.stats["residual_norm"][0])
+    bias = layer.basis.mlp.layers[0].bias
+    broken = eqx.tree_at(lambda m: m.basis.mlp.layers[0].bias, layer, bias * jnp.nan)
+    sol = broken.solve(p, getkey())
+    assert sol.result == sciopt.RESULTS.nonfinite_model
+
+
+# -- mixture of experts ---------------------------------------------------------
+
+
+def test_moe_routes_rows_and_assembles_blocks(getkey):
+    problem, moe = hc_small_layer("heat", kind="moe", splits=(2, 2))
+    p = problem.sample(getkey(), 1)[0]
+    key = getkey()
+    rows = moe.constraint_rows(p, key)
+    # IC rows touch the two experts at t = 0; left/right BC rows one column each.
+    ic_on = np.asarray(rows.ic_w > 0)
+    assert ic_on[0, :8].all() and not ic_on[0, 8:].any()
+    assert ic_on[1, 8:].all() and not ic_on[1, :8].any()
+    assert not ic_on[2:].any()
+    left_on = np.asarray(rows.left_w > 0)
+    assert left_on[0, :4].all() and not left_on[0, 4:].any() and left_on[2, 4:].all()
+    assert not left_on[1].any() and not left_on[3].any()
+    # Sampled points lie in each expert's block.
+    nt, nx = moe.grid
+    t, x = moe.coordinates()
+    assert jnp.all(rows.pde_t[0] <= t[3]) and jnp.all(rows.pde_x[0] <= x[7])
+    assert jnp.all(rows.pde_t[3] >= t[4]) and jnp.all(rows.pde_x[3] >= x[8])
+    sol = moe.solve(p, key)
+    assert sol.weights.shape == (4, 6)
+    u = moe.predict(p, sol.weights)
+    b = jax.vmap(lambda ti: jax.vmap(lambda xi: moe.basis(ti, xi, problem.sensors(p)))(x))(t)
+    np.testing.assert_allclose(u[:4, :8], b[:4, :8] @ sol.weights[0], rtol=1e-12)
+    np.testing.assert_allclose(u[4:, 8:], b[4:, 8:] @ sol.weights[3], rtol=1e-12)
+    assert float(moe.interface_penalty(p, sol.weights)) > 0
+    same = jnp.broadcast_to(sol.weights[:1], sol.weights.shape)
+    assert float(moe.interface_penalty(p, same)) < 1e-24
+
+
+def test_moe_overlap_extends_sampling(getkey):
+    problem, moe = hc_small_layer("heat", kind="moe", splits=(1, 4), overlap=0.5)
+    p = problem.sample(getkey(), 1)[0]
+    rows = moe.constraint_rows(p, getkey())
+    _, x = moe.coordinates()
+    # Expert 1 owns x[4:8]; with half-block overlap it samples in x[2:10].
+    assert float(jnp.min(rows.pde_x[1])) < float(x[4])
+    assert float(jnp.max(rows.pde_x[1])) <= float(x[9]) + 1e-12
+    assert jnp.all(jnp.isfinite(moe.solve(p, getkey()).weights))
+
+
+def test_sharded_experts_equal_unsharded():
+    script = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp, jax.random as jr, equinox as eqx, numpy as np
+        jax.config.update("jax_enable_x64", True)
+        from sciopt import pde as sp
+        assert jax.device_count() == 4
+        problem = sp.hc_problem("burgers")
+        basis = sp.BasisNetwork(6, problem.num_sensors, problem.t_span,
+                                problem.x_span, width=12, depth=2, key=jr.key(0))
+        mesh = jax.make_mesh((4,), ("experts",))
+        kw = dict(grid=(8, 16), num_points=24, splits=(1, 4))
+        plain = sp.MoEHardConstraint(problem, basis, **kw)
+        sharded = sp.MoEHardConstraint(problem, basis, mesh=mesh, **kw)
+        p = problem.sample(jr.key(1), 2)
+
+        def loss(m):
+            u = jax.vmap(lambda q: m(q, jr.key(2)))(p)
+            return jnp.sum(u ** 2)
+
+        f = eqx.filter_jit(eqx.filter_value_and_grad(loss))
+        (la, ga), (lb, gb) = f(plain), f(sharded)
+        w = eqx.filter_jit(lambda m: m.solve(p[0], jr.key(2)).weights)(sharded)
+        assert len(w.sharding.device_set) == 4, w.sharding
+        diff = max(float(jnp.max(jnp.abs(a - b)))
+                   for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)))
+        print("LOSS", abs(float(la) - float(lb)), "GRAD", diff)
+        """
+    )
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("LOSS")][0]
+    _, loss_diff, _, grad_diff = line.split()
+    assert float(loss_diff) < 1e-10
+    assert float(grad_diff) < 1e-8
+
+
+# -- training -------------------------------------------------------------------
+
+
+def test_loss_terms_and_data_option(getkey):
+    problem, layer = hc_small_layer("heat")
+    p = problem.sample(getkey(), 2)
+    refs = sp.hc_reference_grid(problem, p, *layer.grid)
+    key = getkey()
+    plain = sp.hc_loss(layer, p, key)
+    with_data = sp.hc_loss(layer, (p, refs), key, data_weight=1.0)
+    assert jnp.isfinite(plain) and float(with_data) > float(plain)
+    with pytest.raises(ValueError, match="references"):
+        sp.hc_loss(layer, p, key, data_weight=1.0)
+
+
+@pytest.mark.slow
+def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
+    problem = sp.hc_heat()
+    grid = (16, 32)
+    train = problem.sample(jr.key(10), 64)
+    test = problem.sample(jr.key(11), 16)
+    refs = sp.hc_reference_grid(problem, test, *grid)
+    basis = sp.BasisNetwork(
+        16, problem.num_sensors, problem.t_span, problem.x_span, width=32, depth=2,
+        key=jr.key(0),
+    )
+    models = {
+        "sc": sp.SoftConstraintModel(problem, basis, grid=grid, key=jr.key(3)),
+        "hc": sp.HardConstraintLayer(problem, basis, grid=grid, num_points=96),
+        "moe": sp.MoEHardConstraint(
+            problem, basis, grid=grid, num_points=96, splits=(1, 2)
+        ),
+    }
+    errors = {}
+    for name, model in models.items():
+        res = sciopt.fit(
+            model, sp.hc_loss, train, key=jr.key(5), steps=150, batch_size=4,
+            chunk_size=150,
+        )
+        err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(7))
+        errors[name] = float(err.mean())
+    assert errors["hc"] < errors["sc"]
+    assert errors["moe"] < errors["sc"]

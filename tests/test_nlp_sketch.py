@@ -1,0 +1,81 @@
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+import numpy as np
+import pytest
+import sciopt
+
+
+def _kkt_system(seed, n=6, m=2):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    hess = q @ np.diag(np.linspace(1.0, 3.0, n)) @ q.T
+    jac = rng.normal(size=(m, n))
+    kkt = np.block([[hess, jac.T], [jac, np.zeros((m, m))]])
+    rhs = rng.normal(size=n + m)
+    return kkt, rhs
+
+
+SKETCHES = [
+    sciopt.nlp.RowSketch(rtol=1e-10),
+    sciopt.nlp.BlockSketch(block_size=3, rtol=1e-10),
+    sciopt.nlp.GaussianSketch(block_size=2, rtol=1e-10),
+]
+
+
+@pytest.mark.parametrize("solver", SKETCHES, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("matrix_free", [False, True])
+def test_sketch_solvers_solve_kkt_systems(solver, matrix_free):
+    kkt, rhs = _kkt_system(0)
+    matrix = jnp.asarray(kkt)
+    if matrix_free:
+        operator = lx.FunctionLinearOperator(
+            lambda v: matrix @ v, jax.ShapeDtypeStruct((8,), jnp.float64)
+        )
+    else:
+        operator = lx.MatrixLinearOperator(matrix, lx.symmetric_tag)
+    sol = lx.linear_solve(operator, jnp.asarray(rhs), solver, throw=False)
+    assert sol.result == lx.RESULTS.successful
+    exact = np.linalg.solve(kkt, rhs)
+    np.testing.assert_allclose(sol.value, exact, rtol=1e-7, atol=1e-8)
+    assert np.linalg.norm(kkt @ np.asarray(sol.value) - rhs) <= 1e-10 * np.linalg.norm(
+        rhs
+    )
+    assert 0 < int(sol.stats["num_steps"]) < solver.max_steps
+
+
+def test_sketch_options_key_warm_start_tolerance_and_cap():
+    kkt, rhs = _kkt_system(1)
+    operator = lx.MatrixLinearOperator(jnp.asarray(kkt))
+    b = jnp.asarray(rhs)
+    solver = sciopt.nlp.RowSketch(rtol=1e-8)
+    a = lx.linear_solve(operator, b, solver, options={"key": jr.key(1)})
+    c = lx.linear_solve(operator, b, solver, options={"key": jr.key(2)})
+    assert int(a.stats["num_steps"]) != int(c.stats["num_steps"])  # keyed randomness
+    again = lx.linear_solve(operator, b, solver, options={"key": jr.key(1)})
+    np.testing.assert_array_equal(a.value, again.value)  # reproducible
+    exact = jnp.asarray(np.linalg.solve(kkt, rhs))
+    warm = lx.linear_solve(operator, b, solver, options={"y0": exact})
+    assert int(warm.stats["num_steps"]) == 0
+    loose = lx.linear_solve(operator, b, solver, options={"tolerance": 1e-1})
+    tight = lx.linear_solve(operator, b, solver, options={"tolerance": 1e-9})
+    assert int(loose.stats["num_steps"]) < int(tight.stats["num_steps"])
+    assert float(loose.stats["residual_norm"]) <= 1e-1
+    capped = sciopt.nlp.RowSketch(rtol=1e-14, max_steps=16)
+    sol = lx.linear_solve(operator, b, capped, throw=False)
+    assert sol.result == lx.RESULTS.max_steps_reached
+    with pytest.raises(ValueError, match="square"):
+        lx.linear_solve(lx.MatrixLinearOperator(jnp.ones((3, 2))), jnp.ones(3), solver)
+    with pytest.raises(ValueError, match="block_size"):
+        sciopt.nlp.BlockSketch(block_size=0)
+
+
+def test_full_block_is_exact_in_one_step():
+    kkt, rhs = _kkt_system(2)
+    solver = sciopt.nlp.BlockSketch(block_size=100, rtol=1e-12, check_every=1)
+    sol = lx.linear_solve(
+        lx.MatrixLinearOperator(jnp.asarray(kkt)), jnp.asarray(rhs), solver
+    )
+    assert int(sol.stats["num_steps"]) == 1
+    np.testing.assert_allclose(sol.value, np.linalg.solve(kkt, rhs), rtol=1e-9)

@@ -1,0 +1,213 @@
+"""Plug-and-play solvers, proximal operators and forward operators."""
+
+import cvxpy as cp
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+import numpy as np
+import pytest
+import sciopt
+import sciopt.prox as sp
+
+from .helpers import finite_difference_grad, prox_random_icnn
+
+
+def _sensing_problem(key, n=12, m=8):
+    k1, k2, k3 = jr.split(key, 3)
+    op = sp.gaussian_sensing_operator(k1, (n,), m)
+    x_true = jnp.where(jr.uniform(k2, (n,)) < 0.3, jr.normal(k3, (n,)), 0.0)
+    return sp.LinearInverseProblem(op, op.mv(x_true)), x_true
+
+
+def _matrix(op):
+    return np.asarray(op.as_matrix())
+
+
+def _lasso_reference(problem, lam):
+    a = _matrix(problem.operator)
+    x = cp.Variable(a.shape[1])
+    obj = 0.5 * cp.sum_squares(a @ x - np.asarray(problem.measurement))
+    obj = obj + lam * cp.norm1(x)
+    cp.Problem(cp.Minimize(obj)).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
+    )
+    return x.value, obj.value
+
+
+@pytest.mark.parametrize("solver_kind", ["pgd", "admm"])
+def test_soft_threshold_pnp_solves_lasso(getkey, solver_kind):
+    problem, _ = _sensing_problem(getkey())
+    lam = 0.05
+    if solver_kind == "pgd":
+        eta = 1 / float(problem.lipschitz())
+        solver = sp.PnPProximalGradient(
+            sp.SoftThreshold(lam * eta), step_size=eta, rtol=1e-12, atol=1e-13
+        )
+    else:
+        rho = 1.0
+        solver = sp.PnPADMM(
+            sp.SoftThreshold(lam / rho), penalty=rho, rtol=1e-12, atol=1e-13
+        )
+    sol = sciopt.solve(problem, solver, max_steps=20000)
+    x_ref, f_ref = _lasso_reference(problem, lam)
+    np.testing.assert_allclose(sol.value, x_ref, atol=1e-6)
+    # The reported objective is the lasso objective.
+    np.testing.assert_allclose(sol.stats["objective"], f_ref, rtol=1e-8)
+
+
+def test_tv_prox_matches_cvxpy(getkey):
+    v = jr.uniform(getkey(), (6, 7))
+    lam = 0.2
+    x_ours, value = sp.TotalVariation(lam, num_iters=2000)(v), None
+    del value
+    x = cp.Variable((6, 7))
+    dx = cp.vstack([x[1:, :] - x[:-1, :], np.zeros((1, 7))])
+    dy = cp.hstack([x[:, 1:] - x[:, :-1], np.zeros((6, 1))])
+    tv = cp.sum(
+        cp.norm(cp.vstack([cp.vec(dx, order="C"), cp.vec(dy, order="C")]), axis=0)
+    )
+    cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - np.asarray(v)) + lam * tv)).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
+    )
+    np.testing.assert_allclose(x_ours, x.value, atol=1e-4)
+    _, value = sp.TotalVariation(lam, num_iters=2000).prox_and_value(v)
+    np.testing.assert_allclose(value, lam * tv.value, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k: sp.blur_operator((1, 6, 6), sigma=1.0),
+        lambda k: sp.subsampling_operator(np.arange(36).reshape(6, 6) % 3 == 0),
+        lambda k: sp.gaussian_sensing_operator(k, (1, 6, 6), 10),
+        lambda k: sp.projection_operator((6, 6), 3),
+    ],
+)
+def test_operator_transpose_is_adjoint(getkey, make):
+    op = make(getkey())
+    x = jr.normal(getkey(), op.in_structure().shape)
+    z = jr.normal(getkey(), op.out_structure().shape)
+    lhs = jnp.vdot(op.mv(x), z)
+    rhs = jnp.vdot(x, op.transpose().mv(z))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
+
+
+def test_projection_of_constant_image_counts_pixels():
+    op = sp.projection_operator((5, 5), 2)
+    out = op.mv(jnp.ones((5, 5)))
+    np.testing.assert_allclose(out[0], 5.0)  # angle 0: column sums
+
+
+def _lpn_blur_problem(key, alpha=0.2):
+    k1, k2, k3 = jr.split(key, 3)
+    lpn = sp.LearnedProximalNetwork(sp.ConvICNN(1, 4, 2, key=k1, alpha=alpha, beta=5.0))
+    op = sp.blur_operator((1, 5, 5), sigma=1.0, size=3)
+    x = jr.uniform(k2, (1, 5, 5))
+    y = op.mv(x) + 0.05 * jr.normal(k3, (1, 5, 5))
+    return lpn, sp.LinearInverseProblem(op, y)
+
+
+def test_pnp_pgd_with_lpn_decreases_objective(getkey):
+    lpn, problem = _lpn_blur_problem(getkey())
+    solver = sp.PnPProximalGradient(lpn, rtol=1e-9, atol=1e-10, history_length=64)
+    sol = sciopt.solve(problem, solver, max_steps=64, throw=False)
+    history = np.asarray(sol.stats["objective_history"])
+    k = int(sol.stats["num_steps"])
+    assert k > 5 and np.all(np.isnan(history[k:]))
+    obj = history[:k]
+    assert np.all(np.isfinite(obj))
+    assert np.all(np.diff(obj) <= 1e-10 * np.abs(obj[:-1]))
+    assert obj[-1] < obj[0]
+    # The reported objective is D(x) + R(x) / eta with R evaluated by inversion.
+    x = sol.value
+    r = lpn.regularizer(x)
+    assert bool(r.converged)
+    expected = problem.data_fidelity(x) + r.value / sol.stats["step_size"]
+    np.testing.assert_allclose(sol.stats["objective"], expected, rtol=1e-6)
+
+
+def test_pnp_admm_with_lpn_reaches_fixed_point(getkey):
+    lpn, problem = _lpn_blur_problem(getkey())
+    solver = sp.PnPADMM(lpn, penalty=2.0, rtol=1e-8, atol=1e-10)
+    sol = sciopt.solve(problem, solver, max_steps=500)
+    res = solver.optimality(problem, sol.value, None, {})
+    assert jnp.linalg.norm(res) < 1e-6
+    history = np.asarray(sol.stats["objective_history"])
+    k = int(sol.stats["num_steps"])
+    assert np.all(np.isfinite(history[:k])) and history[k - 1] <= history[0]
+
+
+def test_pnp_implicit_gradient_matches_finite_differences(getkey):
+    lpn, problem = _lpn_blur_problem(getkey())
+    solver = sp.PnPProximalGradient(lpn, rtol=1e-12, atol=1e-13)
+    weights = jr.normal(getkey(), (25,))
+
+    @eqx.filter_jit
+    def loss(y):
+        p = sp.LinearInverseProblem(problem.operator, y.reshape(1, 5, 5))
+        return jnp.vdot(weights, sciopt.solve(p, solver, max_steps=2000).value)
+
+    y = jnp.ravel(problem.measurement)
+    grad = jax.grad(loss)(y)
+    fd = finite_difference_grad(loss, y, eps=1e-5)
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6)
+
+
+def test_float32_pnp(getkey):
+    op = sp.blur_operator((6, 6), sigma=1.0, dtype=jnp.float32)
+    y = op.mv(jr.uniform(getkey(), (6, 6), jnp.float32))
+    problem = sp.LinearInverseProblem(op, y)
+    sol = sciopt.solve(
+        problem, sp.PnPADMM(sp.TotalVariation(0.02), rtol=1e-4), max_steps=300
+    )
+    assert sol.value.dtype == jnp.float32
+    assert jnp.isfinite(sol.stats["objective"])
+
+
+def test_bad_inputs_raise(getkey):
+    op = sp.blur_operator((1, 5, 5))
+    with pytest.raises(ValueError, match="measurement"):
+        sp.LinearInverseProblem(op, jnp.zeros((5, 5)))
+    with pytest.raises(ValueError, match="non-finite"):
+        sp.LinearInverseProblem(op, jnp.full((1, 5, 5), jnp.nan))
+    with pytest.raises(TypeError, match="lineax"):
+        sp.LinearInverseProblem(lambda x: x, jnp.zeros(3))
+    with pytest.raises(ValueError, match="penalty"):
+        sp.PnPADMM(sp.SoftThreshold(0.1), penalty=0.0)
+    problem = sp.LinearInverseProblem(op, jnp.zeros((1, 5, 5)))
+    with pytest.raises(ValueError, match="y0"):
+        sciopt.solve(problem, sp.PnPADMM(sp.SoftThreshold(0.1)), y0=jnp.zeros((5, 5)))
+    with pytest.raises(ValueError, match="non-finite"):
+        sciopt.solve(
+            problem,
+            sp.PnPADMM(sp.SoftThreshold(0.1)),
+            y0=jnp.full((1, 5, 5), jnp.inf),
+        )
+    lpn = sp.LearnedProximalNetwork(prox_random_icnn(getkey(), 4))
+    with pytest.raises(ValueError, match="shape"):
+        sciopt.solve(problem, sp.PnPProximalGradient(lpn))
+    with pytest.raises(TypeError, match="AbstractProx"):
+        sciopt.solve(problem, sp.PnPProximalGradient(lambda v: v))
+
+
+def test_identity_denoising_one_step_is_the_prox(getkey):
+    y = jr.normal(getkey(), (1, 4, 4))
+    op = lx.IdentityLinearOperator(jax.ShapeDtypeStruct(y.shape, y.dtype))
+    problem = sp.LinearInverseProblem(op, y)
+    solver = sp.PnPProximalGradient(sp.SoftThreshold(0.3), step_size=1.0)
+    sol = sciopt.solve(problem, solver, y0=jnp.zeros_like(y), max_steps=3)
+    np.testing.assert_allclose(
+        sol.value, jnp.sign(y) * jnp.maximum(jnp.abs(y) - 0.3, 0)
+    )
+    assert int(sol.stats["num_steps"]) == 2  # the second step confirms the fixed point
+
+
+def test_from_spec_builds_digits_problem():
+    specs = sciopt.load_problem_specs()
+    digits = [s for s in specs if s.family == "prox" and s.data.get("kind") == "digits"]
+    assert digits
+    problem = digits[0].build()
+    assert isinstance(problem, sp.LinearInverseProblem)
+    assert problem.shape == (1, 8, 8)

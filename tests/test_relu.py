@@ -1,0 +1,359 @@
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import sciopt
+import sciopt.relu as sr
+from hypothesis import given, strategies as st
+
+from .helpers import finite_difference_grad, relu_instance
+
+
+TIGHT = sr.ADMM(rtol=1e-8, atol=1e-10)
+
+
+def _solve(problem, solver=TIGHT, max_steps=60_000, **kwargs):
+    return sciopt.solve(problem, solver, max_steps=max_steps, **kwargs)
+
+
+def _rel(a, b):
+    return abs(float(a) - float(b)) / max(abs(float(b)), 1e-12)
+
+
+# ----------------------------------------------------------------------------------
+# Patterns
+# ----------------------------------------------------------------------------------
+
+
+def test_enumerate_patterns_is_every_cell():
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(0)
+    n = 7
+    X = rng.standard_normal((n, 2))
+    Xb = np.concatenate([X, np.ones((n, 1))], axis=1)
+    exact = np.asarray(sr.enumerate_patterns(X, bias=True))
+
+    def is_cell(p):  # an open cell: some h with (2 D - I) X h >= 1 (LP oracle)
+        G = (2 * p - 1)[:, None] * Xb
+        lp = linprog(np.zeros(3), A_ub=-G, b_ub=-np.ones(n), bounds=[(None, None)] * 3)
+        return lp.status == 0
+
+    assert all(is_cell(p) for p in exact.T)
+    # in general position a central arrangement of n planes in R^3 has
+    # 2 sum_{k<3} binom(n-1, k) cells; one of them is the (dropped) all-zero pattern
+    assert is_cell(np.zeros(n))
+    cells = 2 * sum(
+        len(list(itertools.combinations(range(n - 1), k))) for k in range(3)
+    )
+    assert exact.shape[1] == cells - 1
+    sampled = np.asarray(sr.sample_patterns(jax.random.key(1), X, 20_000, bias=True))
+    as_set = lambda p: {tuple(c) for c in p.T.astype(int)}  # noqa: E731
+    assert as_set(sampled) <= as_set(exact)
+
+
+def test_sample_patterns_deduplicates_and_drops_zero(getkey):
+    X = np.array([[1.0], [2.0], [-1.0]])
+    patterns, directions = sr.sample_patterns(getkey(), X, 50, return_directions=True)
+    cols = {tuple(c) for c in np.asarray(patterns).T.astype(int)}
+    assert cols == {(1, 1, 0), (0, 0, 1)}
+    assert patterns.shape == (3, 2) and directions.shape == (1, 2)
+    P = np.asarray(patterns)
+    np.testing.assert_array_equal(P, (X @ np.asarray(directions) >= 0).astype(float))
+    dup = sr.deduplicate_patterns(np.concatenate([P, P, np.zeros((3, 1))], axis=1))
+    assert dup.shape == (3, 2)
+
+
+def test_cone_matrices():
+    X = np.arange(6.0).reshape(3, 2)
+    D = np.array([[1.0], [0.0], [1.0]])
+    G = sr.cone_matrices(jnp.asarray(X), jnp.asarray(D))
+    np.testing.assert_allclose(G[0], (2 * np.diag(D[:, 0]) - np.eye(3)) @ X)
+
+
+# ----------------------------------------------------------------------------------
+# ADMM against cvxpy (Clarabel)
+# ----------------------------------------------------------------------------------
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    beta=st.floats(0.05, 2.0),
+)
+def test_admm_squared_matches_cvxpy(seed, beta):
+    X, y, patterns = relu_instance(seed)
+    problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+    sol = _solve(problem)
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["cone_violation"]) <= 1e-6
+    assert float(sol.stats["primal_residual"]) <= 1e-6
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge"])
+@pytest.mark.parametrize("gated", [False, True])
+def test_admm_other_losses_match_cvxpy(loss, gated):
+    X, y, patterns = relu_instance(3, loss=loss)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.2, loss=loss, gated=gated)
+    sol = _solve(problem, max_steps=100_000)
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["cone_violation"]) <= 1e-6
+
+
+def test_adversarial_matches_cvxpy():
+    X, y, patterns = relu_instance(5, n=12, d=2, num_patterns=5, loss="hinge")
+    problem = sr.AdversarialReLUProblem(X, y, patterns, 0.1, 0.05, bias=False)
+    sol = _solve(problem, max_steps=100_000)
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["cone_violation"]) <= 1e-6
+    # eps = 0 recovers the hinge-loss program
+    zero = sr.AdversarialReLUProblem(X, y, patterns, 0.1, 0.0)
+    hinge = sr.ConvexReLUProblem(X, y, patterns, 0.1, loss="hinge")
+    ref0, _ = sr.cvxpy_solve(hinge)
+    assert _rel(sr.cvxpy_solve(zero)[0], ref0) <= 1e-6
+    assert float(sol.stats["objective"]) >= ref0 - 1e-6  # robustness costs
+
+
+def test_linear_solvers_agree():
+    X, y, patterns = relu_instance(7, n=20)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.3)
+    values = []
+    for method in ["dense", "woodbury", "cg"]:
+        # the same iteration: iterates agree whether or not it has converged
+        solver = sr.ADMM(linear_solver=method)
+        sol = _solve(problem, solver, max_steps=200, throw=False)
+        values.append(np.asarray(sol.value.v))
+    np.testing.assert_allclose(values[1], values[0], atol=1e-9)
+    np.testing.assert_allclose(values[2], values[0], atol=1e-8)
+    with pytest.raises(ValueError, match="linear_solver"):
+        sr.ADMM(linear_solver="qr")
+
+
+def test_float32():
+    X, y, patterns = relu_instance(2)
+    problem = sr.ConvexReLUProblem(
+        X.astype(np.float32), y.astype(np.float32), patterns.astype(jnp.float32), 0.5
+    )
+    sol = _solve(problem, sr.ADMM(rtol=1e-4, atol=1e-5), max_steps=20_000)
+    assert sol.value.v.dtype == jnp.float32
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-3
+
+
+def test_vmap_over_beta():
+    X, y, patterns = relu_instance(4)
+
+    def objective(beta):
+        problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+        return _solve(problem, max_steps=20_000).stats["objective"]
+
+    betas = jnp.array([0.1, 0.5])
+    batched = jax.vmap(objective)(betas)
+    for b, value in zip(betas, batched):
+        ref, _ = sr.cvxpy_solve(sr.ConvexReLUProblem(X, y, patterns, float(b)))
+        assert _rel(value, ref) <= 1e-5
+
+
+# ----------------------------------------------------------------------------------
+# Recovery and the non-convex problem
+# ----------------------------------------------------------------------------------
+
+
+def test_recovered_network_objective_equals_convex_optimum():
+    X, y, patterns = relu_instance(11, bias=True)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.2, bias=True)
+    sol = _solve(problem, sr.ADMM())
+    net = sr.to_network(problem, sol)
+    assert isinstance(net, eqx.Module) and net.width <= 2 * patterns.shape[1]
+    value = sr.nonconvex_objective(net, X, y, 0.2)
+    assert _rel(value, sol.stats["objective"]) <= 1e-7
+    # predictions of the network equal the convex model's
+    np.testing.assert_allclose(
+        sr.predict(net, X), problem.predict_groups(sol.value.v), atol=1e-6
+    )
+
+
+def test_adam_never_beats_the_exact_convex_optimum(getkey):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (10, 1))
+    y = np.sin(3 * X[:, 0]) + 0.1 * rng.standard_normal(10)
+    beta = 0.05
+    patterns = sr.enumerate_patterns(X, bias=True)
+    problem = sr.ConvexReLUProblem(X, y, patterns, beta, bias=True)
+    sol = _solve(problem)
+    optimum = float(sol.stats["objective"])
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(optimum, ref) <= 1e-5
+
+    def loss(net, batch, key):
+        return sr.nonconvex_objective(net, X, y, beta)
+
+    for _ in range(2):
+        net = sr.init_network(getkey(), 1, 8, bias=True)
+        fitted = sciopt.fit(
+            net, loss, key=getkey(), steps=1000, optimiser=optax.adam(1e-2)
+        )
+        assert float(sr.nonconvex_objective(fitted.model, X, y, beta)) >= optimum * (
+            1 - 1e-6
+        )
+
+
+def test_accuracy_helper():
+    net = sr.ReLUNetwork(jnp.array([[1.0, 0.0]]), jnp.array([1.0]), False)
+    X = jnp.array([[1.0, 0.0], [-1.0, 0.0]])
+    assert float(sr.accuracy(net, X, jnp.array([0.0, 0.0]))) == 0.5
+    assert float(sr.accuracy(net, X, jnp.array([1.0, -1.0]))) == 1.0
+
+
+# ----------------------------------------------------------------------------------
+# Sampled convex program
+# ----------------------------------------------------------------------------------
+
+
+def test_sampled_convex_program_matches_cvxpy(getkey):
+    import cvxpy as cp
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20, 2))
+    y = rng.standard_normal(20)
+    H = sr.sample_directions(getkey(), 2, 30, bias=True)
+    problem = sr.SampledConvexProgram(X, y, H, 0.1, bias=True)
+    sol = sciopt.solve(problem, sr.FISTA(), max_steps=50_000)
+    Phi = np.asarray(problem.features)
+    a = cp.Variable(30)
+    ref = cp.Problem(
+        cp.Minimize(0.5 * cp.sum_squares(Phi @ a - y) + 0.1 * cp.norm1(a))
+    ).solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert _rel(sol.stats["objective"], ref) <= 1e-6
+    net = sr.to_network(problem, sol)
+    assert _rel(sr.nonconvex_objective(net, X, y, 0.1), ref) <= 1e-6
+    # the sampled program upper-bounds the exact convex program
+    exact = sr.ConvexReLUProblem(
+        X, y, sr.enumerate_patterns(X, bias=True), 0.1, bias=True
+    )
+    assert float(sol.stats["objective"]) >= sr.cvxpy_solve(exact)[0] - 1e-6
+
+
+def test_sampled_patterns_equal_exact_in_1d(getkey):
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-2, 2, (9, 1))
+    y = np.abs(X[:, 0]) - 1
+    exact = sr.enumerate_patterns(X, bias=True)
+    sampled = sr.sample_patterns(getkey(), X, 5000, bias=True)
+    assert exact.shape == sampled.shape
+    a = _solve(sr.ConvexReLUProblem(X, y, exact, 0.01, bias=True))
+    b = _solve(sr.ConvexReLUProblem(X, y, sampled, 0.01, bias=True))
+    assert _rel(a.stats["objective"], b.stats["objective"]) <= 1e-6
+
+
+# ----------------------------------------------------------------------------------
+# Gradients through the solve (implicit differentiation of the ADMM fixed point)
+# ----------------------------------------------------------------------------------
+
+
+def test_gradient_wrt_beta_and_data_matches_finite_differences():
+    X, y, patterns = relu_instance(1, n=10, d=2, num_patterns=4)
+    rng = np.random.default_rng(5)
+    Xv, yv = rng.standard_normal((6, 2)), rng.standard_normal(6)
+
+    def validation(beta, X):
+        problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+        v = _solve(problem, sr.ADMM(rtol=1e-10, atol=1e-12), max_steps=100_000).value.v
+        yhat = jnp.sum(
+            problem.signed_patterns[:, :6] * (v @ Xv.T), axis=0
+        )  # a fixed-pattern validation prediction
+        return jnp.sum(jnp.square(yhat - yv))
+
+    beta0, X0 = 0.3, jnp.asarray(X)
+    g_beta, g_X = jax.grad(validation, argnums=(0, 1))(beta0, X0)
+    fd_beta = finite_difference_grad(lambda b: validation(b[0], X0), np.array([beta0]))
+    np.testing.assert_allclose(g_beta, fd_beta[0], rtol=1e-4)
+    idx = [0, 13]
+    fd_X = finite_difference_grad(
+        lambda x: validation(
+            beta0, X0.reshape(-1).at[jnp.array(idx)].set(x).reshape(X.shape)
+        ),
+        np.asarray(X0).reshape(-1)[idx],
+    )
+    np.testing.assert_allclose(
+        np.asarray(g_X).reshape(-1)[idx], fd_X, rtol=1e-4, atol=1e-7
+    )
+
+
+def test_sampled_program_gradient_wrt_beta(getkey):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((15, 2)), rng.standard_normal(15)
+    H = sr.sample_directions(getkey(), 2, 10)
+
+    def f(beta):
+        problem = sr.SampledConvexProgram(X, y, H, beta)
+        alpha = sciopt.solve(problem, sr.FISTA(rtol=1e-12), max_steps=50_000).value
+        return jnp.sum(jnp.square(problem.features @ alpha))
+
+    g = jax.grad(f)(0.2)
+    fd = finite_difference_grad(lambda b: f(b[0]), np.array([0.2]))
+    np.testing.assert_allclose(g, fd[0], rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------------
+
+
+def test_bad_input():
+    X, y, patterns = relu_instance(0)
+    with pytest.raises(ValueError, match="`y` must have length"):
+        sr.ConvexReLUProblem(X, y[:-1], patterns, 0.1)
+    with pytest.raises(ValueError, match="`patterns` must have n"):
+        sr.ConvexReLUProblem(X, y, patterns[:-1], 0.1)
+    with pytest.raises(ValueError, match="`X` must be a 2-D"):
+        sr.ConvexReLUProblem(X[:, 0], y, patterns, 0.1)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="`X` contains non-finite"):
+        sr.ConvexReLUProblem(bad, y, patterns, 0.1)
+    with pytest.raises(ValueError, match="`y` contains non-finite"):
+        sr.ConvexReLUProblem(X, np.full_like(y, np.inf), patterns, 0.1)
+    for beta in [0.0, -1.0, np.nan]:
+        with pytest.raises(ValueError, match="`beta` must be a positive"):
+            sr.ConvexReLUProblem(X, y, patterns, beta)
+    with pytest.raises(ValueError, match=r"labels in \{0, 1\}"):
+        sr.ConvexReLUProblem(X, y, patterns, 0.1, loss="bce")
+    with pytest.raises(ValueError, match=r"labels in \{-1, \+1\}"):
+        sr.ConvexReLUProblem(X, y, patterns, 0.1, loss="hinge")
+    with pytest.raises(ValueError, match="`loss` must be one of"):
+        sr.ConvexReLUProblem(X, y, patterns, 0.1, loss="l1")
+    with pytest.raises(ValueError, match="P = 0"):
+        sr.ConvexReLUProblem(X, y, patterns[:, :0], 0.1)
+    with pytest.raises(ValueError, match="no non-zero column"):
+        sr.deduplicate_patterns(np.zeros((16, 3)))
+    with pytest.raises(ValueError, match="0/1"):
+        sr.ConvexReLUProblem(X, y, 2 * patterns, 0.1)
+    with pytest.raises(ValueError, match="`eps` must be"):
+        sr.AdversarialReLUProblem(X, np.sign(y), patterns, 0.1, -0.1)
+    with pytest.raises(ValueError, match="`directions` must have shape"):
+        sr.SampledConvexProgram(X, y, np.ones((2, 4)), 0.1)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
+    with pytest.raises(ValueError, match="`y0.v` must have shape"):
+        y0 = problem.default_y0(None)
+        sciopt.solve(problem, sr.ADMM(), y0=eqx.tree_at(lambda t: t.v, y0, y0.v[:1]))
+    with pytest.raises(TypeError, match="ADMM"):
+        sciopt.solve(
+            sr.SampledConvexProgram(X, y, np.ones((3, 4)), 0.1),
+            sr.ADMM(),
+        )
+
+
+def test_non_convergence_is_reported():
+    X, y, patterns = relu_instance(0)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
+    sol = sciopt.solve(problem, sr.ADMM(), max_steps=5, throw=False)
+    assert sol.result == sciopt.RESULTS.steps_exhausted
+    with pytest.raises(Exception, match="max_steps"):
+        sciopt.solve(problem, sr.ADMM(), max_steps=5)
