@@ -146,6 +146,23 @@ def closed_form_table(target):
                 10,
             ),
         ],
+        "cosh, n=4, far start (5)": [
+            (
+                "BOREP",
+                BOREP(
+                    learning_rate=0.1,
+                    decay=0.05,
+                    lower_learning_rate=0.5,
+                    z_learning_rate=0.5,
+                ),
+                2000,
+                5,
+            )
+        ]
+        + [
+            (f"AID step {f:g}/L*", AID(learning_rate=f / lip), 2000, 5)
+            for f in (1.0, 0.1, 0.01, 0.001)
+        ],
     }
     lines = [
         f"| problem | method | iterations to {target:g} | time to {target:g} (ms) "

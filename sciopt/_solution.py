@@ -71,6 +71,10 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "The model produced non-finite values (inf or nan). Lower the learning rate, "
         "check the inputs' scaling, or use float64."
     )
+    diverged = (
+        "The iterates diverged (grew by many orders of magnitude). Lower the step "
+        "sizes; for LV-HBA keep `eta * ||grad_y g||` below 1 and `alpha` below 1/L."
+    )
 
 
 class Solution(eqx.Module):

@@ -11,8 +11,8 @@ import jax.random as jr
 import numpy as np
 import optimistix as optx
 import pytest
-import scipy.optimize
 import sciopt
+import scipy.optimize
 from sciopt import pde as sp
 
 from .helpers import hc_small_layer
@@ -67,7 +67,8 @@ def test_diffusion_sorption_reference_converges_under_refinement():
     t = jnp.linspace(0.0, 100.0, 5)
     x = jnp.linspace(0.0, 1.0, 17)
     sols = [
-        sp.diffusion_sorption_mol(jnp.asarray(0.1), t, x, cells=c) for c in (32, 64, 128)
+        sp.diffusion_sorption_mol(jnp.asarray(0.1), t, x, cells=c)
+        for c in (32, 64, 128)
     ]
     e1 = float(jnp.max(jnp.abs(sols[0][1:] - sols[1][1:])))
     e2 = float(jnp.max(jnp.abs(sols[1][1:] - sols[2][1:])))
@@ -171,8 +172,14 @@ def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
 def test_float32_solve_runs(getkey):
     problem = sp.hc_heat()
     basis = sp.BasisNetwork(
-        6, problem.num_sensors, problem.t_span, problem.x_span, width=12, depth=2,
-        key=getkey(), dtype=jnp.float32,
+        6,
+        problem.num_sensors,
+        problem.t_span,
+        problem.x_span,
+        width=12,
+        depth=2,
+        key=getkey(),
+        dtype=jnp.float32,
     )
     layer = sp.HardConstraintLayer(problem, basis, grid=(8, 16), num_points=48)
     p = problem.sample(getkey(), 1, jnp.float32)[0]
@@ -221,9 +228,16 @@ def test_nonfinite_basis_and_unconverged_solve_give_result_codes(getkey):
 
 
 def test_moe_routes_rows_and_assembles_blocks(getkey):
-    problem, moe = hc_small_layer("heat", kind="moe", splits=(2, 2))
+    problem, moe = hc_small_layer(
+        "heat", kind="moe", splits=(2, 2), boundary_rows="touching"
+    )
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
+    _, moe_all = hc_small_layer("heat", kind="moe", splits=(2, 2))
+    assert moe_all.boundary_rows == "all"
+    rows_all = moe_all.constraint_rows(p, key)
+    assert np.all(np.asarray(rows_all.ic_w) > 0)
+    assert np.all(np.asarray(rows_all.right_w) > 0)
     rows = moe.constraint_rows(p, key)
     # IC rows touch the two experts at t = 0; left/right BC rows one column each.
     ic_on = np.asarray(rows.ic_w > 0)
@@ -241,7 +255,9 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
     sol = moe.solve(p, key)
     assert sol.weights.shape == (4, 6)
     u = moe.predict(p, sol.weights)
-    b = jax.vmap(lambda ti: jax.vmap(lambda xi: moe.basis(ti, xi, problem.sensors(p)))(x))(t)
+    b = jax.vmap(
+        lambda ti: jax.vmap(lambda xi: moe.basis(ti, xi, problem.sensors(p)))(x)
+    )(t)
     np.testing.assert_allclose(u[:4, :8], b[:4, :8] @ sol.weights[0], rtol=1e-12)
     np.testing.assert_allclose(u[4:, 8:], b[4:, 8:] @ sol.weights[3], rtol=1e-12)
     assert float(moe.interface_penalty(p, sol.weights)) > 0
@@ -329,7 +345,12 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
     test = problem.sample(jr.key(11), 16)
     refs = sp.hc_reference_grid(problem, test, *grid)
     basis = sp.BasisNetwork(
-        16, problem.num_sensors, problem.t_span, problem.x_span, width=32, depth=2,
+        16,
+        problem.num_sensors,
+        problem.t_span,
+        problem.x_span,
+        width=32,
+        depth=2,
         key=jr.key(0),
     )
     models = {
@@ -342,7 +363,12 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
     errors = {}
     for name, model in models.items():
         res = sciopt.fit(
-            model, sp.hc_loss, train, key=jr.key(5), steps=150, batch_size=4,
+            model,
+            sp.hc_loss,
+            train,
+            key=jr.key(5),
+            steps=150,
+            batch_size=4,
             chunk_size=150,
         )
         err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(7))

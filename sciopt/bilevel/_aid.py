@@ -50,9 +50,11 @@ class AID(AbstractSolver):
     **Arguments:**
 
     - `learning_rate`: the fixed step on `x`.
-    - `lower_solver`: the optimistix minimiser of the lower level (BFGS by default).
+    - `lower_solver`: the optimistix minimiser of the lower level (default BFGS with
+        tolerances `1e-10` in float64, `1e-5` in float32).
     - `lower_max_steps`: its step limit.
-    - `steps`: a fixed number of steps (then the tolerances are not used).
+    - `steps`: a fixed number of steps (then the tolerances are not used; pass
+        `max_steps >= steps` to `sciopt.solve`).
     - `rtol`, `atol`: the stopping tolerances.
     - `verbose`: print progress.
 
@@ -77,7 +79,7 @@ class AID(AbstractSolver):
     """
 
     learning_rate: float = 1e-1
-    lower_solver: optx.AbstractMinimiser = optx.BFGS(rtol=1e-10, atol=1e-10)
+    lower_solver: optx.AbstractMinimiser | None = None
     lower_max_steps: int = eqx.field(static=True, default=1000)
     steps: int | None = None
     rtol: float = 1e-8
@@ -90,9 +92,13 @@ class AID(AbstractSolver):
 
     def lower_solve(self, problem: BilevelProblem, x, y0, args):
         """`y*(x)` by `optimistix.minimise` (implicitly differentiable in `x`)."""
+        solver = self.lower_solver
+        if solver is None:
+            tol = 1e-10 if y0.dtype == jnp.float64 else 1e-5
+            solver = optx.BFGS(rtol=tol, atol=tol)
         sol = optx.minimise(
             lambda y, x: problem.f(x, y, args),
-            self.lower_solver,
+            solver,
             jax.lax.stop_gradient(y0),
             args=x,
             max_steps=self.lower_max_steps,

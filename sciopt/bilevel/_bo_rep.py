@@ -64,7 +64,8 @@ class BOREP(AbstractSolver):
     **Arguments:** `learning_rate` ($\eta$), `momentum` ($\beta$), `lower_learning_rate`
     (SGD step on $y$), `z_learning_rate` ($\nu$), `radius` ($R$), `period` ($I$),
     `lower_steps` ($N$), `init_steps` ($T_0$), `init_epochs`, `decay`, `steps` (fixed
-    budget), `atol` (without `steps`: stop when $\|m\| \le$ `atol`), `verbose`.
+    budget; pass `max_steps >= steps` to `sciopt.solve`), `atol` (without `steps`:
+    stop when $\|m\| \le$ `atol`), `verbose`.
 
     **Stats:** as `LVHBA` (`upper_objective` is the true $\Phi(x)$), plus
     `momentum_norm`.

@@ -25,6 +25,7 @@ class _LVHBAState(eqx.Module):
     z_eq: Array
     step: Int[Array, ""]
     residual: Float[Array, ""]
+    scale: Float[Array, ""]
     finite_start: Bool[Array, ""]
     feasible_start: Bool[Array, ""]
     key: Array
@@ -72,7 +73,8 @@ class LVHBA(AbstractSolver):
     - `gamma1`, `gamma2`: the proximal parameters of `v_gamma`.
     - `penalty`, `penalty_power`: `c` and `p` in `c_k = c (k+1)^p`.
     - `bound`: the clip of the multipliers and `z`.
-    - `steps`: a fixed number of steps (as in the paper's experiments); without it the
+    - `steps`: a fixed number of steps, as in the paper's experiments (pass
+        `max_steps >= steps` to `sciopt.solve`); without it the
         solve stops when `residual <= atol + rtol * ||(x, y)||`.
     - `verbose`: print progress.
 
@@ -137,6 +139,7 @@ class LVHBA(AbstractSolver):
             z_eq=jnp.zeros_like(h),
             step=jnp.array(0),
             residual=jnp.array(jnp.inf, x.dtype),
+            scale=1 + two_norm((x, yy)),
             finite_start=finite,
             feasible_start=feasible,
             key=jr.key_data(key),
@@ -205,6 +208,7 @@ class LVHBA(AbstractSolver):
             z_eq=z_eq,
             step=k + 1,
             residual=residual,
+            scale=state.scale,
             finite_start=state.finite_start,
             feasible_start=state.feasible_start,
             key=state.key,
@@ -218,11 +222,14 @@ class LVHBA(AbstractSolver):
             done = state.residual <= scale
         else:
             done = state.step >= self.steps
+        # Growth by ten orders of magnitude: the steps are too long for the problem.
+        diverged = two_norm((x, yy)) > 1e10 * state.scale
+        result = RESULTS.where(diverged, RESULTS.diverged, RESULTS.successful)
         result = RESULTS.where(
-            state.feasible_start, RESULTS.successful, RESULTS.lower_level_infeasible
+            state.feasible_start, result, RESULTS.lower_level_infeasible
         )
         result = RESULTS.where(state.finite_start, result, RESULTS.nonfinite_start)
-        bad = jnp.invert(state.finite_start & state.feasible_start)
+        bad = jnp.invert(state.finite_start & state.feasible_start) | diverged
         return done | bad, result
 
     def postprocess(self, problem, y, aux, args, options, state: _LVHBAState, result):

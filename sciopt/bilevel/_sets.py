@@ -149,13 +149,15 @@ class Polyhedron(eqx.Module):
     affine in `(x, y)`: projections onto it are then computed without an inner
     nonlinear solve. Equalities alone are projected in closed form (one least-squares
     solve); with inequalities Hildreth's method (cyclic dual coordinate ascent, exact
-    in the limit) runs `sweeps` sweeps over the rows.
+    in the limit) sweeps over the rows until the point stops moving, at most `sweeps`
+    times.
 
     **Arguments:**
 
     - `a_ineq`, `b_ineq`: the rows `A` (shape `(l, n_x + n_y)`) and `b` (shape `(l,)`).
     - `a_eq`, `b_eq`: the rows `E` (shape `(p, n_x + n_y)`) and `e`.
-    - `sweeps`: Hildreth sweeps per projection (ignored without inequalities).
+    - `sweeps`: the most Hildreth sweeps per projection (ignored without
+        inequalities).
     """
 
     a_ineq: Float[Array, "l w"] | None = None
@@ -241,9 +243,19 @@ class Polyhedron(eqx.Module):
             delta = jnp.where(eq[i], delta, jnp.maximum(delta, -lam[i]))
             return (w - delta * a[i], lam.at[i].add(delta)), None
 
-        def sweep(_, carry):
-            return jax.lax.scan(row, carry, jnp.arange(a.shape[0]))[0]
+        tol = 10 * jnp.finfo(dtype).eps
+
+        def cond(carry):
+            _, _, change, k = carry
+            return (k < self.sweeps) & (change > tol)
+
+        def sweep(carry):
+            w, lam, _, k = carry
+            new_w, lam = jax.lax.scan(row, (w, lam), jnp.arange(a.shape[0]))[0]
+            change = jnp.max(jnp.abs(new_w - w)) / (1 + jnp.max(jnp.abs(new_w)))
+            return new_w, lam, change, k + 1
 
         lam0 = jnp.zeros(a.shape[0], dtype)
-        w, _ = jax.lax.fori_loop(0, self.sweeps, sweep, (w, lam0))
+        init = (w, lam0, jnp.array(jnp.inf, dtype), jnp.array(0))
+        w, _, _, _ = jax.lax.while_loop(cond, sweep, init)
         return w

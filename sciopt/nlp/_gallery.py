@@ -76,7 +76,7 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
             error = abs(f - reference) / max(1.0, abs(reference))
             if expect is not None:
                 passed = bool(sol.result == getattr(RESULTS, expect))
-                status = "ok (expected: " + expect.replace("_", " ") + ")"
+                status = "expected: " + expect.replace("_", " ")
             else:
                 passed = (
                     bool(sol.result == RESULTS.successful)
@@ -89,11 +89,13 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
                     else RESULTS[sol.result].split(".")[0]
                 )
             checked = sketch_checked or label == "exact (LU)"
-            note = source
-            if not checked:
-                note += "; sketch rows not checked (ill-conditioned KKT, see docs)"
-            if steps and label != "exact (LU)":
-                note += f"; {label}: median {np.median(sketch):.0f} sketch steps/step"
+            if label == "exact (LU)":
+                note = source
+            else:
+                note = f"{label}: median {np.median(sketch) if steps else 0:.0f} "
+                note += "sketch steps per Newton step"
+                if not checked:
+                    note += " (not checked: ill-conditioned KKT, see the docs)"
             rows.append(
                 GalleryRow(
                     problem=spec.name,

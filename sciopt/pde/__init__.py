@@ -48,12 +48,12 @@ from ._hc_layer import (
 )
 from ._hc_moe import MoEHardConstraint as MoEHardConstraint
 from ._hc_problems import (
-    burgers as hc_burgers,
-    diffusion_sorption as hc_diffusion_sorption,
-    HCProblem as HCProblem,
+    hc_burgers as hc_burgers,
+    hc_diffusion_sorption as hc_diffusion_sorption,
+    hc_heat as hc_heat,
     hc_problem as hc_problem,
-    heat as hc_heat,
-    reference_grid as hc_reference_grid,
+    hc_reference_grid as hc_reference_grid,
+    HCProblem as HCProblem,
 )
 from ._hc_references import diffusion_sorption_mol as diffusion_sorption_mol
 from ._hc_solve import (

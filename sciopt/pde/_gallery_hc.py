@@ -21,7 +21,7 @@ from ..gallery import GalleryRow
 from ._hc_basis import BasisNetwork
 from ._hc_layer import HardConstraintLayer
 from ._hc_moe import MoEHardConstraint
-from ._hc_problems import hc_problem, reference_grid
+from ._hc_problems import hc_problem, hc_reference_grid
 from ._hc_train import hc_loss, hc_relative_l2, SoftConstraintModel
 
 
@@ -112,7 +112,7 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
     n_test = int(d.get("quick_test_instances" if quick else "test_instances", 16))
     train = problem.sample(jr.fold_in(key, 2), n_train)
     test = problem.sample(jr.fold_in(key, 3), n_test)
-    refs = reference_grid(problem, test, *grid)
+    refs = hc_reference_grid(problem, test, *grid)
     steps = int(d.get("quick_steps", 100) if quick else d.get("steps", 300))
     tolerance = float(d["tolerance"])
     rows, panels = [], [("reference", np.asarray(refs[0]))]

@@ -17,6 +17,7 @@ Table keys (besides those of `sciopt.pde.from_spec`):
 import dataclasses
 import math
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -106,19 +107,26 @@ def train(
     seed: int = 0,
     args=None,
     lpinn_options: dict | None = None,
+    decay: float = 0.9,
+    pinn_options: dict | None = None,
 ) -> TrainResult:
     """Train a `PINN` (`kind="pinn"`) or `LagrangianPINN` (`kind="lpinn"`) with Adam
-    (learning rate decayed by 0.9 every 10% of the steps) and score it on the grid.
+    (learning rate multiplied by `decay` every 10% of the steps); score it on the
+    grid.
 
     Both get `width` x `depth` hidden layers (the LPINN's characteristic branch has
     depth 2), `points` resampled collocation points per step and 256 initial points.
-    `lpinn_options` go to the `LagrangianPINN` constructor."""
+    `lpinn_options` go to the `LagrangianPINN` constructor, `pinn_options` to the
+    `PINN` one (`hard_initial=True` there builds in the initial condition)."""
     key_model, key_fit = jax.random.split(jax.random.key(seed))
     schedule = optax.exponential_decay(
-        learning_rate, max(steps // 10, 1), 0.9, staircase=True
+        learning_rate, max(steps // 10, 1), decay, staircase=True
     )
     if kind == "pinn":
-        model = PINN(pde.domain, key=key_model, width=width, depth=depth)
+        opts = dict(pinn_options or {})
+        if opts.pop("hard_initial", False):
+            opts["initial"] = lambda x: pde.initial(x, pde.args(args))
+        model = PINN(pde.domain, key=key_model, width=width, depth=depth, **opts)
         loss = PINNLoss(pde, num_interior=points, num_initial=256, args=args)
     elif kind == "lpinn":
         model = LagrangianPINN(
@@ -166,9 +174,15 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
         values = (
             sweep.get("quick_values", sweep["values"]) if quick else sweep["values"]
         )
-        cases = [(f"{name}={v:g}", {name: float(v)}, float(v)) for v in values]
+        cases = []
+        for v in values:
+            params = {**data.get("parameters", {}), name: float(v)}
+            case_spec = types.SimpleNamespace(
+                name=spec.name, data={**data, "parameters": params}
+            )
+            cases.append((f"{name}={v:g}", from_spec(case_spec), float(v)))
     else:
-        cases = [("", None, math.nan)]
+        cases = [("", base, math.nan)]
     train_cfg = dict(_QUICK_TRAIN if quick else _FULL_TRAIN)
     train_cfg.update(data.get("quick_train" if quick else "train", {}))
     solvers = data.get("quick_solvers" if quick else "solvers", ["pinn", "lpinn"])
@@ -180,11 +194,11 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
     x, t = grid(base.domain, 256, 101)
     rows: list[GalleryRow] = []
     curves: dict[str, list[float]] = {s: [] for s in solvers}
-    for label, args, value in cases:
-        ref = reference_solution(base, ref_kind, x, t, args)
+    for label, pde, value in cases:
+        ref = reference_solution(pde, ref_kind, x, t)
         for solver in solvers:
             t0 = time.perf_counter()
-            tr = train(solver, base, x, t, ref, args=args, **train_cfg)
+            tr = train(solver, pde, x, t, ref, **train_cfg)
             elapsed = time.perf_counter() - t0
             curves[solver].append(tr.error)
             if solver == "lpinn":

@@ -89,9 +89,7 @@ def basis_terms(
     """
     for name in names:
         if name not in DERIVATIVES:
-            raise ValueError(
-                f"Unknown derivative {name!r}: choose from {DERIVATIVES}."
-            )
+            raise ValueError(f"Unknown derivative {name!r}: choose from {DERIVATIVES}.")
 
     def one(ti, xi):
         one_ = jnp.ones_like(ti)

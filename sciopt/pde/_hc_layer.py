@@ -350,7 +350,9 @@ def _check_common(problem, basis, grid, num_points, method, splits, overlap):
     if method == "auto":
         method = "qr" if problem.affine else "levenberg_marquardt"
     if method not in METHODS:
-        raise ValueError(f"`method` must be 'auto' or one of {METHODS}, got {method!r}.")
+        raise ValueError(
+            f"`method` must be 'auto' or one of {METHODS}, got {method!r}."
+        )
     if method == "qr" and not problem.affine:
         raise ValueError(
             f"`method='qr'` needs residuals affine in the weights, but problem "
@@ -437,9 +439,7 @@ class HardConstraintLayer(_HCBase):
         `ValueError` for `num_points < N`, an unknown `method`, `"qr"` on a nonlinear
         problem, or a basis whose sensor count does not match the problem.
         """
-        method = _check_common(
-            problem, basis, grid, num_points, method, (1, 1), 0.0
-        )
+        method = _check_common(problem, basis, grid, num_points, method, (1, 1), 0.0)
         self.basis = basis
         self.problem = problem
         self.grid = (int(grid[0]), int(grid[1]))

@@ -15,7 +15,8 @@ class MoEHardConstraint(_HCBase):
     non-overlapping blocks (`splits = (kt, kx)`). One basis network is shared; each
     expert `k` solves its own weights `omega_k` from `num_points` PDE rows sampled in
     its block (optionally extended by `overlap` of a block width into its
-    neighbours) and the global initial/boundary rows that touch its block. The
+    neighbours) plus the global initial/boundary rows (all of them by default, or
+    only those touching its block). The
     solution is assembled piecewise: `u(p) = b(p) . omega_{k(p)}`. Experts are
     independent least-squares problems: they run under `vmap` and, given a `mesh`,
     are sharded over its `mesh_axis` (with the same result as on one device).
@@ -49,7 +50,7 @@ class MoEHardConstraint(_HCBase):
         overlap: float = 0.0,
         interface_weight: float = 1.0,
         interface_slope: bool = True,
-        boundary_rows: str = "touching",
+        boundary_rows: str = "all",
         mesh: jax.sharding.Mesh | None = None,
         mesh_axis: str = "experts",
         ridge: float = 1e-4,
@@ -76,9 +77,11 @@ class MoEHardConstraint(_HCBase):
         - `interface_weight`: weight of the interface-continuity term in the outer
           loss (`0` turns it off).
         - `interface_slope`: include the slope jump in that term.
-        - `boundary_rows`: `"touching"`: each expert gets the initial/boundary rows
-          that touch its block; `"all"`: every expert gets all of them (its weights
-          must then fit the initial and boundary data everywhere).
+        - `boundary_rows`: `"all"` (default): every expert gets all initial and
+          boundary rows, so its weights fit that data everywhere, as in the
+          authors' code; `"touching"`: only the rows that touch its block (an
+          interior expert then has no lateral data and its block problem is
+          ill-posed; measured worse).
         - `mesh`, `mesh_axis`: a `jax.sharding.Mesh` and its axis over which the
           expert axis is sharded (`K` must be a multiple of that axis' size).
 

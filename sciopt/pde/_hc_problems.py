@@ -91,7 +91,7 @@ def _heat_sample(key, n, *, modes, dtype):
     return jr.normal(key, (n, modes), dtype) * scale[None]
 
 
-def heat(
+def hc_heat(
     nu: float = 0.05, modes: int = 3, t_final: float = 1.0, num_sensors: int = 16
 ) -> HCProblem:
     """`u_t = nu u_xx` on `(0, t_final) x (0, 1)`, `u = 0` at both ends, initial
@@ -123,7 +123,7 @@ def _burgers_sample(key, n, *, modes, amplitude, dtype):
     return jr.uniform(key, (n, modes), dtype, -amplitude, amplitude)
 
 
-def burgers(
+def hc_burgers(
     nu: float = 0.05,
     modes: int = 3,
     amplitude: float = 0.25,
@@ -164,21 +164,21 @@ def burgers(
 def _ds_residual(v, t, x, p, *, constants, duration):
     diffusion = constants["diffusion"]
     r = retardation(
-        v["u"], constants["porosity"], constants["rho_s"], constants["k_f"], constants[
-            "n_f"
-        ]
+        v["u"],
+        constants["porosity"],
+        constants["rho_s"],
+        constants["k_f"],
+        constants["n_f"],
     )
     return duration * (r * v["u_t"] - diffusion * v["u_xx"])
 
 
 def _ds_reference(p, t, x, *, constants, cells):
-    fn = jax.vmap(
-        lambda u0: diffusion_sorption_mol(u0, t, x, cells=cells, **constants)
-    )
+    fn = jax.vmap(lambda u0: diffusion_sorption_mol(u0, t, x, cells=cells, **constants))
     return fn(p[None, 0])[0]
 
 
-def diffusion_sorption(
+def hc_diffusion_sorption(
     t_final: float = 500.0,
     u0_range: tuple[float, float] = (0.0, 0.2),
     cells: int = 128,
@@ -203,9 +203,7 @@ def diffusion_sorption(
         name="diffusion_sorption",
         t_span=(0.0, float(t_final)),
         x_span=(0.0, 1.0),
-        residual=ft.partial(
-            _ds_residual, constants=constants, duration=float(t_final)
-        ),
+        residual=ft.partial(_ds_residual, constants=constants, duration=float(t_final)),
         left=lambda v, t, p: v["u"] - 1,
         right=lambda v, t, p: v["u"] + diffusion * v["u_x"],
         initial=lambda p, x: jnp.full_like(x, p[0]),
@@ -222,9 +220,9 @@ def diffusion_sorption(
 
 
 _BUILDERS = {
-    "heat": heat,
-    "burgers": burgers,
-    "diffusion_sorption": diffusion_sorption,
+    "heat": hc_heat,
+    "burgers": hc_burgers,
+    "diffusion_sorption": hc_diffusion_sorption,
 }
 
 
@@ -236,12 +234,12 @@ def hc_problem(pde: str, **kwargs) -> HCProblem:
     return _BUILDERS[pde](**kwargs)
 
 
-def reference_grid(
+def hc_reference_grid(
     problem: HCProblem, instances: Array, nt: int, nx: int
 ) -> Float[Array, "n nt nx"]:
     """The problem's reference for each instance on its `nt x nx` grid."""
     t, x = problem.grid(nt, nx, instances.dtype)
-    return jnp.stack([problem.reference(p, t, x) for p in instances])
+    return jax.jit(jax.vmap(lambda p: problem.reference(p, t, x)))(instances)
 
 
 def sample_instances(

@@ -120,9 +120,10 @@ def solve_weights(
         )
         omega = sol.value
         result = RESULTS.promote(sol.result)
-        result = RESULTS.where(
-            result == RESULTS.max_steps_reached, RESULTS.steps_exhausted, result
+        exhausted = (result == RESULTS.max_steps_reached) | (
+            result == RESULTS.nonlinear_max_steps_reached
         )
+        result = RESULTS.where(exhausted, RESULTS.steps_exhausted, result)
         num_steps = sol.stats["num_steps"]
     finite = tree_all_finite(rows)
     result = RESULTS.where(finite, result, RESULTS.nonfinite_model)

@@ -59,8 +59,8 @@ class LagrangianPINN(eqx.Module):
     - characteristics: `X = xi + (t - t0) * v * D(xi, t)`, so `X(xi, t0) = xi` holds
       exactly and `X - xi` is periodic in `xi`; `v` is a velocity scale (by default
       the largest `|f1|` over the initial condition) so `D` stays of order one.
-    - state: `U(xi, t)`, periodic in `xi`; with `hard_initial=True`,
-      `U = u0(xi) + (t - t0) N(xi, t)` meets the initial condition exactly.
+    - state: `U = u0(xi) + (t - t0) N(xi, t)`, periodic in `xi`, which meets the
+      initial condition exactly (`hard_initial=False`: `U = N(xi, t)`).
 
     Train with `sciopt.fit(model, LagrangianPINNLoss(pde), ...)`; map back to the
     Eulerian grid with `predict`, and check the characteristics with
@@ -81,8 +81,14 @@ class LagrangianPINN(eqx.Module):
       condition. For constant-speed convection this is already the exact
       characteristic field, and training only has to keep it; pass `0.0` to make the
       network learn it from rest.
-    - `hard_initial`: build the state's initial condition into `U`.
+    - `hard_initial`: build the state's initial condition into `U` (default). With
+      `False`, `U` is a plain network and the initial condition is a loss term only,
+      as in the paper; the benchmark page compares both.
     - `dtype`: weights' dtype.
+
+    The model reads the PDE's default parameters (for `v`, the initial speed and
+    `u0`); to change a parameter, build a new `PDE` rather than passing `args` to the
+    loss only.
 
     **Raises:** `ValueError` for a non-periodic domain or a PDE outside the class.
     """
@@ -106,7 +112,7 @@ class LagrangianPINN(eqx.Module):
         activation: Callable = jnp.tanh,
         velocity_scale: float | None = None,
         initial_speed: float | None = None,
-        hard_initial: bool = False,
+        hard_initial: bool = True,
         dtype=None,
     ):
         _check_lagrangian(pde)
@@ -240,9 +246,7 @@ def _initial_speeds(pde: PDE) -> tuple[float, float]:
 def _zero_last_layer(mlp: eqx.nn.MLP, bias: float) -> eqx.nn.MLP:
     last = mlp.layers[-1]
     mlp = eqx.tree_at(lambda m: m.layers[-1].weight, mlp, jnp.zeros_like(last.weight))
-    return eqx.tree_at(
-        lambda m: m.layers[-1].bias, mlp, jnp.full_like(last.bias, bias)
-    )
+    return eqx.tree_at(lambda m: m.layers[-1].bias, mlp, jnp.full_like(last.bias, bias))
 
 
 class LagrangianPINNLoss(eqx.Module):

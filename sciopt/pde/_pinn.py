@@ -71,6 +71,9 @@ class PINN(eqx.Module):
     - `activation`: the hidden activation (default `tanh`).
     - `periodic_embedding`: use the periodic input embedding (default: whether the
       domain is periodic).
+    - `initial`: optional `u0(x) -> scalar`; then `u = u0(x) + (t - t0) N(x, t)`
+      meets the initial condition exactly (a hard constraint), e.g.
+      `initial=lambda x: pde.initial(x, pde.args())`.
     - `dtype`: the weights' dtype (default: JAX's default float).
 
     ??? cite "References"
@@ -92,6 +95,7 @@ class PINN(eqx.Module):
     mlp: eqx.nn.MLP
     domain: Domain
     periodic_embedding: bool = eqx.field(static=True)
+    initial: Callable | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -102,8 +106,10 @@ class PINN(eqx.Module):
         depth: int = 4,
         activation: Callable = jnp.tanh,
         periodic_embedding: bool | None = None,
+        initial: Callable | None = None,
         dtype=None,
     ):
+        self.initial = initial
         if periodic_embedding is None:
             periodic_embedding = domain.periodic
         self.periodic_embedding = bool(periodic_embedding)
@@ -115,7 +121,10 @@ class PINN(eqx.Module):
         """`u(x, t)` at a scalar point."""
         x = jnp.asarray(x)
         t = jnp.asarray(t, x.dtype)
-        return self.mlp(_features(self.domain, x, t, self.periodic_embedding))
+        out = self.mlp(_features(self.domain, x, t, self.periodic_embedding))
+        if self.initial is not None:
+            out = self.initial(x) + (t - self.domain.t_min) * out
+        return out
 
     def predict(self, x: ArrayLike, t: ArrayLike) -> Float[Array, "nt nx"]:
         """`u` on the grid `t` (nt,) x `x` (nx,)."""

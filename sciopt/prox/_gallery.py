@@ -45,14 +45,17 @@ def run(spec, *, quick, out_dir):
 # ---------------------------------------------------------------------------
 
 
-def train_laplacian(kind, *, scale, batch_size, beta=10.0, final_gamma=0.1, seed=0):
+def train_laplacian(
+    kind, *, scale, batch_size, beta=10.0, final_gamma=0.1, seed=0, quick=False
+):
     """Train the scalar LPN of the 1-D experiment with one loss; returns the model
     and the `sciopt.FitResult`."""
     lpn = laplacian_lpn(jr.key(seed), beta=beta)
+    stages = laplacian_stages(kind, scale=scale, final_gamma=final_gamma, quick=quick)
     res = fit_lpn(
         lpn,
         sigma=1.0,
-        stages=laplacian_stages(kind, scale=scale, final_gamma=final_gamma),
+        stages=stages,
         key=jr.key(seed + 1),
         sampler=laplace_sampler(batch_size),
     )
@@ -87,18 +90,23 @@ def laplacian_metrics(lpn, *, regularizer=True):
 
 def _run_laplacian(spec, *, quick, out_dir):
     data = spec.data
-    scale = float(data["quick_scale" if quick else "scale"])
+    scale = float(data["scale"])
     batch = int(data["quick_batch_size" if quick else "batch_size"])
     beta = float(data.get("beta", 10.0))
     final_gamma = float(data.get("final_gamma", 0.1))
     tol = float(data["quick_rms_tolerance" if quick else "rms_tolerance"])
-    losses = data.get("losses", ["l2", "l1", "proximal_matching"])
+    losses = data.get("quick_losses" if quick else "losses", ["proximal_matching"])
     results = {}
     rows = []
     for kind in losses:
         start = time.perf_counter()
         lpn, res = train_laplacian(
-            kind, scale=scale, batch_size=batch, beta=beta, final_gamma=final_gamma
+            kind,
+            scale=scale,
+            batch_size=batch,
+            beta=beta,
+            final_gamma=final_gamma,
+            quick=quick,
         )
         wall = time.perf_counter() - start
         m = laplacian_metrics(lpn, regularizer=kind == "proximal_matching")
@@ -179,7 +187,15 @@ def train_digits_lpn(*, sigma, steps, pm_steps, width=256, depth=3, seed=0):
         return _MODEL_CACHE[key]
     dtype = jnp.result_type(float)
     train, _ = digits_split(np.dtype(dtype))
-    psi = ICNN((1, 8, 8), width, depth, key=jr.key(seed), beta=10.0, dtype=dtype)
+    psi = ICNN(
+        (1, 8, 8),
+        width,
+        depth,
+        key=jr.key(seed),
+        beta=10.0,
+        quadratic=True,
+        dtype=dtype,
+    )
     stages = proximal_matching_schedule(
         0.08 * 8.0,
         steps_per_stage=pm_steps,
@@ -256,16 +272,16 @@ def _run_digits(spec, *, quick, out_dir):
     y_valid = _measure(op, valid, noise, jr.key(200))
     lipschitz = float(LinearInverseProblem(op, y_test[0]).lipschitz())
     eta = 1.0 / lipschitz
+    grid = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    # PGD: the LPN's step size (in units of 1/L, at most 1); ADMM: 1/penalty.
+    lpn_grid = [0.25, 0.5, 1.0] if algorithm == "pgd" else [2.0, 5.0, 10.0, 20.0, 50.0]
     methods = {
-        "soft-threshold": (
-            lambda t: SoftThreshold(jnp.asarray(t, dtype)),
-            [0.01, 0.02, 0.05, 0.1, 0.2],
-        ),
+        "soft-threshold": (lambda t: SoftThreshold(jnp.asarray(t, dtype)), grid),
         "TV": (
             lambda t: TotalVariation(jnp.asarray(t, dtype), num_iters=50),
-            [0.01, 0.02, 0.05, 0.1, 0.2],
+            grid,
         ),
-        "LPN": (lambda t: lpn, [0.25, 0.5, 1.0]),
+        "LPN": (lambda t: lpn, lpn_grid),
     }
     rows = []
     scores = {}

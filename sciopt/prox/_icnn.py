@@ -50,12 +50,12 @@ class AbstractICNN(eqx.Module):
 class ICNN(AbstractICNN):
     """A fully connected input-convex network (Amos, Xu and Kolter, 2017).
 
-    psi(x) = w^T z_L + h^T x + alpha/2 ||x||^2, with z_1 = s(W_0 x + b_0) and
-    z_{k+1} = s(W_k z_k + H_k x + b_k). The hidden-to-hidden weights `W_k` and the
-    output weights `w` are nonnegative by construction (they are `softplus` of free
-    parameters), and `s` is the softplus with sharpness `beta` (convex and
-    non-decreasing), so `psi` is convex in `x` for every value of the parameters;
-    `alpha > 0` makes it `alpha`-strongly convex.
+    psi(x) = w^T z_L + h^T x + alpha/2 ||x||^2 (+ 1/2 ||Q x||^2), with
+    z_1 = s(W_0 x + b_0) and z_{k+1} = s(W_k z_k + H_k x + b_k). The
+    hidden-to-hidden weights `W_k` and the output weights `w` are nonnegative by
+    construction (they are `softplus` of free parameters), and `s` is the softplus
+    with sharpness `beta` (convex and non-decreasing), so `psi` is convex in `x` for
+    every value of the parameters; `alpha > 0` makes it `alpha`-strongly convex.
 
     ??? cite "References"
 
@@ -80,6 +80,7 @@ class ICNN(AbstractICNN):
     hidden_biases: tuple[Array, ...]
     out_raw: Array
     out_skip: Array
+    quadratic: Array | None
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class ICNN(AbstractICNN):
         key: PRNGKeyArray,
         beta: float = 10.0,
         alpha: float = 0.0,
+        quadratic: bool = False,
         dtype=None,
     ):
         """**Arguments:**
@@ -101,6 +103,8 @@ class ICNN(AbstractICNN):
         - `key`: a `jax.random` key for the initialisation.
         - `beta`: sharpness of the softplus activation `log(1 + exp(beta u)) / beta`.
         - `alpha`: weight of the strongly convex term `alpha/2 ||x||^2`.
+        - `quadratic`: add a learned convex quadratic `1/2 ||Q x||^2` (`Q` square,
+            initialised to the identity, so the prox starts near the identity map).
         - `dtype`: parameter dtype (default: JAX's default float).
         """
         _check_beta_alpha(beta, alpha)
@@ -144,6 +148,7 @@ class ICNN(AbstractICNN):
         )
         self.out_raw = _raw_init(keys[-2], (width,), 1.0 / width, dtype)
         self.out_skip = jnp.zeros((n,), dtype)
+        self.quadratic = jnp.eye(n, dtype=dtype) if quadratic else None
 
     def check_input(self, x):
         if self.in_size == "scalar":
@@ -167,6 +172,9 @@ class ICNN(AbstractICNN):
         ):
             z = _softplus(_nonneg(raw) @ z + skip @ v + bias, self.beta)
         out = _nonneg(self.out_raw) @ z + self.out_skip @ v
+        if self.quadratic is not None:
+            qv = self.quadratic @ v
+            out = out + 0.5 * jnp.sum(qv * qv)
         alpha = jnp.asarray(self.alpha, out.dtype)
         return out + 0.5 * alpha * jnp.sum(v * v)
 

@@ -48,14 +48,25 @@ def laplacian_lpn(key, *, width=50, depth=4, beta=10.0, dtype=None):
 
 
 def laplacian_stages(
-    kind: str, *, scale: float = 1.0, final_gamma: float = 0.1
+    kind: str, *, scale: float = 1.0, final_gamma: float = 0.1, quick: bool = False
 ) -> tuple[TrainingStage, ...]:
     """Training stages for the 1-D experiment; `scale` multiplies every step count.
 
     `"l2"`/`"l1"`: Adam at 1e-3 then 1e-4. `"proximal_matching"`: l1 pretraining, then
     proximal matching with gamma 0.5 -> 0.4 -> 0.3 -> 0.2 -> `final_gamma` and
-    decreasing learning rates (after the authors' 1-D recipe).
+    decreasing learning rates (after the authors' 1-D recipe). `quick=True` gives a
+    short schedule (about 1400 steps, larger learning rates) for smoke runs.
     """
+    if quick:
+        if kind in ("l2", "l1"):
+            return (TrainingStage(kind, 1000, 3e-3),)
+        pm = "proximal_matching"
+        return (
+            TrainingStage("l1", 500, 3e-3),
+            TrainingStage(pm, 300, 1e-3, 0.5),
+            TrainingStage(pm, 300, 1e-3, 0.3),
+            TrainingStage(pm, 300, 3e-4, 0.2),
+        )
 
     def n(steps):
         return max(1, int(round(steps * scale)))

@@ -27,3 +27,4 @@ from ._scp import (
     sample_directions as sample_directions,
     SampledConvexProgram as SampledConvexProgram,
 )
+from ._sharding import shard_rows as shard_rows

@@ -97,6 +97,7 @@ class ADMM(AbstractSolver):
     rho_update_until: int = eqx.field(static=True, default=1000)
     v_weight: float | None = 1.0
     loss_weight: float = 1.0
+    relaxation: float = 1.0
     linear_solver: str = eqx.field(static=True, default="auto")
     cg_rtol: float = 1e-10
     cg_max_steps: int = eqx.field(static=True, default=200)
@@ -157,25 +158,31 @@ class ADMM(AbstractSolver):
             cg_rtol=self.cg_rtol,
             cg_max_steps=self.cg_max_steps,
         )
-        v = _group_soft_threshold(u + y.dual_v / (w * rho), problem.beta / (w * rho))
+        a = self.relaxation
         Lu = _linear.loss_map(problem, u)
+        hv = a * u + (1 - a) * y.v  # over-relaxed copies (Boyd et al. 2011, 3.4.3)
+        hp = a * Lu + (1 - a) * y.p
+        v = _group_soft_threshold(hv + y.dual_v / (w * rho), problem.beta / (w * rho))
         if adversarial:
             e = problem.eps_weights
             p = jax.vmap(robust_hinge_prox, in_axes=(0, 0, 0, None, None))(
-                Lu + y.dual_p / (wp * rho), X, problem.y, e, wp * rho
+                hp + y.dual_p / (wp * rho), X, problem.y, e, wp * rho
             )
         else:
-            p = loss_prox(problem.loss, Lu + y.dual_p / (wp * rho), problem.y, wp * rho)
+            p = loss_prox(problem.loss, hp + y.dual_p / (wp * rho), problem.y, wp * rho)
         if constrained:
             Gu = problem.cone_signs * (u @ X.T)
+            hs = a * Gu + (1 - a) * y.s
             if adversarial:
+                ht = a * u + (1 - a) * y.t
                 s, t = jax.vmap(robust_cone_projection, in_axes=(0, 0, None))(
-                    Gu + y.dual_s / rho, u + y.dual_t / rho, problem.eps_weights
+                    hs + y.dual_s / rho, ht + y.dual_t / rho, problem.eps_weights
                 )
             else:
-                s, t = jax.nn.relu(Gu + y.dual_s / rho), y.t
+                ht = y.t
+                s, t = jax.nn.relu(hs + y.dual_s / rho), y.t
         else:
-            Gu, s, t = y.s, y.s, y.t
+            Gu, hs, s, ht, t = y.s, y.s, y.s, y.t, y.t
         step = self.gamma * rho
         new = ADMMVariables(
             u=u,
@@ -183,10 +190,10 @@ class ADMM(AbstractSolver):
             s=s,
             p=p,
             t=t,
-            dual_v=y.dual_v + w * step * (u - v),
-            dual_s=y.dual_s + step * (Gu - s),
-            dual_p=y.dual_p + wp * step * (Lu - p),
-            dual_t=(y.dual_t + step * (u - t)) if adversarial else y.dual_t,
+            dual_v=y.dual_v + w * step * (hv - v),
+            dual_s=y.dual_s + step * (hs - s),
+            dual_p=y.dual_p + wp * step * (hp - p),
+            dual_t=(y.dual_t + step * (ht - t)) if adversarial else y.dual_t,
         )
         # residuals (Boyd et al. 2011, 3.3)
         ut = u if adversarial else y.t
