@@ -36,7 +36,7 @@ def _list(ns: argparse.Namespace) -> int:
 
     for spec in load_problem_specs(ns.problems):
         quick = "quick" if spec.quick else "full"
-        print(f"{spec.name:30} {spec.family:8} {quick:6} {spec.source.name}")
+        print(f"{spec.name:34} {spec.family:8} {quick:6} {spec.source.name}")
     return 0
 
 
