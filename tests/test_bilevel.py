@@ -3,12 +3,15 @@ finite differences, keyed determinism and bad input."""
 
 import cvxpy as cp
 import equinox as eqx
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import sciopt
 import scipy.optimize
+from hypothesis import given
 from sciopt.bilevel import (
     _library as lib,
     AID,
@@ -95,9 +98,17 @@ def test_lvhba_toy_coupled_equality():
     assert int(sol.stats["num_steps"]) == 2000
 
 
-def test_lvhba_handles_inactive_inequality():
+@pytest.mark.parametrize("simultaneous", [False, True])
+def test_lvhba_handles_inactive_inequality(simultaneous):
     case = lib.coupled_box()
-    solver = LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0, steps=2000)
+    solver = LVHBA(
+        alpha=0.5,
+        beta=0.5,
+        eta=0.5,
+        penalty=8.0,
+        simultaneous=simultaneous,
+        steps=2000,
+    )
     sol = sciopt.solve(case.problem, solver, case.start, max_steps=5000)
     x, y = sol.value
     np.testing.assert_allclose(x, case.x_star, atol=1e-4)
@@ -437,3 +448,16 @@ def test_aid_borep_float32(solver):
     sol = sciopt.solve(problem, solver, start, max_steps=600)
     assert sol.value[0].dtype == jnp.float32
     np.testing.assert_allclose(sol.value[0], [2.0, 2.0], atol=2e-2)
+
+
+@given(
+    v=hnp.arrays(np.float64, (4,), elements=st.floats(-10, 10)),
+    w=hnp.arrays(np.float64, (4,), elements=st.floats(-10, 10)),
+)
+def test_set_projections_are_nonexpansive_and_idempotent(v, w):
+    for s in (Box(-1.0, 2.0), Ball(1.5, 0.5), Simplex(2.0)):
+        pv, pw = s.project(jnp.asarray(v)), s.project(jnp.asarray(w))
+        np.testing.assert_allclose(s.project(pv), pv, atol=1e-12)
+        assert np.linalg.norm(pv - pw) <= np.linalg.norm(v - w) + 1e-12
+        # Variational inequality: <v - P v, u - P v> <= 0 for u in the set.
+        assert float(jnp.vdot(jnp.asarray(v) - pv, pw - pv)) <= 1e-10

@@ -375,3 +375,27 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
         errors[name] = float(err.mean())
     assert errors["hc"] < errors["sc"]
     assert errors["moe"] < errors["sc"]
+
+
+def test_hard_constraints_beat_soft_constraints_fast():
+    problem, layer = hc_small_layer("heat")
+    _, moe = hc_small_layer("heat", kind="moe", splits=(1, 2))
+    soft = sp.SoftConstraintModel(problem, layer.basis, grid=layer.grid, key=jr.key(3))
+    train = problem.sample(jr.key(10), 16)
+    test = problem.sample(jr.key(11), 8)
+    refs = sp.hc_reference_grid(problem, test, *layer.grid)
+    errors = {}
+    for name, model in {"sc": soft, "hc": layer, "moe": moe}.items():
+        res = sciopt.fit(
+            model,
+            sp.hc_loss,
+            train,
+            key=jr.key(5),
+            steps=40,
+            batch_size=4,
+            chunk_size=40,
+        )
+        err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(7))
+        errors[name] = float(err.mean())
+    assert errors["hc"] < 0.5 * errors["sc"], errors
+    assert errors["moe"] < 0.5 * errors["sc"], errors

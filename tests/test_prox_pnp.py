@@ -102,7 +102,9 @@ def test_projection_of_constant_image_counts_pixels():
 
 def _lpn_blur_problem(key, alpha=0.2):
     k1, k2, k3 = jr.split(key, 3)
-    lpn = sp.LearnedProximalNetwork(sp.ConvICNN(1, 4, 2, key=k1, alpha=alpha, beta=5.0))
+    lpn = sp.LearnedProximalNetwork(
+        sp.ICNN((1, 5, 5), 16, 2, key=k1, alpha=alpha, beta=5.0)
+    )
     op = sp.blur_operator((1, 5, 5), sigma=1.0, size=3)
     x = jr.uniform(k2, (1, 5, 5))
     y = op.mv(x) + 0.05 * jr.normal(k3, (1, 5, 5))

@@ -33,7 +33,9 @@ SCRIPT = textwrap.dedent(
         assert b.value.v.sharding.device_set == sharded.X.sharding.device_set
         assert int(a.stats["num_steps"]) == int(b.stats["num_steps"])
         np.testing.assert_allclose(b.value.v, a.value.v, rtol=0, atol=1e-9)
-        np.testing.assert_allclose(b.stats["objective"], a.stats["objective"], rtol=1e-12)
+        np.testing.assert_allclose(
+            b.stats["objective"], a.stats["objective"], rtol=1e-12
+        )
     print("OK")
     """
 )

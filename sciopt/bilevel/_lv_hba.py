@@ -73,6 +73,10 @@ class LVHBA(AbstractSolver):
     - `gamma1`, `gamma2`: the proximal parameters of `v_gamma`.
     - `penalty`, `penalty_power`: `c` and `p` in `c_k = c (k+1)^p`.
     - `bound`: the clip of the multipliers and `z`.
+    - `simultaneous`: `True` updates `(theta, lambda)` simultaneously (both gradients
+        at the old point, as in the authors' code); the default `False` updates
+        `lambda` with the new `theta` (alternating descent-ascent), which tolerates a
+        larger `eta` when the constraints couple strongly.
     - `steps`: a fixed number of steps, as in the paper's experiments (pass
         `max_steps >= steps` to `sciopt.solve`); without it the
         solve stops when `residual <= atol + rtol * ||(x, y)||`.
@@ -105,6 +109,7 @@ class LVHBA(AbstractSolver):
     penalty: float = 1.0
     penalty_power: float = 0.3
     bound: float = 1e3
+    simultaneous: bool = False
     steps: int | None = None
     rtol: float = 1e-8
     atol: float = 1e-8
@@ -176,9 +181,10 @@ class LVHBA(AbstractSolver):
             + (state.theta - yy) / g1
         )
         theta = problem.lower_set.project(state.theta - eta * d_theta)
-        d_lam = -problem.g(x, theta, args) + (state.lam - state.z) / g2
+        theta_dual = state.theta if self.simultaneous else theta
+        d_lam = -problem.g(x, theta_dual, args) + (state.lam - state.z) / g2
         lam = jnp.clip(state.lam - eta * d_lam, 0, bound)
-        d_mu = -problem.h(x, theta, args) + (state.mu - state.z_eq) / g2
+        d_mu = -problem.h(x, theta_dual, args) + (state.mu - state.z_eq) / g2
         mu = jnp.clip(state.mu - eta * d_mu, -bound, bound)
 
         # (x, y): one projected gradient step on F / c_k + f - v_gamma.

@@ -93,8 +93,8 @@ class ADMM(AbstractSolver):
     rho: float = 1.0
     gamma: float = 1.0
     adaptive_rho: bool = True
-    rho_update_every: int = eqx.field(static=True, default=50)
-    rho_update_until: int = eqx.field(static=True, default=1000)
+    rho_update_every: int = eqx.field(static=True, default=100)
+    rho_update_until: int = eqx.field(static=True, default=5000)
     v_weight: float | None = 1.0
     loss_weight: float = 1.0
     relaxation: float = 1.0
@@ -115,8 +115,8 @@ class ADMM(AbstractSolver):
     def _check_problem(self, problem):
         if not isinstance(problem, AbstractConvexReLUProblem):
             raise TypeError(
-                "`sciopt.relu.ADMM` solves ConvexReLUProblem or AdversarialReLUProblem, "
-                f"got {type(problem).__name__}."
+                "`sciopt.relu.ADMM` solves ConvexReLUProblem or "
+                f"AdversarialReLUProblem, got {type(problem).__name__}."
             )
 
     def init(self, problem, y, args, options: dict[str, Any]) -> _ADMMState:

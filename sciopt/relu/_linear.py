@@ -111,7 +111,14 @@ def build(problem, method: str, w, wp):
         denom = alpha + c * lam[None, :] + wp * theta[:, None]
         return {"w": w, "wp": wp, "V": V, "W": W, "denom": denom}
     B0 = _small_block(problem, w)
-    small = {"B0": B0, "chol": lx.Cholesky().init(_psd(B0), {})}
+    # B0 >= alpha I is well conditioned: keep its inverse (d x d) from one Cholesky
+    eye = jnp.eye(d, dtype=X.dtype)
+    inverse = jax.vmap(
+        lambda col: lx.linear_solve(_psd(B0), col, lx.Cholesky()).value,
+        in_axes=1,
+        out_axes=1,
+    )(eye)
+    small = {"inverse": 0.5 * (inverse + inverse.T)}
     if method == "cg":
         return {"w": w, "wp": wp, "small": small}
     if method == "woodbury":
@@ -132,13 +139,7 @@ def build(problem, method: str, w, wp):
 
 def _small_solve(small, rhs):
     """B0^{-1} rhs for rhs of shape (d, k)."""
-    op = _psd(small["B0"])
-    solve = jax.vmap(
-        lambda col: lx.linear_solve(op, col, lx.Cholesky(), state=small["chol"]).value,
-        in_axes=1,
-        out_axes=1,
-    )
-    return solve(rhs)
+    return small["inverse"] @ rhs
 
 
 def _block_inverse(small, r):
@@ -150,7 +151,11 @@ def solve(problem, method: str, factors, rhs, u_prev, *, cg_rtol, cg_max_steps):
     """Solve A u = rhs ((2P, d) arrays)."""
     if method == "dense":
         out = lx.linear_solve(
-            _psd(factors["A"]), rhs.reshape(-1), lx.Cholesky(), state=factors["chol"]
+            _psd(factors["A"]),
+            rhs.reshape(-1),
+            lx.Cholesky(),
+            state=factors["chol"],
+            throw=False,
         ).value
         return out.reshape(rhs.shape)
     if method == "kron":
@@ -161,7 +166,7 @@ def solve(problem, method: str, factors, rhs, u_prev, *, cg_rtol, cg_max_steps):
         br = _block_inverse(small, rhs)
         w = loss_map(problem, br)
         z = lx.linear_solve(
-            _psd(factors["K"]), w, lx.Cholesky(), state=factors["chol"]
+            _psd(factors["K"]), w, lx.Cholesky(), state=factors["chol"], throw=False
         ).value
         return br - factors["wp"] * _block_inverse(small, loss_map_t(problem, z))
     if method == "cg":
