@@ -27,7 +27,9 @@ def main(pretrain_steps=1000, pm_steps=250):
     ).model
     problem, clean = digits_problem(operator="blur", noise=0.02, image_index=3)
     baseline = problem.default_y0(None)
-    sol = sciopt.solve(problem, sp.PnPADMM(lpn, penalty=2.0), max_steps=50, throw=False)
+    sol = sciopt.solve(
+        problem, sp.PnPADMM(lpn, penalty=0.05), max_steps=50, throw=False
+    )
     print(f"PSNR A^T y: {float(sp.psnr(jnp.clip(baseline, 0, 1), clean)):.2f} dB")
     value = float(sp.psnr(jnp.clip(sol.value, 0, 1), clean))
     print(f"PSNR PnP-ADMM + LPN: {value:.2f} dB")

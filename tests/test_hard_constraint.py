@@ -391,9 +391,9 @@ def test_hard_constraints_beat_soft_constraints_fast():
             sp.hc_loss,
             train,
             key=jr.key(5),
-            steps=40,
+            steps=20,
             batch_size=4,
-            chunk_size=40,
+            chunk_size=20,
         )
         err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(7))
         errors[name] = float(err.mean())
