@@ -69,7 +69,7 @@ def bench_tv(full):
     noisy = test[:n, 0] + 0.1 * rng.standard_normal((n, 8, 8))
     weight, iters = 0.1, 200 if full else 100
     prox = sp.TotalVariation(weight, num_iters=iters)
-    batched = jax.jit(jax.vmap(prox))
+    batched = jax.jit(jax.vmap(lambda v: prox(v)))
     start = time.perf_counter()
     jax.block_until_ready(batched(jnp.asarray(noisy)))
     first = time.perf_counter() - start

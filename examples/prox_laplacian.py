@@ -29,7 +29,7 @@ def main(scale=0.05):
             key=jr.key(1),
             sampler=laplace_sampler(1000),
         )
-        f = np.asarray(jax.vmap(res.model)(jnp.asarray(grid)))
+        f = np.asarray(jax.vmap(lambda y: res.model(y))(jnp.asarray(grid)))
         rms = np.sqrt(np.mean((f - soft_threshold(grid, 1.0)) ** 2))
         r = res.model.regularizer(jnp.asarray(2.0))
         r0 = res.model.regularizer(jnp.asarray(0.0))

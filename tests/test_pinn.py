@@ -239,9 +239,10 @@ def test_short_training_reduces_loss_and_is_keyed():
     for kind in ("pinn", "lpinn"):
         a, loss = run(kind, jr.key(1))
         assert a.losses[-10:].mean() < 0.1 * a.losses[0]
-        b, _ = run(kind, jr.key(1))
-        np.testing.assert_array_equal(a.losses, b.losses)
-        assert eqx.tree_equal(a.model, b.model)
+        if kind == "lpinn":  # keyed determinism (the training loop is shared)
+            b, _ = run(kind, jr.key(1))
+            np.testing.assert_array_equal(a.losses, b.losses)
+            assert eqx.tree_equal(a.model, b.model)
         # The loss resamples its collocation points from the key.
         values = jax.jit(jax.vmap(lambda k: loss(a.model, None, k)))(
             jr.split(jr.key(3), 2)
@@ -312,8 +313,8 @@ def test_float32_models():
         assert value.dtype == jnp.float32 and bool(jnp.isfinite(value))
         leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
         assert all(leaf.dtype == jnp.float32 for leaf in leaves)
-        x, t = P.grid(pde.domain, 16, 3, jnp.float32)
-        assert model.predict(x, t).dtype == jnp.float32
+    x, t = P.grid(pde.domain, 16, 3, jnp.float32)
+    assert lpinn.predict(x, t).dtype == jnp.float32
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ def _vector_lpn(alpha=0.1, seed=0):
 def test_icnn_hessian_psd(getkey):
     alpha = 0.1
     psi = prox_random_icnn(getkey(), DIM, alpha=alpha)
-    hess = jax.jit(jax.hessian(psi))
+    hess = jax.jit(jax.hessian(lambda x: psi(x)))
     for _ in range(5):
         x = 3 * jr.normal(getkey(), (DIM,))
         h = hess(x)
@@ -36,7 +36,7 @@ def test_icnn_hessian_psd(getkey):
 def test_icnn_with_quadratic_term_is_convex(getkey):
     psi = sp.ICNN((1, 2, 2), 8, 2, key=getkey(), quadratic=True, beta=3.0)
     psi = prox_perturb(psi, getkey())
-    hess = eqx.filter_jit(jax.hessian(psi))
+    hess = jax.jit(jax.hessian(lambda x: psi(x)))
     for _ in range(3):
         h = hess(jr.normal(getkey(), (1, 2, 2))).reshape(4, 4)
         np.testing.assert_allclose(h, h.T, atol=1e-10)
@@ -51,7 +51,7 @@ def test_conv_icnn_hessian_psd(getkey):
     psi = sp.ConvICNN(1, 4, 2, key=getkey(), alpha=0.05, beta=5.0)
     psi = prox_perturb(psi, getkey())
     x = jr.normal(getkey(), (1, 3, 3))
-    h = eqx.filter_jit(jax.hessian(psi))(x).reshape(9, 9)
+    h = jax.jit(jax.hessian(lambda x: psi(x)))(x).reshape(9, 9)
     np.testing.assert_allclose(h, h.T, atol=1e-10)
     assert np.linalg.eigvalsh(np.asarray(h)).min() >= 0.05 - 1e-8
 
@@ -121,12 +121,12 @@ def test_hessian_check_detects_negative_hidden_weights(getkey):
 def test_prox_monotone_with_symmetric_psd_jacobian(getkey):
     alpha = 0.1
     lpn = _vector_lpn(alpha)
-    f = jax.jit(jax.vmap(lpn))
+    f = jax.jit(jax.vmap(lambda y: lpn(y)))
     a = 3 * jr.normal(getkey(), (500, DIM))
     b = 3 * jr.normal(getkey(), (500, DIM))
     inner = jnp.sum((f(a) - f(b)) * (a - b), axis=1)
     assert jnp.all(inner >= alpha * jnp.sum((a - b) ** 2, axis=1) - 1e-10)
-    jac = jax.jit(jax.jacfwd(lpn))
+    jac = jax.jit(jax.jacfwd(lambda y: lpn(y)))
     for _ in range(5):
         j = np.asarray(jac(3 * jr.normal(getkey(), (DIM,))))
         np.testing.assert_allclose(j, j.T, atol=1e-10)

@@ -19,7 +19,7 @@ GRID = np.linspace(-4, 4, 161)
 
 
 def _rms_to_soft_threshold(lpn):
-    f = np.asarray(jax.jit(jax.vmap(lpn))(jnp.asarray(GRID)))
+    f = np.asarray(jax.jit(jax.vmap(lambda y: lpn(y)))(jnp.asarray(GRID)))
     return float(np.sqrt(np.mean((f - soft_threshold(GRID, 1.0)) ** 2))), f
 
 

@@ -216,6 +216,12 @@ def method_of_lines(
     bcs = [bc for bc in pde.boundary if isinstance(bc, RobinBC)]
     left = next((bc for bc in bcs if bc.side == "left"), None)
     right = next((bc for bc in bcs if bc.side == "right"), None)
+    if not dom.periodic and (left is None or right is None):
+        raise ValueError(
+            "Method of lines on a bounded domain needs a Dirichlet, Neumann or Robin "
+            "condition on each side; for periodic problems use "
+            "`Domain(..., periodic=True)`."
+        )
 
     def dirichlet_value(bc, tt):
         return bc.target(tt, a) / bc.alpha

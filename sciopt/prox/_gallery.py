@@ -66,7 +66,7 @@ def laplacian_metrics(lpn, *, regularizer=True):
     """Distances of a trained scalar LPN to the soft-threshold on [-4, 4] and of its
     regulariser (shifted to R(0) = 0) to |x| on [-3, 3]."""
     grid = np.linspace(-4, 4, 401)
-    f = np.asarray(jax.jit(jax.vmap(lpn))(jnp.asarray(grid)))
+    f = np.asarray(jax.jit(jax.vmap(lambda y: lpn(y)))(jnp.asarray(grid)))
     err = f - soft_threshold(grid, 1.0)
     out = {
         "grid": grid,
@@ -227,7 +227,7 @@ def _solve_batch(op, measurements, solver, steps):
 
 
 def _measure(op, clean, noise, key):
-    y = jax.vmap(op.mv)(clean)
+    y = jax.vmap(lambda x: op.mv(x))(clean)
     return y + jnp.asarray(noise, y.dtype) * jr.normal(key, y.shape, y.dtype)
 
 

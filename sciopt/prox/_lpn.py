@@ -36,6 +36,10 @@ class RegularizerEvaluation(eqx.Module):
         return self.result == RESULTS.successful
 
 
+def _evaluate(y, potential):
+    return potential(y)
+
+
 def _conjugate_objective(y, args):
     potential, point = args
     return potential(y) - jnp.vdot(point, y)
@@ -90,7 +94,7 @@ class LearnedProximalNetwork(AbstractProx):
         """`f(y) = grad psi(y)`, the proximal operator of the learned regulariser."""
         y = jnp.asarray(y)
         self.potential.check_input(y)
-        return jax.grad(self.potential)(y)
+        return jax.grad(_evaluate)(y, self.potential)
 
     def __call__(self, y):
         return self.prox(y)
@@ -98,7 +102,7 @@ class LearnedProximalNetwork(AbstractProx):
     def prox_and_value(self, v):
         """`x = f(v)` and `R(x)`, exact and without a solve (`v` is the preimage)."""
         v = jnp.asarray(v)
-        psi, x = jax.value_and_grad(self.potential)(v)
+        psi, x = jax.value_and_grad(_evaluate)(v, self.potential)
         return x, jnp.vdot(x, v) - 0.5 * jnp.vdot(x, x) - psi
 
     def regularizer(

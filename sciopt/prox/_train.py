@@ -166,7 +166,8 @@ def _make_loss(kind, sigma, get_gamma, get_model, sampler):
             raise ValueError("Pass clean training data or a `sampler`.")
         s = jnp.asarray(sigma, clean.dtype)
         noisy = clean + s * jr.normal(key_noise, clean.shape, clean.dtype)
-        pred = jax.vmap(get_model(model))(noisy)
+        net = get_model(model)
+        pred = jax.vmap(lambda y: net(y))(noisy)
         if kind == "proximal_matching":
             return proximal_matching_loss(pred, clean, get_gamma(model))
         if kind == "l2":

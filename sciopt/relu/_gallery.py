@@ -285,9 +285,7 @@ def _exact_vs_sampled(spec, data, quick, out_dir):
         np.argmin([float(nonconvex_objective(n, X, y, beta)) for n in adam_nets])
     )
     nets["Adam (best seed)"] = adam_nets[best]
-    fig = _plot_1d(out_dir, spec.name, X, y, nets)
-    for r in rows:
-        r.figures = [fig]
+    rows[0].figures = [_plot_1d(out_dir, spec.name, X, y, nets)]
     return rows
 
 
@@ -308,9 +306,9 @@ def run(spec, *, quick: bool, out_dir: pathlib.Path):
         rows.append(adam_row)
         if adam_acc:
             X, y, Xt, yt = arrays
-            fig = _plot_accuracy(
-                out_dir, spec.name, float(accuracy(net, Xt, yt)), adam_acc
-            )
-            for r in rows:
-                r.figures = [fig]
+            rows[0].figures = [
+                _plot_accuracy(
+                    out_dir, spec.name, float(accuracy(net, Xt, yt)), adam_acc
+                )
+            ]
     return rows
