@@ -6,6 +6,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
@@ -80,7 +81,8 @@ def fit(
     - `optimiser`: an optax transformation; defaults to `optax.adam(learning_rate)`.
     - `learning_rate`: used when `optimiser` is `None`.
     - `batch_size`: minibatch size drawn without replacement each step (`None`: all).
-    - `lbfgs_steps`: number of full-batch L-BFGS steps after the first phase.
+    - `lbfgs_steps`: number of full-batch L-BFGS steps after the first phase; the loss
+      gets the same key at every L-BFGS step, so resampled points stay fixed there.
     - `chunk_size`: steps per compiled `lax.scan` chunk.
     - `filter_spec`: which leaves of `model` are trained.
     - `progress`: show a tqdm bar.
@@ -126,13 +128,13 @@ def fit(
             p = eqx.apply_updates(p, updates)
             return (p, opt_state), value
 
-        phases.append((steps, opt, first_order_step))
+        phases.append((steps, opt, first_order_step, False))
     if lbfgs_steps > 0:
         lbfgs = optax.lbfgs()
 
         def lbfgs_step(carry, k):
             p, opt_state = carry
-            k_loss = jr.fold_in(k, 0)
+            k_loss = k
 
             def f(q):
                 return loss_of_params(q, data, k_loss)
@@ -144,7 +146,7 @@ def fit(
             p = optax.apply_updates(p, updates)
             return (p, opt_state), value
 
-        phases.append((lbfgs_steps, lbfgs, lbfgs_step))
+        phases.append((lbfgs_steps, lbfgs, lbfgs_step, True))
 
     bar = None
     if progress:
@@ -156,7 +158,7 @@ def fit(
     compile_time = 0.0
     diverged = False
     done = 0
-    for phase_index, (phase_steps, opt, step_fn) in enumerate(phases):
+    for phase_index, (phase_steps, opt, step_fn, fixed_key) in enumerate(phases):
         with jax.numpy_dtype_promotion("standard"):
             opt_state = opt.init(params)
 
@@ -168,7 +170,11 @@ def fit(
         remaining = phase_steps
         while remaining > 0:
             n = min(chunk_size, remaining)
-            keys = jr.split(jr.fold_in(phase_key, done), n)
+            if fixed_key:
+                # L-BFGS needs the same objective every step: one key for the phase.
+                keys = jnp.stack([phase_key] * n)
+            else:
+                keys = jr.split(jr.fold_in(phase_key, done), n)
             t0 = time.perf_counter()
             # optax mixes integer step counts into float maths: trace it under
             # standard promotion even when the caller runs JAX in strict mode.

@@ -53,8 +53,9 @@ class AdaSketchNewton(AbstractSolver):
     """Adaptive inexact Newton method on the exact augmented Lagrangian, with Newton
     systems solved by randomized iterative sketching (Hong, Na, Mahoney, Kolar, 2023).
 
-    Solves `min f(x) s.t. c(x) = 0` (an `EqualityConstrainedProblem`). The iterate is
-    the primal-dual pair `(x, lam)`; each step
+    Solves `min f(x) s.t. c(x) = 0` (an `EqualityConstrainedProblem`). It moves the
+    primal-dual pair `(x, lam)` (`x` is the iterate of `sciopt.solve`, `lam` lives in
+    the solver state); each step
 
     1. forms the KKT matrix `K = [[B, G^T], [G, 0]]` (`G` the constraint Jacobian,
        `B` the Hessian of the Lagrangian, shifted when the reduced Hessian is not
@@ -513,3 +514,31 @@ def kkt_optimality(problem, x, args):
     jac = jax.jacrev(problem.constraints)(x, args)
     lam = -jnp.linalg.solve(jac @ jac.T, jac @ grad_f)
     return grad_f + jac.T @ (lam + c)
+
+
+AdaSketchNewton.__init__.__doc__ = """**Arguments:**
+
+- `linear_solver`: the inner solver of `K dz = -grad L`: a sketch (`RowSketch`,
+    `BlockSketch`, `GaussianSketch`) or any lineax solver (`lineax.LU()`: exact Newton).
+- `accuracy`: `"adaptive"` (the paper's rule) or `"practical"`
+    (`||r|| <= kappa ||grad L||`); `kappa` for the latter.
+- `superlinear`: sharpen the rule over the iterations
+    (`theta_t = min(1, ||grad L||^(1/2))`).
+- `accuracy_floor`: relative floor of the inner tolerance (default `sqrt(eps)`; 0 gives
+    the authors' rule unclipped).
+- `atol`, `rtol`: stop when `||grad L|| <= atol + rtol ||grad L(x0)||` (default `atol`:
+    `sqrt(eps) / 2`).
+- `mu`, `nu`, `delta`: initial penalties and accuracy parameter (authors: 1, 0.1, 0.1);
+    `delta_min` its floor, `psi_scale` the constant of `Psi`.
+- `regularisation`, `curvature_tol`: the Hessian shift `xi_B` and the reduced-Hessian
+    eigenvalue below which it applies.
+- `rank_tol`: `lambda_min(G G^T) <= rank_tol * lambda_max(G G^T)` stops with
+    `RESULTS.rank_deficient_constraints`.
+- `armijo_c`, `max_backtracks`: the Armijo constant `beta` and the halving limit.
+- `penalty_factor`, `mu_max`, `nu_min`: the update `mu *= rho^2`, `nu /= rho`, and
+    its bounds.
+- `materialise`, `materialise_limit`: form `K` densely (default: when `n + m <= 500`);
+    `num_probes`: Hutchinson probes for norms when matrix-free.
+- `history_length`: length of the per-step histories in `stats`.
+- `seed`: seed of the default key. `verbose`: print each step.
+"""
