@@ -148,5 +148,8 @@ def solve(
     meter = progress_meter(progress)
     sol = _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter)
     if throw:
-        sol = sol.result.error_if(sol, sol.result != RESULTS.successful)
+        # Attach the check to the value only: states may hold PRNG keys, which host
+        # callbacks reject.
+        value = sol.result.error_if(sol.value, sol.result != RESULTS.successful)
+        sol = eqx.tree_at(lambda s: s.value, sol, value)
     return sol
