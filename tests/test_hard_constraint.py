@@ -377,6 +377,7 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
     assert errors["moe"] < errors["sc"]
 
 
+@pytest.mark.slow
 def test_hard_constraints_beat_soft_constraints_fast():
     problem, layer = hc_small_layer("heat")
     _, moe = hc_small_layer("heat", kind="moe", splits=(1, 2))
