@@ -1,9 +1,8 @@
 import math
 
 import pytest
-
 import sciopt
-from sciopt.gallery import GalleryRow, format_table, write_report
+from sciopt.gallery import format_table, GalleryRow, write_report
 from sciopt.gallery._run import run_gallery
 
 

@@ -3,7 +3,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import sympy
-
 from sciopt.symbolic import lower, lower_vector, parse
 
 
