@@ -13,6 +13,7 @@ apart. pyscnn's objective is ||yhat - y||^2 / (2n) + lam sum ||v_i||, so lam = b
 import argparse
 import time
 
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -106,32 +107,119 @@ def scnn_objective(problem, gated_problem, params, solver_name):
     return float(gated_problem.objective(v)), 0.0
 
 
-def compare(n, d, P, beta, cvxpy_ok, scs_ok, rows):
+def admm_trace(problem, solver, chunk, max_chunks, ref_obj, target):
+    """Run ADMM in jit-compiled chunks of `chunk` steps (the same `step` as
+    `sciopt.solve`), scoring `v` after each chunk. Returns the first step count whose
+    relative gap |f(v) - f*| / f* is <= target, with f(v) and the cone violation."""
+    y = problem.default_y0(None)
+    state = solver.init(problem, y, None, {})
+
+    @eqx.filter_jit
+    def run_chunk(y, state):
+        def body(carry, _):
+            y, state = carry
+            y, state, _ = solver.step(problem, y, None, {}, state)
+            return (y, state), None
+
+        (y, state), _ = jax.lax.scan(body, (y, state), None, length=chunk)
+        return y, state, problem.objective(y.v), problem.cone_violation(y.v)
+
+    for k in range(1, max_chunks + 1):
+        y, state, obj, viol = run_chunk(y, state)
+        gap = (float(obj) - ref_obj) / abs(ref_obj)
+        if abs(gap) <= target:
+            return k * chunk, float(obj), gap, float(viol)
+    return None, float(obj), gap, float(viol)
+
+
+ADMM_SETTINGS = (
+    ("default (rho 1, auto=dense, balancing on)", {}),
+    ("rho 0.1", {"rho": 0.1}),
+    ("rho 10", {"rho": 10.0}),
+    ("rho 1, balancing off", {"adaptive_rho": False}),
+    ("rho 0.1, balancing off", {"rho": 0.1, "adaptive_rho": False}),
+    ("rho 10, balancing off", {"rho": 10.0, "adaptive_rho": False}),
+    ("linear_solver woodbury", {"linear_solver": "woodbury"}),
+    ("linear_solver cg", {"linear_solver": "cg"}),
+    ("v_weight None (mean col. norm)", {"v_weight": None}),
+    ("relaxation 1.6", {"relaxation": 1.6}),
+)
+
+
+def compare(n, d, P, beta, target, rows, chunk=50, max_steps=60_000, scs=True):
     X, y, patterns, gates = instance(n, d, P)
     P = patterns.shape[1]
     problem = sr.ConvexReLUProblem(X, y, patterns, beta)
-    gated = sr.ConvexReLUProblem(X, y, patterns, beta, gated=True)
     size = f"({n}, {d}, {P})"
-    ref_obj = None
-    if cvxpy_ok:
-        v, t, note = run_cvxpy(problem, "CLARABEL", "")
-        if v is not None:
-            ref_obj = float(problem.objective(v))
+    start = time.perf_counter()
+    ref_obj, v = sr.cvxpy_solve(problem, tol=1e-9)
+    t = time.perf_counter() - start
+    ref_obj = float(problem.objective(v))
+    viol = float(problem.cone_violation(v))
+    rows.append(
+        (size, "cvxpy Clarabel tol 1e-9 (reference)", t, None, ref_obj, 0.0, viol)
+    )
+    # Clarabel at loose tolerances: the loosest that still reaches the target gap
+    for tol in (1e-3, 1e-4, 1e-5, 1e-6):
+        start = time.perf_counter()
+        _, v = sr.cvxpy_solve(problem, tol=tol)
+        t = time.perf_counter() - start
+        obj = float(problem.objective(v))
+        gap = (obj - ref_obj) / abs(ref_obj)
+        viol = float(problem.cone_violation(v))
+        rows.append((size, f"cvxpy Clarabel tol {tol:g}", t, None, obj, gap, viol))
+        if abs(gap) <= target:
+            break
+    if scs:
+        for eps in (1e-4, 1e-5, 1e-6):
+            start = time.perf_counter()
+            try:
+                _, v = sr.cvxpy_solve(problem, solver="SCS", eps=eps, max_iters=100_000)
+            except Exception as e:  # noqa: BLE001
+                rows.append(
+                    (
+                        size,
+                        f"cvxpy SCS eps {eps:g}",
+                        None,
+                        None,
+                        None,
+                        None,
+                        f"failed: {type(e).__name__}",
+                    )
+                )
+                break
+            t = time.perf_counter() - start
+            obj = float(problem.objective(v))
+            gap = (obj - ref_obj) / abs(ref_obj)
             viol = float(problem.cone_violation(v))
-            rows.append((size, "cvxpy Clarabel", t, float("nan"), ref_obj, 0.0, viol))
-        else:
-            rows.append((size, "cvxpy Clarabel", t, float("nan"), None, None, note))
-    else:
-        rows.append((size, "cvxpy Clarabel", None, None, None, None, "skipped"))
-    for rtol in (1e-3, 1e-4, 1e-5, 1e-6):
-        solver = sr.ADMM(rtol=rtol, atol=rtol * 1e-2)
-        sol, run, compile_time = time_sciopt(problem, solver, 200_000)
+            rows.append((size, f"cvxpy SCS eps {eps:g}", t, None, obj, gap, viol))
+            if abs(gap) <= target:
+                break
+    for label, kw in ADMM_SETTINGS:
+        solver = sr.ADMM(rtol=0.0, atol=0.0, **kw)
+        steps, obj, gap, viol = admm_trace(
+            problem, solver, chunk, max_steps // chunk, ref_obj, target
+        )
+        if steps is None:
+            rows.append(
+                (
+                    size,
+                    f"sciopt ADMM {label}: not reached in {max_steps} steps",
+                    None,
+                    None,
+                    obj,
+                    gap,
+                    viol,
+                )
+            )
+            continue
+        sol, run, compile_time = time_sciopt(problem, solver, steps)
         obj = float(sol.stats["objective"])
-        gap = (obj - ref_obj) / abs(ref_obj) if ref_obj else float("nan")
+        gap = (obj - ref_obj) / abs(ref_obj)
         rows.append(
             (
                 size,
-                f"sciopt ADMM rtol={rtol:g} ({int(sol.stats['num_steps'])} steps)",
+                f"sciopt ADMM {label}, {steps} steps",
                 run,
                 compile_time,
                 obj,
@@ -139,30 +227,6 @@ def compare(n, d, P, beta, cvxpy_ok, scs_ok, rows):
                 float(sol.stats["cone_violation"]),
             )
         )
-        if ref_obj and gap <= 1e-4:
-            break
-    if scs_ok:
-        v, t, note = run_cvxpy(problem, "SCS", "")
-        if v is not None:
-            obj = float(problem.objective(v))
-            gap = (obj - ref_obj) / abs(ref_obj) if ref_obj else float("nan")
-            viol = float(problem.cone_violation(v))
-            rows.append((size, "cvxpy SCS eps=1e-6", t, float("nan"), obj, gap, viol))
-        else:
-            rows.append((size, "cvxpy SCS", t, None, None, None, note))
-    for name in ("AL", "RFISTA"):
-        params, t, note = run_pyscnn(X, y, gates, beta, name)
-        label = "pyscnn AL (ReLU)" if name == "AL" else "pyscnn R-FISTA (gated ReLU)"
-        if params is None:
-            rows.append((size, label, None, None, None, None, note))
-            continue
-        try:
-            obj, viol = scnn_objective(problem, gated, params, name)
-        except Exception as e:  # noqa: BLE001
-            rows.append((size, label, t, None, None, None, f"unreadable: {e}"))
-            continue
-        gap = (obj - ref_obj) / abs(ref_obj) if ref_obj else float("nan")
-        rows.append((size, label, t, float("nan"), obj, gap, viol))
 
 
 def per_step(ns, d, P, beta):
@@ -186,17 +250,38 @@ def fmt(x, spec):
     return format(x, spec)
 
 
+def pyscnn_rows(n, d, P, beta, ref_obj, rows):
+    X, y, patterns, gates = instance(n, d, P)
+    problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+    gated = sr.ConvexReLUProblem(X, y, patterns, beta, gated=True)
+    size = f"({n}, {d}, {patterns.shape[1]})"
+    for name in ("AL", "RFISTA"):
+        params, t, note = run_pyscnn(X, y, gates, beta, name)
+        label = "pyscnn AL (ReLU)" if name == "AL" else "pyscnn R-FISTA (gated ReLU)"
+        if params is None:
+            rows.append((size, label, None, None, None, None, note))
+            continue
+        obj, viol = scnn_objective(problem, gated, params, name)
+        gap = (obj - ref_obj) / abs(ref_obj)
+        rows.append((size, label, t, None, obj, gap, viol))
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--full", action="store_true", help="add (2000, 20, 100)")
+    parser.add_argument("--pyscnn", action="store_true", help="add pyscnn rows")
+    parser.add_argument("--target", type=float, default=1e-4, help="relative gap")
+    parser.add_argument("--per-step", action="store_true", help="per-step table")
     args = parser.parse_args()
     beta = 1e-2
     rows = []
-    compare(500, 10, 50, beta, cvxpy_ok=True, scs_ok=True, rows=rows)
+    compare(500, 10, 50, beta, args.target, rows)
+    if args.pyscnn:
+        pyscnn_rows(500, 10, 50, beta, rows[0][4], rows)
     if args.full:
-        compare(2000, 20, 100, beta, cvxpy_ok=True, scs_ok=True, rows=rows)
-        compare(10000, 50, 200, beta, cvxpy_ok=False, scs_ok=False, rows=rows)
+        compare(2000, 20, 100, beta, args.target, rows, scs=False)
     print(f"jax {jax.__version__}, device {jax.devices()[0].device_kind}")
+    print(f"time to relative objective gap <= {args.target:g} against Clarabel")
     print(
         "| (n, d, P) | method | run s | compile s | objective | rel. gap "
         "| cone viol. / note |"
@@ -206,14 +291,16 @@ def main():
         extra = viol if isinstance(viol, str) else fmt(viol, ".1e")
         print(
             f"| {size} | {name} | {fmt(t, '.3f')} | {fmt(c, '.2f')} | "
-            f"{fmt(obj, '.8g')} | {fmt(gap, '.1e')} | {extra} |"
+            f"{fmt(obj, '.8g')} | {fmt(gap, '.1e')} | {extra} |",
+            flush=True,
         )
-    ns = (250, 500, 1000, 2000) if not args.full else (500, 1000, 2000, 4000, 8000)
-    print()
-    print("| n | linear solver | ms per ADMM step | compile s |")
-    print("|---|---|---|---|")
-    for n, method, t, c in per_step(ns, 10, 20, beta):
-        print(f"| {n} | {method} | {t * 1e3:.3f} | {c:.2f} |")
+    if args.per_step:
+        ns = (250, 500, 1000, 2000)
+        print()
+        print("| n | linear solver | ms per ADMM step | compile s |")
+        print("|---|---|---|---|")
+        for n, method, t, c in per_step(ns, 10, 20, beta):
+            print(f"| {n} | {method} | {t * 1e3:.3f} | {c:.2f} |")
 
 
 if __name__ == "__main__":
