@@ -21,9 +21,9 @@ _COLUMNS = (
 def _cell(row: GalleryRow, column: str) -> str:
     value = getattr(row, column)
     if column == "status":
-        text = "ok" if row.passed else ("MISS" if row.checked else "baseline")
+        text = "baseline" if not row.checked else ("ok" if row.passed else "MISS")
         if value not in ("ok", ""):
-            text += f" ({value[:40]})"
+            text += f" ({value[:24]}...)" if len(value) > 24 else f" ({value})"
         return text
     if isinstance(value, float):
         if math.isnan(value):

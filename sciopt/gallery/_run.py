@@ -77,7 +77,7 @@ def run_gallery(
         t0 = time.perf_counter()
         new_rows = _run_one(spec, quick=quick, out_dir=out_dir)
         for row in new_rows:
-            mark = "ok" if row.passed else "MISS"
+            mark = "base" if not row.checked else ("ok" if row.passed else "MISS")
             echo(
                 f"[{mark:4}] {row.problem:28} {row.solver:22} error={row.error:.2e} "
                 f"({time.perf_counter() - t0:.1f}s)"
