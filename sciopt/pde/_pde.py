@@ -436,8 +436,9 @@ def _transport_form(formula, u, names, derivatives):
     return make(parts["f1"]), f2, make(source)
 
 
-def from_spec(spec) -> PDE:
-    """Build a `PDE` from a problem table (`sciopt.ProblemSpec`).
+def from_spec(spec):
+    """Build a `PDE` from a problem table (`sciopt.ProblemSpec`); tables with
+    `kind = "hard_constraint"` build an `HCProblem` from their `pde` and `pde_options`.
 
     Keys: `equation` (formula), `x` and `t` (intervals), `periodic` (bool),
     `initial` (formula in `x`), `parameters` (table), and for non-periodic domains
@@ -445,6 +446,10 @@ def from_spec(spec) -> PDE:
     "left"|"right", value = ..., alpha = ..., beta = ...}`.
     """
     data = spec.data
+    if data.get("kind") == "hard_constraint":
+        from ._hc_problems import hc_problem
+
+        return hc_problem(data["pde"], **data.get("pde_options", {}))
     for key in ("equation", "initial"):
         if key not in data:
             raise ValueError(f"Problem {spec.name!r}: missing key {key!r}.")
