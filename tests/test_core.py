@@ -89,8 +89,8 @@ def test_jit_and_vmap_over_args():
 
 
 @pytest.mark.parametrize("progress", [True, "text"])
-def test_progress_meter_under_jit_vmap_grad(progress, capsys):
-    def loss(b):
+def test_progress_meter_under_jit_vmap_grad(progress):
+    def loss(b, progress):
         sol = sciopt.solve(
             QuadraticProblem(A),
             GradientDescent(),
@@ -100,8 +100,12 @@ def test_progress_meter_under_jit_vmap_grad(progress, capsys):
         )
         return jnp.sum(sol.value)
 
-    jax.grad(loss)(B)
-    jax.jit(jax.vmap(loss))(jnp.stack([B, B]))
+    # A progress meter must not change values or gradients.
+    np.testing.assert_allclose(
+        jax.grad(loss)(B, progress), jax.grad(loss)(B, None), rtol=1e-12
+    )
+    batched = jax.jit(jax.vmap(lambda b: loss(b, progress)))(jnp.stack([B, 2 * B]))
+    np.testing.assert_allclose(batched, [loss(B, None), loss(2 * B, None)], rtol=1e-9)
 
 
 def test_no_recompile_for_new_values():
