@@ -34,7 +34,9 @@ import sciopt  # noqa: E402
 from sciopt import pde as sp  # noqa: E402
 
 
-def _models(problem, grid, n_basis, m, splits_list, key, interface_weight=1.0):
+def _models(
+    problem, grid, n_basis, m, splits_list, key, interface_weight=1.0, overlap=0.0
+):
     basis = sp.BasisNetwork(
         n_basis,
         problem.num_sensors,
@@ -60,12 +62,24 @@ def _models(problem, grid, n_basis, m, splits_list, key, interface_weight=1.0):
             splits=splits,
             num_points=min(m, block),
             interface_weight=interface_weight,
+            overlap=overlap,
         )
     return out
 
 
-def accuracy(full: bool, out: Path, seeds=None, pdes=None) -> dict:
-    steps = 600 if full else 200
+def accuracy(
+    full: bool,
+    out: Path,
+    seeds=None,
+    pdes=None,
+    ks=(2, 4, 8),
+    overlap=0.0,
+    interface_weight=1.0,
+    steps=None,
+    only=None,
+) -> dict:
+    if steps is None:
+        steps = 600 if full else 200
     if seeds is None:
         seeds = [0, 1, 2] if full else [0, 1]
     grid = (16, 32)
@@ -77,8 +91,19 @@ def accuracy(full: bool, out: Path, seeds=None, pdes=None) -> dict:
         for seed in seeds:
             key = jr.key(seed)
             train = problem.sample(jr.fold_in(key, 7), 64)
-            models = _models(problem, grid, 16, 96, [(1, 2), (1, 4), (1, 8)], key)
+            models = _models(
+                problem,
+                grid,
+                16,
+                96,
+                [(1, k) for k in ks],
+                key,
+                interface_weight=interface_weight,
+                overlap=overlap,
+            )
             for name, model in models.items():
+                if only is not None and name.split(" ")[0] not in only:
+                    continue
                 res = sciopt.fit(
                     model,
                     ft.partial(sp.hc_loss, num_points=128),
@@ -111,27 +136,52 @@ def accuracy(full: bool, out: Path, seeds=None, pdes=None) -> dict:
                 + " |"
             )
     tag = "_".join(pdes or ["all"]) + "_" + "_".join(map(str, seeds))
+    tag += f"_k{'-'.join(map(str, ks))}_ov{overlap}_iw{interface_weight}_s{steps}"
+    if only:
+        tag += "_" + "-".join(only)
     (out / f"hc_accuracy_{tag}.json").write_text(json.dumps(results))
     return results
 
 
-def _time(fn, *args, repeats=3):
+def _compile_and_time(fn, *args, repeats=3):
+    """Compile `fn` once (timed), read XLA's flop count, then time the executable."""
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t0
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    try:
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        flops = float(cost.get("flops", float("nan")))
+    except Exception:
+        flops = float("nan")
+
+    def call():
+        return compiled(*args)
+
+    out = jax.block_until_ready(call())  # warm-up (allocations, autotuning)
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
+        out = jax.block_until_ready(call())
         runs.append(time.perf_counter() - t0)
-    return first, float(np.median(runs))
+    return compile_s, float(np.median(runs)), flops, out
 
 
-def timing(full: bool, out: Path) -> dict:
+def timing(
+    full: bool,
+    out: Path,
+    points=None,
+    ks=(4,),
+    grid=None,
+    batch_size=2,
+    repeats=3,
+) -> dict:
     problem = sp.hc_problem("diffusion_sorption")
-    points = [100, 1000, 10_000, 100_000] if full else [100, 1000, 10_000]
-    grid = (256, 512) if full else (128, 128)
-    batch = problem.sample(jr.key(0), 2)
+    if points is None:
+        points = [100, 1000, 10_000, 100_000] if full else [100, 1000, 10_000]
+    if grid is None:
+        grid = (256, 512) if full else (128, 128)
+    batch = problem.sample(jr.key(0), batch_size)
     basis = sp.BasisNetwork(
         16,
         problem.num_sensors,
@@ -141,60 +191,68 @@ def timing(full: bool, out: Path) -> dict:
         depth=2,
         key=jr.key(1),
     )
+    names = ["PI-HC"] + [f"PI-HC-MoE K={k}" for k in ks]
     rows = []
     for m in points:
         models = {
-            "PI-HC": sp.HardConstraintLayer(problem, basis, grid=grid, num_points=m),
-            "PI-HC-MoE K=4": sp.MoEHardConstraint(
-                problem, basis, grid=grid, splits=(1, 4), num_points=m // 4
-            ),
+            "PI-HC": sp.HardConstraintLayer(problem, basis, grid=grid, num_points=m)
         }
+        for k in ks:
+            if m // k < basis.num_basis:
+                print(
+                    f"| PI-HC-MoE K={k} | {m} | skipped: {m // k} points per "
+                    f"expert < {basis.num_basis} basis functions |"
+                )
+                continue
+            models[f"PI-HC-MoE K={k}"] = sp.MoEHardConstraint(
+                problem, basis, grid=grid, splits=(1, k), num_points=m // k
+            )
         for name, model in models.items():
             loss = ft.partial(sp.hc_loss, num_points=128)
+            params, static = eqx.partition(model, eqx.is_array)
 
-            @eqx.filter_jit
-            def train_step(model, batch, key):
+            @jax.jit
+            def train_step(params, batch, key):
+                model = eqx.combine(params, static)
                 return eqx.filter_value_and_grad(loss)(model, batch, key)
 
-            @eqx.filter_jit
-            def infer(model, batch, key):
+            @jax.jit
+            def infer(params, batch, key):
+                model = eqx.combine(params, static)
                 keys = jr.split(key, batch.shape[0])
                 return jax.vmap(lambda p, k: model.solve(p, k))(batch, keys)
 
             key = jr.key(2)
-            c_train, t_train = _time(train_step, model, batch, key)
-            c_inf, t_inf = _time(infer, model, batch, key)
-            sol = infer(model, batch, key)
+            c_train, t_train, f_train, _ = _compile_and_time(
+                train_step, params, batch, key, repeats=repeats
+            )
+            c_inf, t_inf, f_inf, sol = _compile_and_time(
+                infer, params, batch, key, repeats=repeats
+            )
             steps = np.asarray(sol.stats["num_steps"])
-            flops = {}
-            for label, fn in (("train", train_step), ("infer", infer)):
-                try:
-                    cost = fn.lower(model, batch, key).compile().cost_analysis()
-                    cost = cost[0] if isinstance(cost, list) else cost
-                    flops[label] = float(cost.get("flops", float("nan")))
-                except Exception:
-                    flops[label] = float("nan")
             row = dict(
                 model=name,
                 points=m,
                 train_s=t_train,
-                train_compile_s=c_train - t_train,
+                train_compile_s=c_train,
                 infer_s=t_inf,
-                infer_compile_s=c_inf - t_inf,
+                infer_compile_s=c_inf,
                 lm_steps_mean=float(steps.mean()),
+                lm_steps_max=int(steps.max()),
                 solves=int(steps.size),
-                train_gflop=flops["train"] / 1e9,
-                infer_gflop=flops["infer"] / 1e9,
+                train_gflop=f_train / 1e9,
+                infer_gflop=f_inf / 1e9,
             )
             rows.append(row)
             print(
                 f"| {name} | {m} | {1e3 * t_train:.1f} | {1e3 * t_inf:.1f} | "
-                f"{row['train_compile_s']:.1f} | {row['lm_steps_mean']:.1f} x "
-                f"{row['solves']} | {row['train_gflop']:.3g} | "
-                f"{row['infer_gflop']:.3g} |",
+                f"{c_train:.1f} | {row['lm_steps_mean']:.1f} (max "
+                f"{row['lm_steps_max']}) x {row['solves']} | "
+                f"{row['train_gflop']:.3g} | {row['infer_gflop']:.3g} |",
                 flush=True,
             )
-    (out / "hc_timing.json").write_text(json.dumps(rows))
+    platform_name = jax.devices()[0].platform
+    (out / f"hc_timing_{platform_name}.json").write_text(json.dumps(rows))
     try:
         import matplotlib
 
@@ -206,17 +264,17 @@ def timing(full: bool, out: Path) -> dict:
             (axes[0], "train_s", "training step"),
             (axes[1], "infer_s", "inference"),
         ):
-            for name in ("PI-HC", "PI-HC-MoE K=4"):
+            for name in names:
                 r = [x for x in rows if x["model"] == name]
                 ax.loglog(
                     [x["points"] for x in r], [x[field] for x in r], "o-", label=name
                 )
             ax.set_xlabel("sampled points (total)")
-            ax.set_ylabel("seconds (batch of 2)")
-            ax.set_title(title)
-            ax.legend()
+            ax.set_ylabel(f"seconds (batch of {batch_size})")
+            ax.set_title(f"{title} ({platform_name})")
+            ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "hc_timing.png", dpi=90)
+        fig.savefig(out / f"hc_timing_{platform_name}.png", dpi=90)
     except Exception as e:  # plotting is optional
         print("plot skipped:", e)
     return {"rows": rows}
@@ -229,6 +287,16 @@ def main():
     parser.add_argument("--out", default="bench-out")
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--pdes", nargs="*", default=None)
+    parser.add_argument("--points", type=int, nargs="*", default=None)
+    parser.add_argument("--ks", type=int, nargs="*", default=None)
+    parser.add_argument("--grid", type=int, nargs=2, default=None)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--overlap", type=float, default=0.0)
+    parser.add_argument("--interface-weight", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="model kinds: PI-SC PI-HC PI-HC-MoE"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,9 +306,26 @@ def main():
             "| model | points | train step ms | inference ms | train compile s "
             "| LM steps x solves | train GFLOP | infer GFLOP |"
         )
-        timing(args.full, out)
+        timing(
+            args.full,
+            out,
+            points=args.points,
+            ks=(4,) if args.ks is None else tuple(args.ks),
+            grid=None if args.grid is None else tuple(args.grid),
+            batch_size=args.batch,
+        )
     if args.part in ("accuracy", "all"):
-        accuracy(args.full, out, seeds=args.seeds, pdes=args.pdes)
+        accuracy(
+            args.full,
+            out,
+            seeds=args.seeds,
+            pdes=args.pdes,
+            ks=(2, 4, 8) if args.ks is None else tuple(args.ks),
+            overlap=args.overlap,
+            interface_weight=args.interface_weight,
+            steps=args.steps,
+            only=args.only,
+        )
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def build_models(spec_data: dict, quick: bool, key) -> tuple:
             splits=tuple(splits),
             num_points=int(d.get("moe_num_points", m)),
             interface_weight=float(d.get("interface_weight", 1.0)),
+            overlap=float(d.get("moe_overlap", 0.0)),
             **common,
         )
     return problem, models, grid
