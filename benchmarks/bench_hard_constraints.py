@@ -175,6 +175,7 @@ def timing(
     grid=None,
     batch_size=2,
     repeats=3,
+    mesh_devices=0,
 ) -> dict:
     problem = sp.hc_problem("diffusion_sorption")
     if points is None:
@@ -192,6 +193,8 @@ def timing(
         key=jr.key(1),
     )
     names = ["PI-HC"] + [f"PI-HC-MoE K={k}" for k in ks]
+    if mesh_devices > 1:
+        names += [f"PI-HC-MoE K={k} sharded x{mesh_devices}" for k in ks]
     rows = []
     for m in points:
         models = {
@@ -207,6 +210,18 @@ def timing(
             models[f"PI-HC-MoE K={k}"] = sp.MoEHardConstraint(
                 problem, basis, grid=grid, splits=(1, k), num_points=m // k
             )
+            if mesh_devices > 1 and k % mesh_devices == 0:
+                mesh = jax.make_mesh((mesh_devices,), ("experts",))
+                models[f"PI-HC-MoE K={k} sharded x{mesh_devices}"] = (
+                    sp.MoEHardConstraint(
+                        problem,
+                        basis,
+                        grid=grid,
+                        splits=(1, k),
+                        num_points=m // k,
+                        mesh=mesh,
+                    )
+                )
         for name, model in models.items():
             loss = ft.partial(sp.hc_loss, num_points=128)
             params, static = eqx.partition(model, eqx.is_array)
@@ -252,6 +267,8 @@ def timing(
                 flush=True,
             )
     platform_name = jax.devices()[0].platform
+    if mesh_devices > 1:
+        platform_name += f"_mesh{mesh_devices}"
     (out / f"hc_timing_{platform_name}.json").write_text(json.dumps(rows))
     try:
         import matplotlib
@@ -291,6 +308,12 @@ def main():
     parser.add_argument("--ks", type=int, nargs="*", default=None)
     parser.add_argument("--grid", type=int, nargs=2, default=None)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument(
+        "--mesh",
+        type=int,
+        default=0,
+        help="also time MoE with experts sharded over this many devices",
+    )
     parser.add_argument("--overlap", type=float, default=0.0)
     parser.add_argument("--interface-weight", type=float, default=1.0)
     parser.add_argument("--steps", type=int, default=None)
@@ -313,6 +336,7 @@ def main():
             ks=(4,) if args.ks is None else tuple(args.ks),
             grid=None if args.grid is None else tuple(args.grid),
             batch_size=args.batch,
+            mesh_devices=args.mesh,
         )
     if args.part in ("accuracy", "all"):
         accuracy(
