@@ -10,54 +10,91 @@
 3. `digits`: PSNR / SSIM of PnP with the LPN against the soft-threshold and TV
    baselines on the 8x8 digits (denoising at 0.1 and 0.2, deblurring, compressed
    sensing), with wall times.
+4. `conv`: the same four digits problems with two LPNs side by side, the dense ICNN
+   of the gallery and a convolutional ICNN (`ConvICNN`, 3x3 kernels, the authors'
+   MNIST settings `beta = 10`, `alpha = 0.01`), trained with the same schedule:
+   PSNR / SSIM, training time (compilation apart) and PnP solve time. The default
+   sizes are a smoke run; `--device-run` uses the real sizes, meant for a GPU (it
+   needs only jax, equinox, lineax, optimistix, optax, numpy and scikit-learn).
 
-Usage: `python benchmarks/bench_prox.py [--part toy|tv|digits|all] [--full]`. The
-default sizes finish in a few minutes; `--full` uses the gallery's full settings.
+Usage: `python benchmarks/bench_prox.py [--part toy|tv|digits|conv|all] [--full]
+[--recipe default|authors] [--seeds 0,1] [--device-run] [--float32] [--out DIR]`.
+The default sizes finish in a few minutes; `--full` uses the gallery's full settings;
+`--out` writes the conv tables as Markdown and JSON.
 """
 
 import argparse
+import dataclasses
+import json
 import pathlib
+import sys
 import tempfile
 import time
 
 import jax
 
 
-jax.config.update("jax_enable_x64", True)
+# float64 unless `--float32` (decided before any array is created).
+jax.config.update("jax_enable_x64", "--float32" not in sys.argv)
 
+import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import sciopt  # noqa: E402
 import sciopt.prox as sp  # noqa: E402
 from sciopt.prox import _gallery  # noqa: E402
 from sciopt.prox._digits import digits_split  # noqa: E402
-from sciopt.prox._toy import posterior_mean_median  # noqa: E402
+from sciopt.prox._toy import (  # noqa: E402
+    ideal_matching_denoiser,
+    posterior_mean_median,
+    soft_threshold,
+)
 
 
-def bench_toy(full):
-    scale, batch, beta = (0.25, 2000, 20.0) if full else (0.05, 1000, 20.0)
-    print(f"## Laplacian toy (step scale {scale}, batch {batch}, beta {beta})")
+def bench_toy(full, recipe="default", seeds=(0,)):
+    scale, batch, beta = (1.0, 2000, 10.0) if full else (0.25, 1000, 10.0)
     print(
-        "| loss | steps | train s | max vs ST | RMS vs ST | RMS vs post. mean | "
+        f"## Laplacian toy (recipe {recipe}, step scale {scale}, batch {batch}, "
+        f"beta {beta}, float32 training with symmetric batches, seeds {seeds})"
+    )
+    print(
+        "| loss | seed | steps | train s | max vs ST | RMS vs ST | RMS vs post. mean | "
         "RMS vs post. median | max R - R(0) vs abs(x) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind in ("l2", "l1", "proximal_matching"):
-        start = time.perf_counter()
-        lpn, res = _gallery.train_laplacian(
-            kind, scale=scale, batch_size=batch, beta=beta
-        )
-        wall = time.perf_counter() - start
-        m = _gallery.laplacian_metrics(lpn)
-        mean, median = posterior_mean_median(m["grid"])
-        rms_mean = np.sqrt(np.mean((m["prox"] - mean) ** 2))
-        rms_median = np.sqrt(np.mean((m["prox"] - median) ** 2))
-        print(
-            f"| {kind} | {res.num_steps} | {wall:.0f} | {m['max']:.3f} | "
-            f"{m['rms']:.3f} | {rms_mean:.3f} | {rms_median:.3f} | "
-            f"{m['r_error']:.3f} |",
-            flush=True,
-        )
+        if kind == "proximal_matching" and recipe == "default" and 0 in seeds:
+            # Not a trained row: the best any denoiser can do at each width.
+            grid = np.linspace(-4, 4, 401)
+            for gamma in (0.3, 0.2, 0.1, 0.05):
+                err = ideal_matching_denoiser(grid, gamma) - soft_threshold(grid, 1.0)
+                print(
+                    f"| ideal minimiser at gamma {gamma} | - | - | - | "
+                    f"{np.abs(err).max():.3f} | {np.sqrt(np.mean(err**2)):.3f} | "
+                    "- | - | - |"
+                )
+        for seed in seeds:
+            start = time.perf_counter()
+            lpn, res = _gallery.train_laplacian(
+                kind,
+                scale=scale,
+                batch_size=batch,
+                beta=beta,
+                recipe=recipe,
+                seed=seed,
+                dtype=jnp.float32,
+            )
+            wall = time.perf_counter() - start
+            m = _gallery.laplacian_metrics(lpn)
+            mean, median = posterior_mean_median(m["grid"])
+            rms_mean = np.sqrt(np.mean((m["prox"] - mean) ** 2))
+            rms_median = np.sqrt(np.mean((m["prox"] - median) ** 2))
+            print(
+                f"| {kind} | {seed} | {res.num_steps} | {wall:.0f} | {m['max']:.3f} | "
+                f"{m['rms']:.3f} | {rms_mean:.3f} | {rms_median:.3f} | "
+                f"{m['r_error']:.3f} |",
+                flush=True,
+            )
 
 
 def bench_tv(full):
@@ -133,18 +170,116 @@ def bench_digits(full):
                 )
 
 
+def _digits_specs():
+    specs = sciopt.load_problem_specs(
+        pathlib.Path(__file__).resolve().parents[1] / "problems" / "prox.toml"
+    )
+    return [s for s in specs if s.name.startswith("prox_digits")]
+
+
+def bench_conv(device_run, out):
+    # Real sizes for a GPU; a smoke run otherwise (a CPU takes minutes even so).
+    if device_run:
+        common = dict(pretrain_steps=4000, pm_steps=1000, num_test=50, batch_size=64)
+        sizes = {"dense": (256, 3), "conv": (64, 3)}
+    else:
+        common = dict(pretrain_steps=60, pm_steps=10, num_test=5, batch_size=16)
+        sizes = {"dense": (32, 2), "conv": (8, 2)}
+    device = jax.devices()[0]
+    dtype = jnp.result_type(float)
+    header = (
+        f"{getattr(device, 'device_kind', device.platform)} ({device.platform}), "
+        f"jax {jax.__version__}, {jnp.dtype(dtype).name}; l1 pretraining "
+        f"{common['pretrain_steps']} steps + proximal matching 4 x {common['pm_steps']}"
+        f" steps, batch {common['batch_size']}; {common['num_test']} test digits"
+    )
+    print(f"## Dense vs convolutional ICNN ({header})", flush=True)
+    lines = [
+        "| problem | ICNN | parameters | train s | compile s | PnP + LPN | "
+        "PnP + soft-threshold | PnP + TV | LPN solve s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    records = []
+    for spec in _digits_specs():
+        for arch, (width, depth) in sizes.items():
+            data = {**spec.data, **common, "architecture": arch}
+            data.update(width=width, depth=depth)
+            r = _gallery.evaluate_digits(
+                dataclasses.replace(spec, data=data), quick=False
+            )
+            sc, fit = r["scores"], r["fit"]
+            lpn_model = _gallery.train_digits_lpn(
+                sigma=r["train_sigma"],
+                steps=common["pretrain_steps"],
+                pm_steps=common["pm_steps"],
+                width=width,
+                depth=depth,
+                architecture=arch,
+                batch_size=common["batch_size"],
+            )[0]
+            params = sum(
+                x.size for x in jax.tree.leaves(eqx.filter(lpn_model, eqx.is_array))
+            )
+            rec = dict(
+                problem=spec.name,
+                architecture=arch,
+                parameters=int(params),
+                train_s=fit.wall_time,
+                compile_s=fit.compile_time,
+                steps=fit.num_steps,
+                lpn=sc["LPN"][:2],
+                soft_threshold=sc["soft-threshold"][:2],
+                tv=sc["TV"][:2],
+                back_projection=sc["A^T y"][:2],
+                lpn_solve_s=sc["LPN"][2],
+            )
+            records.append(rec)
+            line = (
+                f"| {spec.name} | {arch} | {params} | {fit.wall_time:.1f} | "
+                f"{fit.compile_time:.1f} | {rec['lpn'][0]:.2f} / {rec['lpn'][1]:.3f} | "
+                f"{rec['soft_threshold'][0]:.2f} / {rec['soft_threshold'][1]:.3f} | "
+                f"{rec['tv'][0]:.2f} / {rec['tv'][1]:.3f} | {rec['lpn_solve_s']:.3f} |"
+            )
+            lines.append(line)
+            print(line, flush=True)
+            if out is not None:  # rewritten after every row: partial runs keep them
+                out_dir = pathlib.Path(out)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                table = header + "\n\n" + "\n".join(lines) + "\n"
+                (out_dir / "prox_conv.md").write_text(table)
+                (out_dir / "prox_conv.json").write_text(
+                    json.dumps({"setting": header, "rows": records}, indent=1)
+                )
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--part", default="all", choices=["toy", "tv", "digits", "all"])
+    parser.add_argument(
+        "--part", default="all", choices=["toy", "tv", "digits", "conv", "all"]
+    )
     parser.add_argument("--full", action="store_true")
+    parser.add_argument(
+        "--device-run", action="store_true", help="conv part at real (GPU) sizes"
+    )
+    parser.add_argument("--float32", action="store_true", help="run in float32")
+    parser.add_argument("--out", default=None, help="folder for the conv tables")
+    parser.add_argument(
+        "--recipe", default="default", choices=["default", "authors"], help="toy"
+    )
+    parser.add_argument("--seeds", default="0", help="toy: comma-separated seeds")
     args = parser.parse_args()
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}")
+    if args.part == "conv":
+        bench_conv(args.device_run, args.out)
+        return
     if args.part in ("tv", "all"):
         bench_tv(args.full)
     if args.part in ("digits", "all"):
         bench_digits(args.full)
     if args.part in ("toy", "all"):
-        bench_toy(args.full)
+        seeds = tuple(int(v) for v in args.seeds.split(","))
+        bench_toy(args.full, args.recipe, seeds)
 
 
 if __name__ == "__main__":

@@ -213,3 +213,17 @@ def test_from_spec_builds_digits_problem():
     problem = digits[0].build()
     assert isinstance(problem, sp.LinearInverseProblem)
     assert problem.shape == (1, 8, 8)
+
+
+def test_float32_admm_inner_solve_succeeds(getkey):
+    # The default conjugate-gradient tolerance follows the dtype: a float64 tolerance
+    # would stop float32 ADMM after one step with an inner-solve failure.
+    op = sp.blur_operator((1, 8, 8), sigma=1.0, dtype=jnp.float32)
+    x = jr.uniform(getkey(), (1, 8, 8), jnp.float32)
+    y = op.mv(x) + jnp.float32(0.02) * jr.normal(getkey(), x.shape, jnp.float32)
+    solver = sp.PnPADMM(sp.SoftThreshold(0.01), penalty=1.0, rtol=1e-3)
+    problem = sp.LinearInverseProblem(op, y)
+    sol = sciopt.solve(problem, solver, max_steps=50, throw=False)
+    assert sol.result != sciopt.RESULTS.inner_solve_failed
+    assert int(sol.stats["num_steps"]) > 1
+    assert sp.psnr(jnp.clip(sol.value, 0, 1), x) > sp.psnr(jnp.clip(y, 0, 1), x)

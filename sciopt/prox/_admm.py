@@ -11,7 +11,7 @@ from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
 from ._pgd import check_prox_problem, record
-from ._prox import AbstractProx
+from ._prox import AbstractProx, as_parameter, check_parameter
 
 
 class _ADMMState(eqx.Module):
@@ -43,10 +43,12 @@ class PnPADMM(AbstractSolver):
     **Fields:**
 
     - `prox`: a `sciopt.prox.AbstractProx`.
-    - `penalty`: `rho` (> 0).
+    - `penalty`: `rho` (> 0, stored as a JAX array: new values reuse the compiled
+      solve).
     - `rtol`, `atol`: stopping tolerances.
-    - `linear_solver`: a lineax solver for the `x` update (default conjugate
-      gradients; the system `data_weight A^T A + rho I` is positive definite).
+    - `linear_solver`: a lineax solver for the `x` update (default: conjugate
+      gradients with tolerances 1e-10 in float64 and 1e-5 in float32, at most 500
+      iterations; the system `data_weight A^T A + rho I` is positive definite).
     - `history_length`: entries kept in `objective_history`.
     - `verbose`: print the objective and residuals every iteration.
 
@@ -72,18 +74,21 @@ class PnPADMM(AbstractSolver):
     """
 
     prox: AbstractProx
-    penalty: float = 1.0
+    penalty: Float[Array, ""] = eqx.field(default=1.0, converter=as_parameter)
     rtol: float = 1e-5
     atol: float = 1e-8
-    linear_solver: lx.AbstractLinearSolver = lx.CG(
-        rtol=1e-10, atol=1e-10, max_steps=500
-    )
+    linear_solver: lx.AbstractLinearSolver | None = None
     history_length: int = eqx.field(static=True, default=512)
     verbose: bool | Callable = eqx.field(static=True, default=False)
 
     def __check_init__(self):
-        if not self.penalty > 0:
-            raise ValueError(f"`penalty` must be positive, got {self.penalty!r}.")
+        check_parameter("penalty", self.penalty, strict=True)
+
+    def _linear_solver(self, dtype):
+        if self.linear_solver is not None:
+            return self.linear_solver
+        tol = 1e-10 if jnp.finfo(dtype).bits == 64 else 1e-5
+        return lx.CG(rtol=tol, atol=tol, max_steps=500)
 
     def init(self, problem, y, args, options):
         check_prox_problem(self.prox, problem)
@@ -109,8 +114,9 @@ class PnPADMM(AbstractSolver):
             tags=(lx.symmetric_tag, lx.positive_semidefinite_tag),
         )
         rhs = w * a.transpose().mv(problem.measurement) + rho * (z - u)
+        linear_solver = self._linear_solver(y.dtype)
         sol = lx.linear_solve(
-            system, rhs, self.linear_solver, options={"y0": state.x}, throw=False
+            system, rhs, linear_solver, options={"y0": state.x}, throw=False
         )
         x = sol.value
         new_z, value = self.prox.prox_and_value(x + u)

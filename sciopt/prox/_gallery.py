@@ -13,7 +13,7 @@ import numpy as np
 from .._solve import solve
 from ._admm import PnPADMM
 from ._digits import digits_split, make_operator
-from ._icnn import ICNN
+from ._icnn import ConvICNN, ICNN
 from ._lpn import LearnedProximalNetwork
 from ._metrics import psnr, ssim
 from ._pgd import PnPProximalGradient
@@ -46,25 +46,45 @@ def run(spec, *, quick, out_dir):
 
 
 def train_laplacian(
-    kind, *, scale, batch_size, beta=10.0, final_gamma=0.1, seed=0, quick=False
+    kind,
+    *,
+    scale,
+    batch_size,
+    beta=10.0,
+    seed=0,
+    quick=False,
+    recipe="default",
+    antithetic=True,
+    dtype=None,
 ):
     """Train the scalar LPN of the 1-D experiment with one loss; returns the model
-    and the `sciopt.FitResult`."""
-    lpn = laplacian_lpn(jr.key(seed), beta=beta)
-    stages = laplacian_stages(kind, scale=scale, final_gamma=final_gamma, quick=quick)
+    and the `sciopt.FitResult`. `antithetic=True` draws symmetric batches (`x` with
+    `-x`, noise with its negation); `dtype` is the training precision."""
+    lpn = laplacian_lpn(jr.key(seed), beta=beta, dtype=dtype)
+    stages = laplacian_stages(kind, scale=scale, quick=quick, recipe=recipe)
     res = fit_lpn(
         lpn,
         sigma=1.0,
         stages=stages,
         key=jr.key(seed + 1),
-        sampler=laplace_sampler(batch_size),
+        sampler=laplace_sampler(batch_size, dtype=dtype, symmetric=antithetic),
+        antithetic=antithetic,
     )
     return res.model, res
 
 
+def astype(model, dtype):
+    """`model` with its floating-point arrays cast to `dtype`."""
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, model
+    )
+
+
 def laplacian_metrics(lpn, *, regularizer=True):
     """Distances of a trained scalar LPN to the soft-threshold on [-4, 4] and of its
-    regulariser (shifted to R(0) = 0) to |x| on [-3, 3]."""
+    regulariser (shifted to R(0) = 0) to |x| on [-3, 3], in the default float
+    precision (a model trained in another precision is cast first)."""
+    lpn = astype(lpn, jnp.result_type(float))
     grid = np.linspace(-4, 4, 401)
     f = np.asarray(jax.jit(jax.vmap(lambda y: lpn(y)))(jnp.asarray(grid)))
     err = f - soft_threshold(grid, 1.0)
@@ -93,7 +113,9 @@ def _run_laplacian(spec, *, quick, out_dir):
     scale = float(data["scale"])
     batch = int(data["quick_batch_size" if quick else "batch_size"])
     beta = float(data.get("beta", 10.0))
-    final_gamma = float(data.get("final_gamma", 0.1))
+    recipe = data.get("recipe", "default")
+    antithetic = bool(data.get("antithetic", True))
+    dtype = data.get("train_dtype")
     tol = float(data["quick_rms_tolerance" if quick else "rms_tolerance"])
     losses = data.get("quick_losses" if quick else "losses", ["proximal_matching"])
     results = {}
@@ -105,8 +127,10 @@ def _run_laplacian(spec, *, quick, out_dir):
             scale=scale,
             batch_size=batch,
             beta=beta,
-            final_gamma=final_gamma,
             quick=quick,
+            recipe=recipe,
+            antithetic=antithetic,
+            dtype=None if dtype is None else jnp.dtype(dtype),
         )
         wall = time.perf_counter() - start
         m = laplacian_metrics(lpn, regularizer=kind == "proximal_matching")
@@ -179,23 +203,54 @@ def _plot_laplacian(results, out_dir, name):
 _MODEL_CACHE: dict = {}
 
 
-def train_digits_lpn(*, sigma, steps, pm_steps, width=256, depth=3, seed=0):
-    """Train an LPN on the digits training split (cached per run): an ICNN on the
-    64 pixels, as the images are too small for convolutions to pay off on a CPU."""
-    key = (sigma, steps, pm_steps, width, depth, seed)
+def train_digits_lpn(
+    *,
+    sigma,
+    steps,
+    pm_steps,
+    width=256,
+    depth=3,
+    seed=0,
+    architecture="dense",
+    batch_size=64,
+):
+    """Train an LPN on the digits training split (cached per run).
+
+    `architecture="dense"`: an ICNN on the 64 pixels (width `width`, `depth` layers,
+    with a learned quadratic term), the default, as the images are too small for
+    convolutions to pay off on a CPU. `"conv"`: a `ConvICNN` with `width` channels,
+    `depth` layers of 3x3 kernels and `alpha = 0.01` (the authors' MNIST setting).
+    """
+    key = (sigma, steps, pm_steps, width, depth, seed, architecture, batch_size)
     if key in _MODEL_CACHE:
         return _MODEL_CACHE[key]
     dtype = jnp.result_type(float)
     train, _ = digits_split(np.dtype(dtype))
-    psi = ICNN(
-        (1, 8, 8),
-        width,
-        depth,
-        key=jr.key(seed),
-        beta=10.0,
-        quadratic=True,
-        dtype=dtype,
-    )
+    if architecture == "dense":
+        psi = ICNN(
+            (1, 8, 8),
+            width,
+            depth,
+            key=jr.key(seed),
+            beta=10.0,
+            quadratic=True,
+            dtype=dtype,
+        )
+    elif architecture == "conv":
+        psi = ConvICNN(
+            1,
+            width,
+            depth,
+            key=jr.key(seed),
+            image_shape=(8, 8),
+            beta=10.0,
+            alpha=0.01,
+            dtype=dtype,
+        )
+    else:
+        raise ValueError(
+            f"`architecture` must be 'dense' or 'conv', got {architecture!r}."
+        )
     stages = proximal_matching_schedule(
         0.08 * 8.0,
         steps_per_stage=pm_steps,
@@ -210,7 +265,7 @@ def train_digits_lpn(*, sigma, steps, pm_steps, width=256, depth=3, seed=0):
         sigma=sigma,
         stages=stages,
         key=jr.key(seed + 1),
-        batch_size=64,
+        batch_size=batch_size,
     )
     out = (res.model, res, time.perf_counter() - start)
     _MODEL_CACHE[key] = out
@@ -244,7 +299,10 @@ def _make_solver(algorithm, prox, strength):
     return PnPADMM(prox, penalty=1.0 / strength, rtol=1e-6)
 
 
-def _run_digits(spec, *, quick, out_dir):
+def evaluate_digits(spec, *, quick):
+    """Train (or reuse) the LPN of a digits table, tune every method's strength on
+    validation digits and score it on the test digits. Returns a dict with `scores`
+    (method -> (PSNR, SSIM, wall time, tuned strength)) and the run's details."""
     data = spec.data
     dtype = jnp.result_type(float)
     sigma_train = float(data.get("train_sigma", 0.1))
@@ -254,8 +312,15 @@ def _run_digits(spec, *, quick, out_dir):
     iters = int(data.get("iterations", 50))
     noise = float(data.get("noise", 0.1))
     algorithm = data.get("algorithm", "pgd")
+    architecture = data.get("architecture", "dense")
     lpn, fit_res, train_time = train_digits_lpn(
-        sigma=sigma_train, steps=steps, pm_steps=pm_steps
+        sigma=sigma_train,
+        steps=steps,
+        pm_steps=pm_steps,
+        architecture=architecture,
+        width=int(data.get("width", 256 if architecture == "dense" else 64)),
+        depth=int(data.get("depth", 3)),
+        batch_size=int(data.get("batch_size", 64)),
     )
     train, test = digits_split(np.dtype(dtype))
     clean = jnp.asarray(test[:num_test])
@@ -283,7 +348,6 @@ def _run_digits(spec, *, quick, out_dir):
         ),
         "LPN": (lambda t: lpn, lpn_grid),
     }
-    rows = []
     scores = {}
     base = jax.vmap(lambda y: op.transpose().mv(y))(y_test)
     scores["A^T y"] = _scores(base, clean) + (0.0, 0)
@@ -309,9 +373,34 @@ def _run_digits(spec, *, quick, out_dir):
         scores[name] = _scores(est, clean) + (wall, value)
         if name == "LPN":
             lpn_estimates = est
-    figure = _plot_digits(clean, base, lpn_estimates, out_dir, spec.name)
-    lpn_psnr, lpn_ssim, lpn_time, _ = scores["LPN"]
+    return dict(
+        scores=scores,
+        methods=tuple(methods),
+        clean=clean,
+        measured=base,
+        estimates=lpn_estimates,
+        fit=fit_res,
+        train_time=train_time,
+        architecture=architecture,
+        num_test=num_test,
+        iterations=iters,
+        algorithm=algorithm,
+        train_sigma=sigma_train,
+    )
+
+
+def _run_digits(spec, *, quick, out_dir):
+    r = evaluate_digits(spec, quick=quick)
+    scores, methods, fit_res = r["scores"], r["methods"], r["fit"]
+    num_test, iters, algorithm = r["num_test"], r["iterations"], r["algorithm"]
+    train_time, architecture, sigma_train = (
+        r["train_time"],
+        r["architecture"],
+        r["train_sigma"],
+    )
+    figure = _plot_digits(r["clean"], r["measured"], r["estimates"], out_dir, spec.name)
     st_psnr = scores["soft-threshold"][0]
+    rows = []
     for name, (p, s, wall, value) in scores.items():
         checked = name == "LPN"
         note = f"mean over {num_test} test digits; SSIM {s:.3f}"
@@ -321,8 +410,9 @@ def _run_digits(spec, *, quick, out_dir):
             note += f"; tuned strength {value}"
         if checked:
             note += (
-                f"; LPN trained {fit_res.num_steps} steps in {train_time:.0f} s at "
-                f"sigma {sigma_train}; passes if its PSNR beats the soft-threshold's"
+                f"; LPN ({architecture} ICNN) trained {fit_res.num_steps} steps in "
+                f"{train_time:.0f} s (compile {fit_res.compile_time:.0f} s) at sigma "
+                f"{sigma_train}; passes if its PSNR beats the soft-threshold's"
             )
         rows.append(
             _row(

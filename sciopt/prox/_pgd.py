@@ -11,7 +11,7 @@ from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
 from ._problem import LinearInverseProblem
-from ._prox import AbstractProx
+from ._prox import AbstractProx, as_parameter, check_parameter
 
 
 def check_prox_problem(prox, problem):
@@ -54,7 +54,8 @@ class PnPProximalGradient(AbstractSolver):
     **Fields:**
 
     - `prox`: a `sciopt.prox.AbstractProx`.
-    - `step_size`: `eta`; `None` uses `1/L` estimated by power iteration.
+    - `step_size`: `eta` (> 0, stored as a JAX array: new values reuse the
+      compiled solve); `None` uses `1/L` estimated by power iteration.
     - `rtol`, `atol`: stopping tolerances.
     - `history_length`: entries kept in `objective_history`.
     - `verbose`: print the objective and step change every iteration.
@@ -81,17 +82,18 @@ class PnPProximalGradient(AbstractSolver):
     """
 
     prox: AbstractProx
-    step_size: float | None = None
+    step_size: Float[Array, ""] | None = eqx.field(default=None, converter=as_parameter)
     rtol: float = 1e-5
     atol: float = 1e-8
     history_length: int = eqx.field(static=True, default=512)
     verbose: bool | Callable = eqx.field(static=True, default=False)
 
+    def __check_init__(self):
+        check_parameter("step_size", self.step_size, strict=True)
+
     def _eta(self, problem, dtype):
         if self.step_size is None:
             return 1 / jax.lax.stop_gradient(problem.lipschitz()).astype(dtype)
-        if isinstance(self.step_size, (int, float)) and not self.step_size > 0:
-            raise ValueError(f"`step_size` must be positive, got {self.step_size}.")
         return jnp.asarray(self.step_size, dtype)
 
     def init(self, problem, y, args, options):

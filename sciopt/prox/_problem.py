@@ -1,6 +1,5 @@
 """Linear inverse problems `y = A x + noise` for the plug-and-play solvers."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -10,6 +9,7 @@ from jaxtyping import Array, Float
 
 from .._misc import check_finite_input
 from .._solver import AbstractProblem
+from ._prox import check_parameter
 
 
 class LinearInverseProblem(AbstractProblem):
@@ -21,12 +21,13 @@ class LinearInverseProblem(AbstractProblem):
     - `operator`: `A`, a `lineax.AbstractLinearOperator` (e.g. from
       `sciopt.prox.blur_operator`); its input structure is the unknown's shape.
     - `measurement`: `y`, shaped like the operator's output.
-    - `data_weight`: the weight of the data term (> 0).
+    - `data_weight`: the weight of the data term (> 0; stored as a JAX array, so new
+      values, like new measurements, reuse the compiled solve).
     """
 
     operator: lx.AbstractLinearOperator
     measurement: Array
-    data_weight: float = eqx.field(static=True, default=1.0)
+    data_weight: Float[Array, ""]
 
     def __init__(self, operator, measurement, data_weight=1.0):
         if not isinstance(operator, lx.AbstractLinearOperator):
@@ -43,11 +44,11 @@ class LinearInverseProblem(AbstractProblem):
                 f"to shape {out.shape}."
             )
         check_finite_input("measurement", measurement)
-        if not data_weight > 0:
-            raise ValueError(f"`data_weight` must be positive, got {data_weight!r}.")
+        data_weight = jnp.asarray(data_weight)
+        check_parameter("data_weight", data_weight, strict=True)
         self.operator = operator
         self.measurement = measurement.astype(out.dtype)
-        self.data_weight = float(data_weight)
+        self.data_weight = data_weight
 
     @property
     def shape(self) -> tuple[int, ...]:

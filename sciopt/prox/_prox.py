@@ -6,7 +6,26 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+
+def as_parameter(value: ArrayLike | None) -> Array | None:
+    """Store a numeric hyperparameter (a threshold, a step size, a penalty) as a JAX
+    array, so that jit-compiled solves reuse their compilation for new values."""
+    return None if value is None else jnp.asarray(value)
+
+
+def check_parameter(name: str, value: Array | None, *, strict: bool) -> None:
+    """Raise `ValueError` unless a concrete `value` is finite and positive (`strict`)
+    or non-negative; traced values are not checked."""
+    if value is None or isinstance(value, jax.core.Tracer):
+        return
+    v = np.asarray(value)
+    ok = np.all(np.isfinite(v)) and (np.all(v > 0) if strict else np.all(v >= 0))
+    if not ok:
+        kind = "positive" if strict else "non-negative"
+        raise ValueError(f"`{name}` must be finite and {kind}, got {value!r}.")
 
 
 class AbstractProx(eqx.Module):
@@ -39,9 +58,13 @@ class SoftThreshold(AbstractProx):
 
     It is the MAP denoiser of a Laplace prior with scale `b` under Gaussian noise of
     standard deviation `sigma`, with `t = sigma^2 / b`.
+    The threshold is stored as a JAX array: new values reuse compiled solves.
     """
 
-    threshold: float | Array
+    threshold: Float[Array, ""] = eqx.field(converter=as_parameter)
+
+    def __check_init__(self):
+        check_parameter("threshold", self.threshold, strict=False)
 
     def prox_and_value(self, v):
         t = jnp.asarray(self.threshold, v.dtype)
@@ -81,7 +104,8 @@ class TotalVariation(AbstractProx):
     1/8, Nesterov momentum).
 
     A fixed number of iterations (`num_iters`) is run, so the result is an
-    approximation; raise it for a tighter prox.
+    approximation; raise it for a tighter prox. The weight is stored as a JAX array:
+    new values reuse compiled solves.
 
     ??? cite "References"
 
@@ -109,8 +133,11 @@ class TotalVariation(AbstractProx):
         ```
     """
 
-    weight: float | Array
+    weight: Float[Array, ""] = eqx.field(converter=as_parameter)
     num_iters: int = eqx.field(static=True, default=100)
+
+    def __check_init__(self):
+        check_parameter("weight", self.weight, strict=False)
 
     def prox_and_value(self, v):
         if jnp.ndim(v) < 2:

@@ -158,14 +158,23 @@ def denoising_loss(
     return _make_loss(kind, sigma, lambda model: gamma, lambda model: model, sampler)
 
 
-def _make_loss(kind, sigma, get_gamma, get_model, sampler):
+def _noise(key, shape, dtype, antithetic):
+    if not antithetic:
+        return jr.normal(key, shape, dtype)
+    if shape[0] % 2:
+        raise ValueError("`antithetic=True` needs an even batch size.")
+    half = jr.normal(key, (shape[0] // 2,) + tuple(shape[1:]), dtype)
+    return jnp.concatenate([half, -half])
+
+
+def _make_loss(kind, sigma, get_gamma, get_model, sampler, antithetic=False):
     def loss(model, batch, key):
         key_x, key_noise = jr.split(key)
         clean = sampler(key_x) if sampler is not None else batch
         if clean is None:
             raise ValueError("Pass clean training data or a `sampler`.")
         s = jnp.asarray(sigma, clean.dtype)
-        noisy = clean + s * jr.normal(key_noise, clean.shape, clean.dtype)
+        noisy = clean + s * _noise(key_noise, clean.shape, clean.dtype, antithetic)
         net = get_model(model)
         pred = jax.vmap(lambda y: net(y))(noisy)
         if kind == "proximal_matching":
@@ -233,6 +242,7 @@ def fit_lpn(
     sampler: Callable[[PRNGKeyArray], Array] | None = None,
     batch_size: int | None = None,
     chunk_size: int = 100,
+    antithetic: bool = False,
     progress: bool = False,
     verbose: bool = False,
     throw: bool = True,
@@ -252,6 +262,10 @@ def fit_lpn(
     - `key`: a `jax.random` key.
     - `sampler`: optional `sampler(key) -> clean batch` (infinite data).
     - `batch_size`: minibatch size drawn from `data`.
+    - `antithetic`: draw the noise in antithetic pairs: the second half of every
+      batch gets the negated noise of the first half (a variance reduction; the
+      batch size must be even). With a sampler that also returns `-x` for every `x`
+      (`laplace_sampler(..., symmetric=True)`), every batch is exactly symmetric.
     - `chunk_size`, `progress`, `verbose`, `throw`: passed to `sciopt.fit`.
 
     **Returns:**
@@ -285,11 +299,11 @@ def fit_lpn(
                 ),
             )
             loss = _make_loss(
-                kind, sigma, lambda m: m.gamma, lambda m: m.model, sampler
+                kind, sigma, lambda m: m.gamma, lambda m: m.model, sampler, antithetic
             )
         else:
             trainee, optimiser = model, optax.adam(lr)
-            loss = _make_loss(kind, sigma, None, lambda m: m, sampler)
+            loss = _make_loss(kind, sigma, None, lambda m: m, sampler, antithetic)
         res = fit(
             trainee,
             loss,
