@@ -1,21 +1,46 @@
 """Benchmark: convex ReLU training, sciopt ADMM vs cvxpy (Clarabel, SCS) vs pyscnn.
 
-Squared loss, no bias, patterns sampled from Gaussian directions (the same directions
-are given to pyscnn as its gates). Every method's solution is scored with the same
-objective, 1/2 ||yhat - y||^2 + beta sum ||v_i||, against the Clarabel optimum at
-tolerance 1e-9. The metric is the time to a relative objective gap <= `--target`:
-ADMM runs without its residual stopping rule in compiled chunks, scored after each
-chunk; the first step count that reaches the gap is then timed with `sciopt.solve`
-(first call = compile + run, second call = run). Clarabel/SCS are timed at the loosest
-tolerance that reaches the gap. pyscnn's objective is ||yhat - y||^2 / (2n) +
-lam sum ||v_i||, so lam = beta / n.
+Squared loss, no bias, `beta = 1e-2`, patterns sampled from Gaussian directions (the
+same directions are given to pyscnn as its gate vectors). Every method's solution is
+scored with the same objective, 1/2 ||yhat - y||^2 + beta sum ||v_i||, against the
+Clarabel optimum at tolerance 1e-9. The metric is the time to a relative objective gap
+<= `--target`:
 
-    python benchmarks/bench_relu.py             # (500, 10, 50), default ADMM
-    python benchmarks/bench_relu.py --settings  # also rho, balancing, linear solver
-    python benchmarks/bench_relu.py --full      # adds (2000, 20, 100)
+- sciopt ADMM runs without its residual stopping rule in compiled chunks of 50 steps,
+  scored after each chunk; the first step count that reaches the gap is then timed
+  with `sciopt.solve(..., max_steps=count)` (first call = compile + run, second call
+  = run);
+- Clarabel / SCS / pyscnn are timed at the loosest tolerance that reaches the gap.
+
+pyscnn minimises ||yhat - y||^2 / (2n) + lam sum ||v_i||, so `lam = beta / n` gives the
+same minimiser. It sorts and de-duplicates the patterns of its gates, so its convex
+weights are scored with the patterns of the gates it returns (`model.G`). Its R-FISTA
+solves the gated-ReLU program (no cone constraints): those rows are compared with the
+gated optimum and with sciopt ADMM on `ConvexReLUProblem(..., gated=True)`.
+
+Sizes: `small` (500, 10, 50), `mid` (2000, 20, 100), `large` (10000, 50, 200).
+
+    python benchmarks/bench_relu.py                      # small, all methods
+    python benchmarks/bench_relu.py --sizes small,mid --pyscnn --settings
+    python benchmarks/bench_relu.py --per-step           # step cost vs n
+    python benchmarks/bench_relu.py --write-reference benchmarks/relu_reference.json
+
+Without cvxpy or pyscnn (e.g. on a GPU machine), time ADMM only against the stored
+Clarabel optima (`benchmarks/relu_reference.json`; where Clarabel did not finish, the
+value ADMM reaches after `--reference-steps` steps stands in, marked as such):
+
+    python benchmarks/bench_relu.py --reference-json benchmarks/relu_reference.json \
+        --sizes small,mid --float32 --per-step --full
+
+With `--reference-json`, loose Clarabel and pyscnn rows run only with `--clarabel` and
+`--pyscnn`.
 """
 
 import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import pathlib
 import time
 
 import equinox as eqx
@@ -24,98 +49,60 @@ import numpy as np
 
 
 jax.config.update("jax_enable_x64", True)
+# full float32 matmuls on GPUs (no TF32), so float32 rows are float32 accurate
+jax.config.update("jax_default_matmul_precision", "highest")
 
+import jax.numpy as jnp  # noqa: E402
 import sciopt  # noqa: E402
 import sciopt.relu as sr  # noqa: E402
 
 
+SIZES = {"small": (500, 10, 50), "mid": (2000, 20, 100), "large": (10000, 50, 200)}
+BETA = 1e-2
+CHUNK = 50
+
+
 def instance(n, d, P, seed=0):
+    """A planted ReLU regression problem and its sampled patterns (deterministic:
+    NumPy's generator for the data, JAX's threefry for the directions)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) / np.sqrt(d)
     U = rng.standard_normal((5, d))
     y = np.maximum(X @ U.T, 0) @ rng.standard_normal(5) + 0.1 * rng.standard_normal(n)
-    patterns, gates = sr.sample_patterns(
-        jax.random.key(seed), X, P, return_directions=True
-    )
-    return X, y, patterns, gates
-
-
-def time_sciopt(problem, solver, max_steps):
-    start = time.perf_counter()
-    sol = sciopt.solve(problem, solver, max_steps=max_steps, throw=False)
-    jax.block_until_ready(sol.value)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    sol = sciopt.solve(problem, solver, max_steps=max_steps, throw=False)
-    jax.block_until_ready(sol.value)
-    run = time.perf_counter() - start
-    return sol, run, max(first - run, 0.0)
-
-
-def run_cvxpy(problem, name, timeout_note):
-    start = time.perf_counter()
-    try:
-        if name == "CLARABEL":
-            obj, v = sr.cvxpy_solve(problem, tol=1e-8)
-        else:
-            obj, v = sr.cvxpy_solve(problem, solver="SCS", eps=1e-6, max_iters=20000)
-    except Exception as e:  # noqa: BLE001
-        return None, time.perf_counter() - start, f"failed: {type(e).__name__}: {e}"
-    return v, time.perf_counter() - start, timeout_note
-
-
-def run_pyscnn(X, y, gates, beta, solver_name):
-    try:
-        from scnn.metrics import Metrics
-        from scnn.models import ConvexGatedReLU, ConvexReLU
-        from scnn.optimize import optimize_model
-        from scnn.regularizers import NeuronGL1
-        from scnn.solvers import AL, RFISTA
-    except Exception as e:  # noqa: BLE001
-        return None, float("nan"), f"import failed: {type(e).__name__}: {e}"
-    n = X.shape[0]
-    G = np.asarray(gates)
-    try:
-        if solver_name == "AL":
-            model = ConvexReLU(G)
-            solver = AL(model, tol=1e-8, constraint_tol=1e-8)
-        else:
-            model = ConvexGatedReLU(G)
-            solver = RFISTA(model, tol=1e-8)
-        start = time.perf_counter()
-        model, _ = optimize_model(
-            model,
-            solver,
-            Metrics(),
-            X,
-            y[:, None],
-            regularizer=NeuronGL1(beta / n),
-            return_convex=True,
-            unitize_data=False,
-            dtype="float64",
+    with jax.default_device(jax.devices("cpu")[0]):  # the same draws on every host
+        patterns, gates = sr.sample_patterns(
+            jax.random.key(seed), X, P, return_directions=True
         )
-        elapsed = time.perf_counter() - start
-        params = [np.asarray(p) for p in model.parameters]
-        return params, elapsed, ""
-    except Exception as e:  # noqa: BLE001
-        return None, float("nan"), f"failed: {type(e).__name__}: {e}"
+    return X, y, np.asarray(patterns), np.asarray(gates)
 
 
-def scnn_objective(problem, gated_problem, params, solver_name):
-    P, d = problem.patterns.shape[1], problem.X.shape[1]
-    if solver_name == "AL":
-        U, W = params[0].reshape(P, d), params[1].reshape(P, d)
-        v = np.concatenate([U, W], axis=0)
-        return float(problem.objective(v)), float(problem.cone_violation(v))
-    U = params[0].reshape(P, d)
-    v = np.concatenate([U, np.zeros_like(U)], axis=0)
-    return float(gated_problem.objective(v)), 0.0
+def fingerprint(X, y, patterns):
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(patterns, dtype=np.int8).tobytes())
+    h.update(np.round(np.asarray(X), 10).tobytes())
+    h.update(np.round(np.asarray(y), 10).tobytes())
+    return h.hexdigest()[:16]
 
 
-def admm_trace(problem, solver, chunk, max_chunks, ref_obj, target):
-    """Run ADMM in jit-compiled chunks of `chunk` steps (the same `step` as
-    `sciopt.solve`), scoring `v` after each chunk. Returns the first step count whose
-    relative gap |f(v) - f*| / f* is <= target, with f(v) and the cone violation."""
+def make_problem(X, y, patterns, *, gated=False, dtype=np.float64):
+    cast = lambda a: jnp.asarray(a, dtype)  # noqa: E731
+    return sr.ConvexReLUProblem(cast(X), cast(y), cast(patterns), BETA, gated=gated)
+
+
+def score(problem64, v):
+    v = np.asarray(v, np.float64)
+    return float(problem64.objective(v)), float(problem64.cone_violation(v))
+
+
+# ----------------------------------------------------------------------------------
+# sciopt ADMM
+# ----------------------------------------------------------------------------------
+
+
+def admm_trace(problem, problem64, solver, max_steps, ref_obj, target):
+    """Run ADMM in jit-compiled chunks (the same `step` as `sciopt.solve`), scoring
+    `v` in float64 after each chunk. Returns the first step count whose relative gap
+    |f(v) - f*| / f* is <= target (None if not reached), and the last gap."""
     y = problem.default_y0(None)
     state = solver.init(problem, y, None, {})
 
@@ -126,206 +113,462 @@ def admm_trace(problem, solver, chunk, max_chunks, ref_obj, target):
             y, state, _ = solver.step(problem, y, None, {}, state)
             return (y, state), None
 
-        (y, state), _ = jax.lax.scan(body, (y, state), None, length=chunk)
-        return y, state, problem.objective(y.v), problem.cone_violation(y.v)
+        (y, state), _ = jax.lax.scan(body, (y, state), None, length=CHUNK)
+        return y, state
 
-    for k in range(1, max_chunks + 1):
-        y, state, obj, viol = run_chunk(y, state)
-        gap = (float(obj) - ref_obj) / abs(ref_obj)
+    gap = obj = float("nan")
+    for k in range(1, max_steps // CHUNK + 1):
+        y, state = run_chunk(y, state)
+        obj, _ = score(problem64, y.v)
+        gap = (obj - ref_obj) / abs(ref_obj)
         if abs(gap) <= target:
-            return k * chunk, float(obj), gap, float(viol)
-    return None, float(obj), gap, float(viol)
+            return k * CHUNK, gap, obj
+    return None, gap, obj
 
 
+def time_solve(problem, solver, max_steps):
+    """(solution, run seconds, compile seconds): the first call compiles and runs,
+    the second only runs."""
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        sol = sciopt.solve(problem, solver, max_steps=max_steps, throw=False)
+        jax.block_until_ready(sol.value)
+        times.append(time.perf_counter() - start)
+    return sol, times[1], max(times[0] - times[1], 0.0)
+
+
+def admm_row(rows, size, label, problem, problem64, solver, ref_obj, args):
+    steps, gap, _ = admm_trace(
+        problem, problem64, solver, args.max_steps, ref_obj, args.target
+    )
+    if steps is None:
+        rows.add(size, f"{label}: not reached in {args.max_steps} steps", gap=gap)
+        return
+    sol, run, compile_time = time_solve(problem, solver, steps)
+    obj, viol = score(problem64, sol.value.v)
+    rows.add(
+        size,
+        f"{label}, {steps} steps",
+        run,
+        compile_time,
+        obj,
+        (obj - ref_obj) / abs(ref_obj),
+        viol,
+    )
+
+
+# the defaults first, then the settings tried with --settings
 ADMM_SETTINGS = (
-    ("default (rho 1, auto solver, balancing on)", {}),
-    ("rho 0.1", {"rho": 0.1}),
-    ("rho 10", {"rho": 10.0}),
-    ("rho 1, balancing off", {"adaptive_rho": False}),
-    ("rho 0.1, balancing off", {"rho": 0.1, "adaptive_rho": False}),
-    ("rho 10, balancing off", {"rho": 10.0, "adaptive_rho": False}),
+    ("default", {}),
+    ("rho 1, relaxation 1 (previous defaults)", {"rho": 1.0, "relaxation": 1.0}),
+    ("rho 0.3", {"rho": 0.3}),
+    ("rho 0.03", {"rho": 0.03}),
+    ("relaxation 1.0", {"relaxation": 1.0}),
+    ("balancing off", {"adaptive_rho": False}),
     ("linear_solver dense", {"linear_solver": "dense"}),
     ("linear_solver woodbury", {"linear_solver": "woodbury"}),
-    ("linear_solver cg", {"linear_solver": "cg"}),
-    ("v_weight None (mean col. norm)", {"v_weight": None}),
-    ("relaxation 1.6", {"relaxation": 1.6}),
-    ("rho 0.1, relaxation 1.6", {"rho": 0.1, "relaxation": 1.6}),
 )
 
 
-class _Rows(list):
-    """A row list that prints each row as it arrives (long runs show progress)."""
-
-    def append(self, row):
-        super().append(row)
-        print_row(row)
+# ----------------------------------------------------------------------------------
+# cvxpy and pyscnn (not needed with --reference-json)
+# ----------------------------------------------------------------------------------
 
 
-def print_row(row):
-    size, name, t, c, obj, gap, viol = row
-    extra = viol if isinstance(viol, str) else fmt(viol, ".1e")
-    print(
-        f"| {size} | {name} | {fmt(t, '.3f')} | {fmt(c, '.2f')} | "
-        f"{fmt(obj, '.8g')} | {fmt(gap, '.1e')} | {extra} |",
-        flush=True,
-    )
-
-
-def compare(
-    n, d, P, beta, target, rows, chunk=50, max_steps=20_000, scs=False, settings=None
-):
-    X, y, patterns, gates = instance(n, d, P)
-    P = patterns.shape[1]
-    problem = sr.ConvexReLUProblem(X, y, patterns, beta)
-    size = f"({n}, {d}, {P})"
+def _cvxpy_worker(queue, X, y, patterns, gated, solver, kwargs):
+    problem = make_problem(X, y, patterns, gated=gated)
     start = time.perf_counter()
-    ref_obj, v = sr.cvxpy_solve(problem, tol=1e-9)
-    t = time.perf_counter() - start
-    ref_obj = float(problem.objective(v))
-    viol = float(problem.cone_violation(v))
-    rows.append(
-        (size, "cvxpy Clarabel tol 1e-9 (reference)", t, None, ref_obj, 0.0, viol)
+    try:
+        _, v = sr.cvxpy_solve(problem, solver=solver, **kwargs)
+        queue.put((v, time.perf_counter() - start, ""))
+    except Exception as e:  # noqa: BLE001
+        queue.put((None, time.perf_counter() - start, f"{type(e).__name__}: {e}"))
+
+
+def cvxpy_timed(X, y, patterns, gated, solver, timeout, **kwargs):
+    """cvxpy in a subprocess killed after `timeout` seconds: (v or None, seconds,
+    note)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(
+        target=_cvxpy_worker, args=(queue, X, y, patterns, gated, solver, kwargs)
     )
-    # Clarabel at loose tolerances: the loosest that still reaches the target gap
+    start = time.perf_counter()
+    proc.start()
+    try:
+        v, seconds, note = queue.get(timeout=timeout)
+    except Exception:  # noqa: BLE001
+        proc.kill()
+        proc.join()
+        return None, time.perf_counter() - start, f"not finished in {timeout:.0f} s"
+    proc.join()
+    return v, seconds, note
+
+
+def loose_cvxpy_rows(rows, size, X, y, patterns, problem64, ref_obj, args, gated):
+    prefix = "gated: " if gated else ""
     for tol in (1e-3, 1e-4, 1e-5, 1e-6):
-        start = time.perf_counter()
-        _, v = sr.cvxpy_solve(problem, tol=tol)
-        t = time.perf_counter() - start
-        obj = float(problem.objective(v))
+        v, t, note = cvxpy_timed(
+            X, y, patterns, gated, "CLARABEL", args.cvxpy_timeout, tol=tol
+        )
+        if v is None:
+            rows.add(size, f"{prefix}cvxpy Clarabel tol {tol:g}", t, note=note)
+            return
+        obj, viol = score(problem64, v)
         gap = (obj - ref_obj) / abs(ref_obj)
-        viol = float(problem.cone_violation(v))
-        rows.append((size, f"cvxpy Clarabel tol {tol:g}", t, None, obj, gap, viol))
-        if abs(gap) <= target:
-            break
-    if scs:
-        for eps in (1e-4, 1e-5, 1e-6):
-            start = time.perf_counter()
+        rows.add(size, f"{prefix}cvxpy Clarabel tol {tol:g}", t, None, obj, gap, viol)
+        if abs(gap) <= args.target:
+            return
+
+
+def scs_rows(rows, size, X, y, patterns, problem64, ref_obj, args):
+    for eps in (1e-4, 1e-5, 1e-6):
+        v, t, note = cvxpy_timed(
+            X,
+            y,
+            patterns,
+            False,
+            "SCS",
+            args.cvxpy_timeout,
+            eps=eps,
+            max_iters=100_000,
+        )
+        if v is None:
+            rows.add(size, f"cvxpy SCS eps {eps:g}", t, note=note)
+            return
+        obj, viol = score(problem64, v)
+        gap = (obj - ref_obj) / abs(ref_obj)
+        rows.add(size, f"cvxpy SCS eps {eps:g}", t, None, obj, gap, viol)
+        if abs(gap) <= args.target:
+            return
+
+
+def run_pyscnn(X, y, gates, name, tol):
+    """pyscnn's AL (ReLU) or R-FISTA (gated ReLU) at tolerance `tol`: returns the
+    convex weights (2P, d), the patterns they use, and the wall time."""
+    from scnn.metrics import Metrics
+    from scnn.models import ConvexGatedReLU, ConvexReLU
+    from scnn.optimize import optimize_model
+    from scnn.regularizers import NeuronGL1
+    from scnn.solvers import AL, RFISTA
+
+    n = X.shape[0]
+    if name == "AL":
+        model = ConvexReLU(gates)
+        solver = AL(
+            model,
+            max_primal_iters=100_000,
+            max_dual_iters=100_000,
+            tol=tol,
+            constraint_tol=tol,
+        )
+    else:
+        model = ConvexGatedReLU(gates)
+        solver = RFISTA(model, max_iters=100_000, tol=tol)
+    start = time.perf_counter()
+    model, _ = optimize_model(
+        model,
+        solver,
+        Metrics(),
+        X,
+        y[:, None],
+        regularizer=NeuronGL1(BETA / n),
+        return_convex=True,
+        unitize_data=False,
+        dtype="float64",
+    )
+    elapsed = time.perf_counter() - start
+    # pyscnn sorts/de-duplicates the patterns: use the gates it kept
+    patterns = (X @ np.asarray(model.G) > 0).astype(np.float64)
+    first = np.asarray(model.parameters[0])[0]
+    second = np.asarray(model.parameters[1])[0] if name == "AL" else 0 * first
+    return np.concatenate([first, second], axis=0), patterns, elapsed
+
+
+def pyscnn_rows(rows, size, X, y, gates, ref_obj, ref_gated, args):
+    for name, ref, gated in (("AL", ref_obj, False), ("RFISTA", ref_gated, True)):
+        label = "pyscnn AL (ReLU)" if name == "AL" else "gated: pyscnn R-FISTA"
+        for tol in (1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11):
             try:
-                _, v = sr.cvxpy_solve(problem, solver="SCS", eps=eps, max_iters=100_000)
+                v, patterns, t = run_pyscnn(X, y, gates, name, tol)
             except Exception as e:  # noqa: BLE001
-                rows.append(
-                    (
-                        size,
-                        f"cvxpy SCS eps {eps:g}",
-                        None,
-                        None,
-                        None,
-                        None,
-                        f"failed: {type(e).__name__}",
-                    )
-                )
+                rows.add(size, label, note=f"failed: {type(e).__name__}: {e}")
                 break
-            t = time.perf_counter() - start
-            obj = float(problem.objective(v))
-            gap = (obj - ref_obj) / abs(ref_obj)
-            viol = float(problem.cone_violation(v))
-            rows.append((size, f"cvxpy SCS eps {eps:g}", t, None, obj, gap, viol))
-            if abs(gap) <= target:
+            problem64 = make_problem(X, y, patterns, gated=gated)
+            obj, viol = score(problem64, v)
+            gap = (obj - ref) / abs(ref)
+            rows.add(size, f"{label} tol {tol:g}", t, None, obj, gap, viol)
+            if abs(gap) <= args.target or t > args.cvxpy_timeout:
                 break
-    for label, kw in settings or ADMM_SETTINGS:
-        solver = sr.ADMM(rtol=0.0, atol=0.0, **kw)
-        steps, obj, gap, viol = admm_trace(
-            problem, solver, chunk, max_steps // chunk, ref_obj, target
-        )
-        if steps is None:
-            rows.append(
-                (
-                    size,
-                    f"sciopt ADMM {label}: not reached in {max_steps} steps",
-                    None,
-                    None,
-                    obj,
-                    gap,
-                    viol,
-                )
-            )
-            continue
-        sol, run, compile_time = time_sciopt(problem, solver, steps)
-        obj = float(sol.stats["objective"])
-        gap = (obj - ref_obj) / abs(ref_obj)
-        rows.append(
-            (
-                size,
-                f"sciopt ADMM {label}, {steps} steps",
-                run,
-                compile_time,
-                obj,
-                gap,
-                float(sol.stats["cone_violation"]),
-            )
-        )
 
 
-def per_step(ns, d, P, beta):
-    out = []
-    for n in ns:
-        X, y, patterns, _ = instance(n, d, P)
-        problem = sr.ConvexReLUProblem(X, y, patterns, beta)
-        for method in ("woodbury", "dense", "cg"):
-            solver = sr.ADMM(linear_solver=method)
-            steps = 200
-            sol, run, compile_time = time_sciopt(problem, solver, steps)
-            out.append((n, method, run / int(sol.stats["num_steps"]), compile_time))
-    return out
+# ----------------------------------------------------------------------------------
+# Rows, references, main
+# ----------------------------------------------------------------------------------
+
+
+class Rows(list):
+    """Table rows, printed as they arrive (long runs show progress)."""
+
+    def add(
+        self,
+        size,
+        name,
+        t=None,
+        c=None,
+        obj=None,
+        gap=None,
+        viol=None,
+        note="",
+    ):
+        row = (size, name, t, c, obj, gap, viol, note)
+        self.append(row)
+        extra = note if note else fmt(viol, ".1e")
+        print(
+            f"| {size} | {name} | {fmt(t, '.3f')} | {fmt(c, '.2f')} | "
+            f"{fmt(obj, '.10g')} | {fmt(gap, '.1e')} | {extra} |",
+            flush=True,
+        )
 
 
 def fmt(x, spec):
-    if x is None:
-        return "-"
-    if isinstance(x, float) and np.isnan(x):
+    if x is None or (isinstance(x, float) and np.isnan(x)):
         return "-"
     return format(x, spec)
 
 
-def pyscnn_rows(n, d, P, beta, ref_obj, rows):
-    X, y, patterns, gates = instance(n, d, P)
-    problem = sr.ConvexReLUProblem(X, y, patterns, beta)
-    gated = sr.ConvexReLUProblem(X, y, patterns, beta, gated=True)
-    size = f"({n}, {d}, {patterns.shape[1]})"
-    for name in ("AL", "RFISTA"):
-        params, t, note = run_pyscnn(X, y, gates, beta, name)
-        label = "pyscnn AL (ReLU)" if name == "AL" else "pyscnn R-FISTA (gated ReLU)"
-        if params is None:
-            rows.append((size, label, None, None, None, None, note))
-            continue
-        obj, viol = scnn_objective(problem, gated, params, name)
-        gap = (obj - ref_obj) / abs(ref_obj)
-        rows.append((size, label, t, None, obj, gap, viol))
+def write_reference(path, sizes, args):
+    """Clarabel (tol 1e-9) optima of the ReLU and gated programs per size."""
+    out = {}
+    if path.exists():
+        out = json.loads(path.read_text())
+    for key in sizes:
+        n, d, P = SIZES[key]
+        X, y, patterns, _ = instance(n, d, P)
+        entry = {
+            "n": n,
+            "d": d,
+            "num_samples": P,
+            "num_patterns": int(patterns.shape[1]),
+            "beta": BETA,
+            "fingerprint": fingerprint(X, y, patterns),
+        }
+        for gated, field in ((False, "objective"), (True, "objective_gated")):
+            v, t, note = cvxpy_timed(
+                X, y, patterns, gated, "CLARABEL", args.cvxpy_timeout, tol=1e-9
+            )
+            if v is None:
+                entry[field] = None
+                entry[field + "_note"] = f"Clarabel tol 1e-9: {note}"
+                print(key, field, note, flush=True)
+                continue
+            obj, viol = score(make_problem(X, y, patterns, gated=gated), v)
+            entry[field] = obj
+            entry[field + "_note"] = (
+                f"Clarabel tol 1e-9, {t:.1f} s, cone violation {viol:.1e}"
+            )
+            print(key, field, obj, entry[field + "_note"], flush=True)
+        out[key] = entry
+        path.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _min_time(problem, solver, max_steps, repeats=3):
+    """(min run seconds over `repeats` calls, compile seconds)."""
+    sol, best, compile_time = time_solve(problem, solver, max_steps)
+    for _ in range(repeats - 1):
+        start = time.perf_counter()
+        sol = sciopt.solve(problem, solver, max_steps=max_steps, throw=False)
+        jax.block_until_ready(sol.value)
+        best = min(best, time.perf_counter() - start)
+    return best, compile_time
+
+
+def per_step(ns, d, P, methods, dtype, steps=500):
+    """Setup (factorization) time, per-step time and compile time of ADMM vs n: the
+    best of three runs of 1 and of `steps + 1` steps; their difference / `steps` is
+    the per-step time."""
+    print()
+    print(f"per-step cost, d = {d}, P = {P} sampled, {np.dtype(dtype).name}")
+    print("| n | linear solver | setup s | ms per step | compile s |")
+    print("|---|---|---|---|---|", flush=True)
+    for n in ns:
+        X, y, patterns, _ = instance(n, d, P)
+        problem = make_problem(X, y, patterns, dtype=dtype)
+        for method in methods:
+            solver = sr.ADMM(rtol=0.0, atol=0.0, linear_solver=method)
+            t1, c1 = _min_time(problem, solver, 1)
+            t2, c2 = _min_time(problem, solver, steps + 1)
+            step_ms = max(t2 - t1, 0.0) / steps * 1e3
+            print(
+                f"| {n} | {method} | {t1:.3f} | {step_ms:.3f} | {max(c1, c2):.2f} |",
+                flush=True,
+            )
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--full", action="store_true", help="add (2000, 20, 100)")
-    parser.add_argument("--pyscnn", action="store_true", help="add pyscnn rows")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="small", help="comma list of " + str(SIZES))
     parser.add_argument("--target", type=float, default=1e-4, help="relative gap")
+    parser.add_argument("--max-steps", type=int, default=30_000)
+    parser.add_argument("--settings", action="store_true", help="other ADMM settings")
+    parser.add_argument("--float32", action="store_true", help="add float32 ADMM")
+    parser.add_argument("--gated", action="store_true", help="add gated ADMM rows")
+    parser.add_argument("--pyscnn", action="store_true", help="add pyscnn rows")
     parser.add_argument("--scs", action="store_true", help="add SCS rows (slow)")
+    parser.add_argument("--no-cvxpy", action="store_true", help="skip loose Clarabel")
+    parser.add_argument("--no-admm", action="store_true", help="skip sciopt rows")
     parser.add_argument(
-        "--settings", action="store_true", help="try rho / linear solver / balancing"
+        "--clarabel",
+        action="store_true",
+        help="loose Clarabel rows (default without --reference-json)",
     )
-    parser.add_argument("--per-step", action="store_true", help="per-step table")
+    parser.add_argument("--cvxpy-timeout", type=float, default=600.0)
+    parser.add_argument("--per-step", action="store_true", help="step cost vs n")
+    parser.add_argument("--full", action="store_true", help="bigger per-step sizes")
+    parser.add_argument("--reference-json", type=pathlib.Path, default=None)
+    parser.add_argument("--write-reference", type=pathlib.Path, default=None)
+    parser.add_argument(
+        "--reference-steps",
+        type=int,
+        default=50_000,
+        help="ADMM steps that stand in for a missing stored optimum",
+    )
     args = parser.parse_args()
-    beta = 1e-2
-    print(f"jax {jax.__version__}, device {jax.devices()[0].device_kind}")
+    sizes = [s for s in args.sizes.split(",") if s]
+    for s in sizes:
+        if s not in SIZES:
+            parser.error(f"unknown size {s!r}; choose from {sorted(SIZES)}")
+    device = jax.devices()[0]
+    print(f"jax {jax.__version__}, device {device.platform} ({device.device_kind})")
+    if args.write_reference is not None:
+        write_reference(args.write_reference, sizes, args)
+        return
+    stored = {}
+    if args.reference_json is not None:
+        stored = json.loads(args.reference_json.read_text())
     print(f"time to relative objective gap <= {args.target:g} against Clarabel")
     print(
         "| (n, d, P) | method | run s | compile s | objective | rel. gap "
         "| cone viol. / note |"
     )
     print("|---|---|---|---|---|---|---|", flush=True)
-    rows = _Rows()
-    settings = ADMM_SETTINGS if args.settings else ADMM_SETTINGS[:1]
-    compare(500, 10, 50, beta, args.target, rows, scs=args.scs, settings=settings)
-    if args.pyscnn:
-        pyscnn_rows(500, 10, 50, beta, rows[0][4], rows)
-    if args.full:
-        compare(2000, 20, 100, beta, args.target, rows, settings=ADMM_SETTINGS[:1])
+    rows = Rows()
+    for key in sizes:
+        n, d, P = SIZES[key]
+        X, y, patterns, gates = instance(n, d, P)
+        size = f"({n}, {d}, {patterns.shape[1]})"
+        problem64 = make_problem(X, y, patterns)
+        gated64 = make_problem(X, y, patterns, gated=True)
+        if args.reference_json is not None:
+            entry = stored.get(key)
+            if entry is None or entry["fingerprint"] != fingerprint(X, y, patterns):
+                raise SystemExit(
+                    f"{args.reference_json} has no matching entry for {key}: "
+                    "regenerate it with --write-reference."
+                )
+            ref_obj, ref_gated = entry["objective"], entry["objective_gated"]
+            if ref_obj is not None:
+                rows.add(
+                    size, "stored reference", obj=ref_obj, note=entry["objective_note"]
+                )
+            else:
+                # no independent optimum: the value ADMM reaches after many steps
+                _, _, ref_obj = admm_trace(
+                    problem64,
+                    problem64,
+                    sr.ADMM(rtol=0.0, atol=0.0),
+                    args.reference_steps,
+                    float("nan"),
+                    args.target,
+                )
+                rows.add(
+                    size,
+                    f"ADMM after {args.reference_steps} steps (reference; not "
+                    "independent)",
+                    obj=ref_obj,
+                    note=entry["objective_note"],
+                )
+        else:
+            v, t, note = cvxpy_timed(
+                X, y, patterns, False, "CLARABEL", args.cvxpy_timeout, tol=1e-9
+            )
+            if v is None:
+                rows.add(size, "cvxpy Clarabel tol 1e-9", t, note=note)
+                continue
+            ref_obj, viol = score(problem64, v)
+            rows.add(
+                size, "cvxpy Clarabel tol 1e-9 (reference)", t, None, ref_obj, 0.0, viol
+            )
+            ref_gated = None
+            if args.pyscnn or args.gated:
+                v, t, note = cvxpy_timed(
+                    X, y, patterns, True, "CLARABEL", args.cvxpy_timeout, tol=1e-9
+                )
+                ref_gated = score(gated64, v)[0] if v is not None else None
+                rows.add(
+                    size,
+                    "gated: cvxpy Clarabel tol 1e-9 (reference)",
+                    t,
+                    None,
+                    ref_gated,
+                    0.0,
+                    note=note,
+                )
+        # with stored optima, cvxpy and pyscnn run only when asked for
+        if args.clarabel or (args.reference_json is None and not args.no_cvxpy):
+            loose_cvxpy_rows(
+                rows, size, X, y, patterns, problem64, ref_obj, args, False
+            )
+        if args.scs:
+            scs_rows(rows, size, X, y, patterns, problem64, ref_obj, args)
+        if args.pyscnn and ref_gated is not None:
+            pyscnn_rows(rows, size, X, y, gates, ref_obj, ref_gated, args)
+        if args.no_admm:
+            continue
+        settings = ADMM_SETTINGS if args.settings else ADMM_SETTINGS[:1]
+        for label, kw in settings:
+            solver = sr.ADMM(rtol=0.0, atol=0.0, **kw)
+            admm_row(
+                rows,
+                size,
+                f"sciopt ADMM {label}",
+                problem64,
+                problem64,
+                solver,
+                ref_obj,
+                args,
+            )
+        if args.float32:
+            problem32 = make_problem(X, y, patterns, dtype=np.float32)
+            solver = sr.ADMM(rtol=0.0, atol=0.0)
+            admm_row(
+                rows,
+                size,
+                "sciopt ADMM default, float32",
+                problem32,
+                problem64,
+                solver,
+                ref_obj,
+                args,
+            )
+        if (args.gated or args.pyscnn) and ref_gated is not None:
+            solver = sr.ADMM(rtol=0.0, atol=0.0)
+            admm_row(
+                rows,
+                size,
+                "gated: sciopt ADMM default",
+                gated64,
+                gated64,
+                solver,
+                ref_gated,
+                args,
+            )
     if args.per_step:
-        ns = (250, 500, 1000, 2000)
-        print()
-        print("| n | linear solver | ms per ADMM step | compile s |")
-        print("|---|---|---|---|")
-        for n, method, t, c in per_step(ns, 10, 20, beta):
-            print(f"| {n} | {method} | {t * 1e3:.3f} | {c:.2f} |")
+        ns = (500, 1000, 2000, 4000, 8000) if args.full else (500, 1000, 2000, 4000)
+        per_step(ns, 10, 20, ("woodbury", "dense"), np.float64)
+        if args.float32:
+            per_step(ns, 10, 20, ("woodbury", "dense"), np.float32)
 
 
 if __name__ == "__main__":

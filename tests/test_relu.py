@@ -357,3 +357,49 @@ def test_non_convergence_is_reported():
     assert sol.result == sciopt.RESULTS.steps_exhausted
     with pytest.raises(Exception, match="max_steps"):
         sciopt.solve(problem, sr.ADMM(), max_steps=5)
+
+
+# ----------------------------------------------------------------------------------
+# Solver internals and settings
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_carried_products_equal_recomputed(gated):
+    # the step carries M^T z and M^T dual instead of recomputing them
+    from sciopt.relu._admm import _products
+
+    X, y, patterns = relu_instance(8, n=20)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.3, gated=gated)
+    sol = sciopt.solve(problem, sr.ADMM(), max_steps=37, throw=False)
+    factors = sol.state.factors
+    Mz, My = _products(problem, factors["w"], factors["wp"], sol.value)
+    np.testing.assert_allclose(sol.state.Mz, Mz, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(sol.state.My, My, rtol=1e-10, atol=1e-10)
+
+
+def test_auto_linear_solver_choice(monkeypatch):
+    from sciopt.relu import _linear
+
+    rng = np.random.default_rng(0)
+
+    def problem(n, d, P):
+        X = rng.standard_normal((n, d))
+        patterns = np.zeros((n, P))
+        patterns[np.arange(n), np.arange(n) % P] = 1.0
+        return sr.ConvexReLUProblem(X, rng.standard_normal(n), patterns, 0.1)
+
+    assert _linear.resolve_method("auto", problem(40, 2, 5)) == "dense"  # 2dP = 20
+    assert _linear.resolve_method("auto", problem(40, 4, 10)) == "woodbury"  # 80
+    monkeypatch.setattr(_linear, "MAX_FACTOR", 30)
+    assert _linear.resolve_method("auto", problem(40, 4, 10)) == "cg"
+    assert _linear.resolve_method("dense", problem(40, 4, 10)) == "dense"
+
+
+def test_admm_settings_are_validated():
+    with pytest.raises(ValueError, match="`relaxation`"):
+        sr.ADMM(relaxation=2.0)
+    with pytest.raises(ValueError, match="`rho_balance`"):
+        sr.ADMM(rho_balance=1.0)
+    with pytest.raises(ValueError, match="`rho`"):
+        sr.ADMM(rho=0.0)

@@ -28,6 +28,8 @@ class _ADMMState(eqx.Module):
     primal_tolerance: Array
     dual_tolerance: Array
     num_steps: Array
+    Mz: Array
+    My: Array
 
 
 def _group_soft_threshold(z, threshold):
@@ -40,6 +42,33 @@ def _norm(*arrays):
     return jnp.sqrt(sum(jnp.sum(jnp.square(a)) for a in arrays))
 
 
+def _mt(problem, w, wp, zv, zs, zp, zt):
+    """M^T z = w zv + L^T (wp zp) + G^T zs (+ zt for the robust cones), (2P, d)."""
+    X = problem.X
+    if isinstance(problem, AdversarialReLUProblem):
+        return (
+            w * zv
+            + _linear.loss_map_t(problem, wp * zp)
+            + (problem.cone_signs * zs) @ X
+            + zt
+        )
+    if problem.gated:
+        return w * zv + _linear.loss_map_t(problem, wp * zp)
+    # the loss and cone maps share one (2P, n) x (n, d) product
+    mixed = problem.signed_patterns * (wp * zp)[None, :] + problem.cone_signs * zs
+    return w * zv + mixed @ X
+
+
+def _products(problem, w, wp, y: ADMMVariables):
+    """(M^T z, M^T dual) of an iterate: the u-step's right-hand side is
+    `M^T z - M^T dual / rho`, and the dual residual is `rho ||M^T (z - z_old)||`.
+    The solver carries both, so that each step needs only one product of each."""
+    one = jnp.ones((), problem.X.dtype)
+    Mz = _mt(problem, w, wp, y.v, y.s, y.p, y.t)
+    My = _mt(problem, one, one, y.dual_v, y.dual_s, y.dual_p, y.dual_t)
+    return Mz, My
+
+
 class ADMM(AbstractSolver):
     """ADMM for `sciopt.relu.ConvexReLUProblem` and `AdversarialReLUProblem`.
 
@@ -50,7 +79,27 @@ class ADMM(AbstractSolver):
     u-step matrix A = I + G^T G + L^T L does not depend on rho: it is factored once
     (`linear_solver`: dense (2dP)^2 Cholesky, the n x n Woodbury core, or
     block-preconditioned CG) and every step costs O(n d P + (dP)^2) or O(n d P + n^2),
-    and residual balancing of rho is free. The dual step is gamma * rho.
+    and residual balancing of rho is free. The dual step is gamma * rho. Each step
+    carries M^T z and M^T dual (M the stacked split maps), so one product with the
+    pattern-weighted data gives the next right-hand side and both residuals.
+
+    **Arguments:**
+
+    - `rtol`, `atol`: the residual stopping rule below.
+    - `rho`: the initial penalty (default 0.1, chosen by measurement).
+    - `gamma`: the dual step, in (0, 1.618).
+    - `relaxation`: over-relaxation alpha in (0, 2) (Boyd et al. 2011, 3.4.3;
+      default 1.6).
+    - `adaptive_rho`, `rho_update_every`, `rho_update_until`, `rho_balance`: residual
+      balancing: every `rho_update_every` steps up to `rho_update_until`, double
+      (halve) rho when the primal (dual) residual exceeds `rho_balance` times the
+      other.
+    - `v_weight`, `loss_weight`: penalty weights of the splits u = v and p = L u
+      relative to the cone split (`v_weight=None`: the mean squared column norm of X).
+    - `linear_solver`: `"auto"`, `"dense"`, `"woodbury"`, `"cg"` or `"kron"`
+      (adversarial problems).
+    - `cg_rtol`, `cg_max_steps`: the inner CG solve (`linear_solver="cg"`).
+    - `verbose`: print the residuals and rho every step.
 
     Stops when the primal and dual residuals meet
     `r_p <= atol + rtol max(||M u||, ||z||)` and `r_d <= atol + rtol ||M^T y||`
@@ -90,14 +139,15 @@ class ADMM(AbstractSolver):
 
     rtol: float = 1e-6
     atol: float = 1e-8
-    rho: float = 1.0
+    rho: float = 0.1
     gamma: float = 1.0
     adaptive_rho: bool = True
     rho_update_every: int = eqx.field(static=True, default=100)
     rho_update_until: int = eqx.field(static=True, default=5000)
+    rho_balance: float = 3.0
     v_weight: float | None = 1.0
     loss_weight: float = 1.0
-    relaxation: float = 1.0
+    relaxation: float = 1.6
     linear_solver: str = eqx.field(static=True, default="auto")
     cg_rtol: float = 1e-10
     cg_max_steps: int = eqx.field(static=True, default=200)
@@ -111,6 +161,16 @@ class ADMM(AbstractSolver):
             raise ValueError(
                 f"`gamma` (the dual step) must lie in (0, 1.618), got {self.gamma!r}."
             )
+        if not isinstance(self.relaxation, jax.core.Tracer) and not (
+            0 < self.relaxation < 2
+        ):
+            raise ValueError(
+                f"`relaxation` must lie in (0, 2), got {self.relaxation!r}."
+            )
+        if not isinstance(self.rho_balance, jax.core.Tracer) and not (
+            self.rho_balance > 1
+        ):
+            raise ValueError(f"`rho_balance` must be > 1, got {self.rho_balance!r}.")
 
     def _check_problem(self, problem):
         if not isinstance(problem, AbstractConvexReLUProblem):
@@ -124,31 +184,30 @@ class ADMM(AbstractSolver):
         method = _linear.resolve_method(self.linear_solver, problem)
         dtype = problem.X.dtype
         inf = jnp.array(jnp.inf, dtype)
+        factors = _linear.build(
+            problem, method, self._v_weight(problem), self._loss_weight(problem)
+        )
+        Mz, My = _products(problem, factors["w"], factors["wp"], y)
         return _ADMMState(
-            factors=_linear.build(
-                problem, method, self._v_weight(problem), self._loss_weight(problem)
-            ),
+            factors=factors,
             rho=jnp.asarray(self.rho, dtype),
             primal_residual=inf,
             dual_residual=inf,
             primal_tolerance=jnp.zeros((), dtype),
             dual_tolerance=jnp.zeros((), dtype),
             num_steps=jnp.zeros((), jnp.int32),
+            Mz=Mz,
+            My=My,
         )
 
-    def _update(self, problem, y: ADMMVariables, method, factors, rho):
-        """One ADMM step; returns the new iterate and the pieces of the residuals."""
+    def _update(self, problem, y: ADMMVariables, method, factors, rho, Mz, My):
+        """One ADMM step; returns the new iterate, the pieces of the residuals and
+        the products `M^T z`, `M^T dual` of the new iterate (see `_products`)."""
         adversarial = isinstance(problem, AdversarialReLUProblem)
         constrained = not problem.gated
         X = problem.X
         w, wp = factors["w"], factors["wp"]
-        rhs = (w * y.v - y.dual_v / rho) + _linear.loss_map_t(
-            problem, wp * y.p - y.dual_p / rho
-        )
-        if constrained:
-            rhs = rhs + ((problem.cone_signs * (y.s - y.dual_s / rho)) @ X)
-        if adversarial:
-            rhs = rhs + (y.t - y.dual_t / rho)
+        rhs = Mz - My / rho
         u = _linear.solve(
             problem,
             method,
@@ -158,8 +217,16 @@ class ADMM(AbstractSolver):
             cg_rtol=self.cg_rtol,
             cg_max_steps=self.cg_max_steps,
         )
+        if constrained:
+            uX = u @ X.T  # shared by the cone map G u and the loss map
+            Gu = problem.cone_signs * uX
+            if adversarial:
+                Lu = _linear.loss_map(problem, u)
+            else:
+                Lu = jnp.sum(problem.signed_patterns * uX, axis=0)
+        else:
+            Lu = _linear.loss_map(problem, u)
         a = self.relaxation
-        Lu = _linear.loss_map(problem, u)
         hv = a * u + (1 - a) * y.v  # over-relaxed copies (Boyd et al. 2011, 3.4.3)
         hp = a * Lu + (1 - a) * y.p
         v = _group_soft_threshold(hv + y.dual_v / (w * rho), problem.beta / (w * rho))
@@ -171,7 +238,6 @@ class ADMM(AbstractSolver):
         else:
             p = loss_prox(problem.loss, hp + y.dual_p / (wp * rho), problem.y, wp * rho)
         if constrained:
-            Gu = problem.cone_signs * (u @ X.T)
             hs = a * Gu + (1 - a) * y.s
             if adversarial:
                 ht = a * u + (1 - a) * y.t
@@ -195,25 +261,18 @@ class ADMM(AbstractSolver):
             dual_p=y.dual_p + wp * step * (hp - p),
             dual_t=(y.dual_t + step * (ht - t)) if adversarial else y.dual_t,
         )
-        # residuals (Boyd et al. 2011, 3.3)
+        new_Mz, new_My = _products(problem, w, wp, new)
+        # residuals (Boyd et al. 2011, 3.3); the dual one is rho ||M^T (z - z_old)||
         ut = u if adversarial else y.t
         sw = jnp.sqrt(w)
         swp = jnp.sqrt(wp)
         primal = _norm(sw * (u - v), Gu - s, swp * (Lu - p), ut - t)
-        dz = w * (v - y.v) + _linear.loss_map_t(problem, wp * (p - y.p))
-        My = new.dual_v + _linear.loss_map_t(problem, new.dual_p)
-        if constrained:
-            dz = dz + (problem.cone_signs * (s - y.s)) @ X
-            My = My + (problem.cone_signs * new.dual_s) @ X
-        if adversarial:
-            dz = dz + (t - y.t)
-            My = My + new.dual_t
-        dual = rho * _norm(dz)
+        dual = rho * _norm(new_Mz - Mz)
         primal_scale = jnp.maximum(
             _norm(sw * u, Gu, swp * Lu, ut), _norm(sw * v, s, swp * p, t)
         )
-        dual_scale = _norm(My)
-        return new, primal, dual, primal_scale, dual_scale
+        dual_scale = _norm(new_My)
+        return new, primal, dual, primal_scale, dual_scale, new_Mz, new_My
 
     def _v_weight(self, problem):
         """The penalty weight of the split u = v relative to the others (default
@@ -228,16 +287,16 @@ class ADMM(AbstractSolver):
 
     def step(self, problem, y, args, options, state: _ADMMState):
         method = _linear.resolve_method(self.linear_solver, problem)
-        new, primal, dual, pscale, dscale = self._update(
-            problem, y, method, state.factors, state.rho
+        new, primal, dual, pscale, dscale, Mz, My = self._update(
+            problem, y, method, state.factors, state.rho, state.Mz, state.My
         )
         rho = state.rho
         if self.adaptive_rho:
             check = ((state.num_steps + 1) % self.rho_update_every == 0) & (
                 state.num_steps < self.rho_update_until
             )
-            up = check & (primal > 10 * dual)
-            down = check & (dual > 10 * primal)
+            up = check & (primal > self.rho_balance * dual)
+            down = check & (dual > self.rho_balance * primal)
             rho = jnp.where(up, 2 * rho, jnp.where(down, rho / 2, rho))
             rho = jnp.clip(rho, 1e-6 * self.rho, 1e6 * self.rho)
         verbose_printer(self.verbose)(
@@ -253,6 +312,8 @@ class ADMM(AbstractSolver):
             primal_tolerance=self.atol + self.rtol * pscale,
             dual_tolerance=self.atol + self.rtol * dscale,
             num_steps=state.num_steps + 1,
+            Mz=Mz,
+            My=My,
         )
         return new, new_state, None
 
@@ -284,5 +345,6 @@ class ADMM(AbstractSolver):
             problem, method, self._v_weight(problem), self._loss_weight(problem)
         )
         rho = jnp.asarray(self.rho, problem.X.dtype)
-        new = self._update(problem, y, method, factors, rho)[0]
+        Mz, My = _products(problem, factors["w"], factors["wp"], y)
+        new = self._update(problem, y, method, factors, rho, Mz, My)[0]
         return jax.tree.map(lambda a, b: a - b, new, y)

@@ -14,6 +14,7 @@ from ._problem import AdversarialReLUProblem
 
 
 METHODS = ("auto", "dense", "woodbury", "cg", "kron")
+MAX_FACTOR = 16384  # the largest matrix side that "auto" factors
 
 
 def check_method(method: str) -> None:
@@ -24,7 +25,7 @@ def check_method(method: str) -> None:
 def resolve_method(method: str, problem, *, differentiable: bool = False) -> str:
     """Pick the factorization: `kron` (exact eigen-solve) for the adversarial program,
     else the dense (2dP)^2 Cholesky or the n x n Woodbury core, whichever is
-    smaller, and CG when both exceed 4096."""
+    smaller, and CG when both exceed `MAX_FACTOR` (2 GiB in float64)."""
     adversarial = isinstance(problem, AdversarialReLUProblem)
     if adversarial:
         if method in ("woodbury",):
@@ -46,7 +47,7 @@ def resolve_method(method: str, problem, *, differentiable: bool = False) -> str
         return method
     n, d = problem.X.shape
     size = 2 * d * problem.num_patterns
-    if min(n, size) > 4096:
+    if min(n, size) > MAX_FACTOR:
         return "cg"
     return "dense" if size <= n else "woodbury"
 
@@ -62,14 +63,17 @@ def loss_map(problem, u):
     """L u: predictions (n,) or, for the adversarial program, the (n, d) sums."""
     if isinstance(problem, AdversarialReLUProblem):
         return problem.signed_patterns.T @ u
-    return jnp.sum(problem.signed_patterns * (u @ problem.X.T), axis=0)
+    P = problem.num_patterns
+    # sum_i D_i X (v_i - w_i): one (P, d) x (d, n) product
+    return jnp.sum(problem.patterns.T * ((u[:P] - u[P:]) @ problem.X.T), axis=0)
 
 
 def loss_map_t(problem, p):
     """L^T p, shaped (2P, d)."""
     if isinstance(problem, AdversarialReLUProblem):
         return problem.signed_patterns @ p
-    return (problem.signed_patterns * p[None, :]) @ problem.X
+    half = (problem.patterns.T * p[None, :]) @ problem.X  # (P, d)
+    return jnp.concatenate([half, -half], axis=0)
 
 
 def apply_A(problem, u, w, wp):
