@@ -2,7 +2,7 @@
 
     python benchmarks/bench_nlp.py            # HS subset + PDE control N = 32, 64
     python benchmarks/bench_nlp.py --full     # every HS problem + PDE N = 128
-    python benchmarks/bench_nlp.py --part hs  # only the HS suite (or --part pde)
+    python benchmarks/bench_nlp.py --part hs  # only the HS suite (or pde, inexact)
 
 HS suite: every solver in the same process; sciopt's compile time (first call minus a
 second, compiled call) is reported apart from its run time (the second call). scipy gets
@@ -195,6 +195,64 @@ def print_hs(rows):
         )
 
 
+def inexact_suite():
+    """Sketch steps per Newton step for each accuracy rule, and with and without the
+    recycled directions on the degenerate problems."""
+    _setup()
+    import jax.numpy as jnp
+    import sciopt
+
+    specs = {
+        s.name: s
+        for s in sciopt.load_problem_specs(
+            ROOT / "problems" / "nlp_hock_schittkowski.toml"
+        )
+    }
+    configs = {
+        "adaptive, no floor (the authors' rule)": dict(accuracy_floor=0.0),
+        "adaptive (default)": {},
+        "practical, kappa = 0.1": dict(accuracy="practical"),
+    }
+    runs = [
+        (p, label, cfg)
+        for p in ("hs040", "hs077", "hs100lnp")
+        for label, cfg in configs.items()
+    ]
+    for p in ("hs026", "hs046", "hs047", "hs049"):
+        for rule in ("adaptive", "practical"):
+            for rec in (0, 2):
+                runs.append(
+                    (p, f"{rule}, recycle = {rec}", dict(accuracy=rule, recycle=rec))
+                )
+    print("\n### Sketch steps per Newton step (row sketch)\n")
+    print(
+        "| problem | rule | solved | Newton steps | median sketch steps per step "
+        "| total sketch steps |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, label, cfg in runs:
+        spec = specs[name]
+        problem = spec.build()
+        solver = sciopt.nlp.AdaSketchNewton(**cfg)
+        sol = sciopt.solve(
+            problem, solver, jnp.asarray(spec.data["x0"]), throw=False, max_steps=100
+        )
+        k = int(sol.stats["num_steps"])
+        sk = np.asarray(sol.stats["sketch_steps"])[:k]
+        f = float(problem.objective(sol.value, None))
+        ref = spec.data["reference"]["f"]
+        ok = (
+            sol.result == sciopt.RESULTS.successful
+            and abs(f - ref) / max(1.0, abs(ref)) <= 1e-6
+            and float(sol.stats["kkt_residual"]) <= 1e-8
+        )
+        print(
+            f"| {name} | {label} | {'yes' if ok else 'no'} | {k} | "
+            f"{np.median(sk):.0f} | {sk.sum()} |",
+            flush=True,
+        )
+
+
 # ------------------------------------------------------------------ PDE control
 
 PDE_CHILD = r"""
@@ -221,11 +279,18 @@ if method == "baseline":
 elif method.startswith("sciopt"):
     if method == "sciopt sketch":
         solver = sciopt.nlp.AdaSketchNewton(
-            accuracy="practical", materialise=False,
+            accuracy="practical", materialise=False, atol=1e-6,
             linear_solver=sciopt.nlp.BlockSketch(block_size=256, max_steps=100),
         )
+    elif method == "sciopt Schur CG":
+        solver = sciopt.nlp.AdaSketchNewton(
+            materialise=False, atol=1e-6,
+            linear_solver=sciopt.nlp.SchurComplementCG(),
+        )
     else:
-        solver = sciopt.nlp.AdaSketchNewton(linear_solver=lx.LU(), materialise=False)
+        solver = sciopt.nlp.AdaSketchNewton(
+            linear_solver=lx.LU(), materialise=False, atol=1e-6
+        )
     steps = 2 if method == "sciopt sketch" else 50
     t0 = time.perf_counter()
     sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=steps)
@@ -260,7 +325,8 @@ else:
     t0 = time.perf_counter()
     r = minimize(fun, np.zeros(2 * N * N), jac=jac, hessp=hessp, method="trust-constr",
                  constraints=[LinearConstraint(a, 0.0, 0.0)],
-                 options={{"gtol": 1e-6, "xtol": 1e-14, "maxiter": 5000}})
+                 options={{"gtol": 1e-8 if "1e-8" in method else 1e-6, "xtol": 1e-14,
+                          "maxiter": 5000}})
     run = time.perf_counter() - t0
     g = jac(r.x) + a.T @ r.v[0]
     kkt = float(np.sqrt(np.sum(g**2) + np.sum((a @ r.x) ** 2)))
@@ -272,15 +338,18 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def pde_suite(sizes, timeout):
+def pde_suite(sizes, timeout, sketch_timeout):
     rows = []
     for N in sizes:
         for method in (
             "baseline",
+            "sciopt Schur CG",
             "sciopt sketch",
             "sciopt dense KKT (LU)",
             "scipy trust-constr",
+            "scipy trust-constr gtol=1e-8",
         ):
+            limit = sketch_timeout if method == "sciopt sketch" else timeout
             if method == "sciopt dense KKT (LU)" and N >= 128:
                 n = 3 * N * N
                 rows.append(
@@ -301,7 +370,7 @@ def pde_suite(sizes, timeout):
                     [sys.executable, "-c", code],
                     capture_output=True,
                     text=True,
-                    timeout=timeout,
+                    timeout=limit,
                 )
                 line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
                 if line:
@@ -312,7 +381,7 @@ def pde_suite(sizes, timeout):
                     )
             except subprocess.TimeoutExpired:
                 rows.append(
-                    dict(N=N, method=method, status=f"timed out after {timeout} s")
+                    dict(N=N, method=method, status=f"timed out after {limit} s")
                 )
             print(
                 f"  N={N} {method}: {time.perf_counter() - t0:.0f}s",
@@ -349,17 +418,32 @@ def print_pde(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true")
-    parser.add_argument("--part", choices=["hs", "pde", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["hs", "pde", "inexact", "all"], default="all"
+    )
     parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument(
+        "--sketch-timeout",
+        type=int,
+        default=120,
+        help="time limit of the (slow) sketched PDE runs",
+    )
+    parser.add_argument(
+        "--sizes", type=str, default=None, help="PDE grid sizes, e.g. 32,64,128"
+    )
     args = parser.parse_args()
     import jax
 
     print(f"jax {jax.__version__}")
     if args.part in ("hs", "all"):
         print_hs(hs_suite(args.full))
+    if args.part in ("inexact", "all"):
+        inexact_suite()
     if args.part in ("pde", "all"):
         sizes = [32, 64, 128] if args.full else [32, 64]
-        print_pde(pde_suite(sizes, args.timeout))
+        if args.sizes:
+            sizes = [int(v) for v in args.sizes.split(",")]
+        print_pde(pde_suite(sizes, args.timeout, args.sketch_timeout))
 
 
 if __name__ == "__main__":

@@ -215,6 +215,8 @@ def test_bad_inputs_raise_early():
         sciopt.nlp.AdaSketchNewton(accuracy="exact")
     with pytest.raises(TypeError, match="linear_solver"):
         sciopt.nlp.AdaSketchNewton(linear_solver="LU")
+    with pytest.raises(ValueError, match="recycle"):
+        sciopt.nlp.AdaSketchNewton(recycle=-1)
 
 
 def test_rank_deficient_and_max_steps_result_codes():
@@ -230,3 +232,35 @@ def test_rank_deficient_and_max_steps_result_codes():
         problem, solver, jnp.array([1.0, -1.0, 1.0]), max_steps=2, throw=False
     )
     assert sol.result == sciopt.RESULTS.steps_exhausted
+
+
+def test_degenerate_solution_solved_by_sketch_with_recycling():
+    # HS49's solution is degenerate ((x4 - 1)^4, (x5 - 1)^6): the KKT matrix turns
+    # nearly singular towards it. The sketch converges on it with the two recycled
+    # Newton directions (default `recycle=2`) at a modest number of rows per step.
+    spec = nlp_hs_specs()["hs049"]
+    problem = spec.build()
+    solver = sciopt.nlp.AdaSketchNewton(accuracy="practical")
+    assert solver.recycle == 2
+    sol = sciopt.solve(problem, solver, jnp.asarray(spec.data["x0"]), max_steps=60)
+    f = problem.objective(sol.value, None)
+    assert nlp_objective_error(f, spec.data["reference"]["f"]) <= 1e-6
+    assert float(sol.stats["kkt_residual"]) <= 1e-8
+    steps = int(sol.stats["num_steps"])
+    sketch = np.asarray(sol.stats["sketch_steps"])[:steps]
+    assert steps <= 30
+    assert np.median(sketch) <= 5_000
+
+
+def test_schur_complement_cg_on_pde_control():
+    problem = sciopt.nlp.pde_control(8)
+    solver = sciopt.nlp.AdaSketchNewton(
+        linear_solver=sciopt.nlp.SchurComplementCG(), materialise=False
+    )
+    sol = sciopt.solve(problem, solver)
+    f = problem.objective(sol.value, None)
+    assert nlp_objective_error(f, pde_control_reference(8)) <= 1e-9
+    assert float(sol.stats["kkt_residual"]) <= 1e-8
+    steps = int(sol.stats["num_steps"])
+    assert steps <= 3  # a QP: one accurate Newton step, then a polish
+    assert np.all(np.asarray(sol.stats["sketch_steps"])[:steps] > 0)  # CG steps

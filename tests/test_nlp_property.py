@@ -37,6 +37,10 @@ VARIANTS = {
         accuracy="practical", linear_solver=sciopt.nlp.BlockSketch(block_size=3)
     ),
     "exact": sciopt.nlp.AdaSketchNewton(linear_solver=lx.LU()),
+    # B = Q + 1.2 diag(x^2) is positive definite here, as the Schur CG needs.
+    "schur": sciopt.nlp.AdaSketchNewton(
+        linear_solver=sciopt.nlp.SchurComplementCG(), materialise=False
+    ),
 }
 
 floats = st.floats(-1.0, 1.0, allow_nan=False, allow_infinity=False)

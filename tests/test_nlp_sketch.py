@@ -79,3 +79,53 @@ def test_full_block_is_exact_in_one_step():
     )
     assert int(sol.stats["num_steps"]) == 1
     np.testing.assert_allclose(sol.value, np.linalg.solve(kkt, rhs), rtol=1e-9)
+
+
+def test_recycled_subspace_resolves_near_null_direction():
+    # A symmetric system with one tiny eigenvalue: Kaczmarz converges at a rate of
+    # about 1e-8 per row along its eigenvector; with that direction recycled as a
+    # sketch (the `subspace` option) it converges at the rate of the rest.
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    eigs = np.array([1e-4, 1.0, -1.5, 2.0, 3.0, -2.5])
+    kkt = q @ np.diag(eigs) @ q.T
+    rhs = rng.normal(size=6)
+    operator = lx.MatrixLinearOperator(jnp.asarray(kkt), lx.symmetric_tag)
+    solver = sciopt.nlp.RowSketch(rtol=1e-10, max_steps=5_000)
+    b = jnp.asarray(rhs)
+    plain = lx.linear_solve(operator, b, solver, throw=False)
+    assert plain.result == lx.RESULTS.max_steps_reached
+    near_null = q[:, :1].T + 1e-6 * rng.normal(size=(1, 6))  # approximately known
+    other = rng.normal(size=(1, 6))
+    subspace = jnp.asarray(np.concatenate([near_null, other]))
+    sol = lx.linear_solve(operator, b, solver, options={"subspace": subspace})
+    np.testing.assert_allclose(sol.value, np.linalg.solve(kkt, rhs), rtol=1e-6)
+    assert int(sol.stats["num_steps"]) < 1_000
+    with pytest.raises(ValueError, match="subspace"):
+        lx.linear_solve(operator, b, solver, options={"subspace": jnp.ones((2, 5))})
+
+
+def test_schur_complement_cg_solves_kkt_systems():
+    kkt, rhs = _kkt_system(4, n=7, m=3)
+    operator = lx.FunctionLinearOperator(
+        lambda v: jnp.asarray(kkt) @ v, jax.ShapeDtypeStruct((10,), jnp.float64)
+    )
+    solver = sciopt.nlp.SchurComplementCG(rtol=1e-12, primal_size=7)
+    sol = lx.linear_solve(operator, jnp.asarray(rhs), solver)
+    np.testing.assert_allclose(sol.value, np.linalg.solve(kkt, rhs), rtol=1e-9)
+    assert 0 < int(sol.stats["num_steps"]) <= 3 + 5  # m = 3 in exact arithmetic
+    by_option = lx.linear_solve(
+        operator,
+        jnp.asarray(rhs),
+        sciopt.nlp.SchurComplementCG(rtol=1e-12),
+        options={"primal_size": 7},
+    )
+    np.testing.assert_allclose(by_option.value, sol.value, rtol=1e-12)
+    with pytest.raises(ValueError, match="primal_size"):
+        lx.linear_solve(operator, jnp.asarray(rhs), sciopt.nlp.SchurComplementCG())
+    # B indefinite: CG breaks down, reported as such (not a silent NaN).
+    bad = kkt.copy()
+    bad[:7, :7] = -np.eye(7) + 2 * np.diag(np.arange(7) % 2)
+    bad_op = lx.MatrixLinearOperator(jnp.asarray(bad))
+    out = lx.linear_solve(bad_op, jnp.asarray(rhs), solver, throw=False)
+    assert out.result == lx.RESULTS.breakdown

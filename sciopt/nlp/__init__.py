@@ -5,6 +5,7 @@ from ._generators import (
     hs28_chain as hs28_chain,
     pde_control as pde_control,
 )
+from ._krylov import SchurComplementCG as SchurComplementCG
 from ._problem import (
     EqualityConstrainedProblem as EqualityConstrainedProblem,
     from_spec as from_spec,

@@ -14,6 +14,7 @@ from jaxtyping import Array, Float, Int
 from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
+from ._krylov import SchurComplementCG
 from ._problem import EqualityConstrainedProblem
 from ._sketch import AbstractSketchSolver, RowSketch
 
@@ -27,6 +28,7 @@ class _AdaSketchState(eqx.Module):
     nu: Float[Array, ""]
     delta: Float[Array, ""]
     key: Array
+    directions: Float[Array, "p nm"]
     num_steps: Int[Array, ""]
     result: RESULTS
     kkt_history: Float[Array, " H1"]
@@ -62,7 +64,8 @@ class AdaSketchNewton(AbstractSolver):
        positive definite), matrix-free by Hessian-vector products or materialised
        for small problems;
     2. solves `K dz = -grad L` inexactly with `linear_solver` (by default randomized
-       Kaczmarz, `RowSketch`) to the accuracy rule's tolerance;
+       Kaczmarz, `RowSketch`, with the last `recycle` Newton directions as extra
+       sketches) to the accuracy rule's tolerance;
     3. raises `mu` and lowers `nu` (resuming the sketch from its current iterate)
        until `dz` is a descent direction of the exact augmented Lagrangian
        `L_{mu,nu} = f + lam^T c + mu/2 ||c||^2 + nu/2 ||grad_x L||^2`;
@@ -135,6 +138,7 @@ class AdaSketchNewton(AbstractSolver):
     materialise: bool | None = None
     materialise_limit: int = 500
     num_probes: int = 8
+    recycle: int = 2
     history_length: int = 256
     seed: int = 2023
     verbose: bool = False
@@ -152,6 +156,10 @@ class AdaSketchNewton(AbstractSolver):
             )
         if not 0 < self.armijo_c < 0.5:
             raise ValueError(f"`armijo_c` must lie in (0, 0.5), got {self.armijo_c}.")
+        if not isinstance(self.recycle, int) or self.recycle < 0:
+            raise ValueError(
+                f"`recycle` must be a non-negative int, got {self.recycle!r}."
+            )
         if self.penalty_factor <= 1:
             raise ValueError(
                 f"`penalty_factor` must exceed 1, got {self.penalty_factor}."
@@ -214,6 +222,7 @@ class AdaSketchNewton(AbstractSolver):
             nu=jnp.asarray(self.nu, dtype),
             delta=jnp.asarray(self.delta, dtype),
             key=key,
+            directions=jnp.zeros((self.recycle, n + m), dtype),
             num_steps=jnp.array(0),
             result=RESULTS.successful,
             kkt_history=jnp.full(hl + 1, jnp.nan, dtype).at[0].set(kkt_norm),
@@ -309,29 +318,42 @@ class AdaSketchNewton(AbstractSolver):
         theta = one
         if self.superlinear:
             theta = jnp.minimum(one, jnp.sqrt(kkt_norm))
-        floor = self._floor(dtype) * kkt_norm
+        # Never ask for more accuracy than termination needs (a residual of atol / 2
+        # leaves the next KKT residual near it), except when the penalty loop has
+        # to sharpen a direction that is not a descent direction.
+        rel_floor = self._floor(dtype) * kkt_norm
+        abs_floor = jnp.maximum(rel_floor, 0.5 * self._tolerance(dtype))
 
-        def inner_tol(delta, kappa):
+        def inner_tol(delta, kappa, first):
             if self.accuracy == "adaptive":
                 tol = theta * delta * kkt_norm / (k_fro * psi)
             else:
                 tol = theta * kappa * kkt_norm
-            return jnp.maximum(tol, floor)
+            return jnp.maximum(tol, jnp.where(first, abs_floor, rel_floor))
 
         is_sketch = isinstance(self.linear_solver, AbstractSketchSolver)
+        is_krylov = isinstance(self.linear_solver, SchurComplementCG)
+        is_inexact = is_sketch or is_krylov
 
         def solve_direction(z_start, tol, key):
             # `compute` directly (not `lx.linear_solve`): nothing is differentiated
             # here, and it keeps the compiled step small.
             if is_sketch:
-                opts = {"key": key, "y0": z_start, "tolerance": tol}
+                opts = {
+                    "key": key,
+                    "y0": z_start,
+                    "tolerance": tol,
+                    "subspace": state.directions,
+                }
+            elif is_krylov:
+                opts = {"y0": z_start, "tolerance": tol, "primal_size": n}
             else:
                 opts = {}
             lin_state = self.linear_solver.init(operator, opts)
             value, lin_result, lin_stats = self.linear_solver.compute(
                 lin_state, -kkt_vec, opts
             )
-            steps = lin_stats["num_steps"] if is_sketch else jnp.array(0)
+            steps = lin_stats["num_steps"] if is_inexact else jnp.array(0)
             ok = lin_result == lx.RESULTS.successful
             return value, jnp.asarray(steps), ok
 
@@ -339,7 +361,8 @@ class AdaSketchNewton(AbstractSolver):
             return jnp.dot(kkt_vec + mu * pc + nu * pd, dz)
 
         def is_descent(dz, mu, nu):
-            return slope_of(dz, mu, nu) <= -0.5 * nu * kkt_norm**2
+            slope = slope_of(dz, mu, nu)
+            return jnp.isfinite(slope) & (slope <= -0.5 * nu * kkt_norm**2)
 
         # Penalty loop: raise mu, lower nu (and sharpen the inner accuracy, resuming
         # the sketch from its current iterate) until dz is a descent direction of
@@ -350,7 +373,7 @@ class AdaSketchNewton(AbstractSolver):
             self.delta_min, jnp.minimum(state.delta, delta_trial(mu0, nu0))
         )
         kappa0 = jnp.asarray(self.kappa, dtype)
-        if is_sketch:
+        if is_inexact:
             dz0 = jnp.zeros(n + m, dtype)
             steps0 = jnp.array(0)
             ok0 = jnp.array(False)
@@ -379,9 +402,10 @@ class AdaSketchNewton(AbstractSolver):
                 delta,
             )
             kappa = jnp.where(update, kappa / rho**4, kappa)
-            if is_sketch:
+            if is_inexact:
                 key, sub = jr.split(key)
-                dz, more, inner_ok = solve_direction(dz, inner_tol(delta, kappa), sub)
+                tol = inner_tol(delta, kappa, first)
+                dz, more, inner_ok = solve_direction(dz, tol, sub)
                 steps = steps + more
             return dz, mu, nu, delta, kappa, steps, inner_ok, key, jnp.array(False)
 
@@ -414,9 +438,13 @@ class AdaSketchNewton(AbstractSolver):
             lagrangian(x, lam) + 0.5 * mu * jnp.sum(c**2) + 0.5 * nu * jnp.sum(gl**2)
         )
 
+        # Armijo with a roundoff allowance: near the solution the merit's decrease
+        # (~ ||grad L||^2) falls below the rounding error of its value.
+        roundoff = 16 * jnp.finfo(dtype).eps * jnp.abs(merit0)
+
         def ls_cond(carry):
             alpha, value, _, _, count = carry
-            armijo = value <= merit0 + beta * alpha * slope
+            armijo = value <= merit0 + beta * alpha * slope + roundoff
             return jnp.invert(armijo) & (count <= self.max_backtracks)
 
         def ls_body(carry):
@@ -433,7 +461,9 @@ class AdaSketchNewton(AbstractSolver):
 
         ls_init = (2 * one, jnp.asarray(jnp.inf, dtype), gl, c, jnp.array(0))
         alpha, value, g_new, c_new, _ = lax.while_loop(ls_cond, ls_body, ls_init)
-        ls_ok = jnp.isfinite(value) & (value <= merit0 + beta * alpha * slope)
+        ls_ok = jnp.isfinite(value) & (
+            value <= merit0 + beta * alpha * slope + roundoff
+        )
         result = RESULTS.where(
             (result == RESULTS.successful) & jnp.invert(ls_ok),
             RESULTS.line_search_failed,
@@ -465,6 +495,7 @@ class AdaSketchNewton(AbstractSolver):
             nu=nu,
             delta=delta,
             key=key,
+            directions=_push_direction(state.directions, dz, ok),
             num_steps=i + 1,
             result=result,
             kkt_history=state.kkt_history.at[idx + 1].set(new_norm, mode="drop"),
@@ -503,6 +534,16 @@ class AdaSketchNewton(AbstractSolver):
         return kkt_optimality(problem, y, args)
 
 
+def _push_direction(directions, dz, ok):
+    """Keep the last Newton directions (normalised, newest first) for recycling."""
+    if directions.shape[0] == 0:
+        return directions
+    norm = jnp.linalg.norm(dz)
+    unit = jnp.where(norm > 0, dz / jnp.where(norm > 0, norm, 1), 0 * dz)
+    pushed = jnp.concatenate([unit[None], directions[:-1]])
+    return jnp.where(ok & jnp.all(jnp.isfinite(unit)), pushed, directions)
+
+
 def kkt_optimality(problem, x, args):
     """A residual in `x` alone that vanishes exactly at KKT points (full-rank `G`):
     `grad f + G^T lam_ls(x) + G^T c(x)`, with least-squares multipliers
@@ -519,13 +560,18 @@ def kkt_optimality(problem, x, args):
 AdaSketchNewton.__init__.__doc__ = """**Arguments:**
 
 - `linear_solver`: the inner solver of `K dz = -grad L`: a sketch (`RowSketch`,
-    `BlockSketch`, `GaussianSketch`) or any lineax solver (`lineax.LU()`: exact Newton).
+    `BlockSketch`, `GaussianSketch`), the Krylov `SchurComplementCG` (for large,
+    ill-conditioned systems with a positive definite Hessian block), or any lineax
+    solver (`lineax.LU()`: exact Newton).
+- `recycle`: number of previous Newton directions recycled as extra sketches of
+    each sketched solve (the `subspace` option of the sketch solvers; 0 turns it
+    off). They carry the near-null directions of `K` near degenerate solutions.
 - `accuracy`: `"adaptive"` (the paper's rule) or `"practical"`
     (`||r|| <= kappa ||grad L||`); `kappa` for the latter.
 - `superlinear`: sharpen the rule over the iterations
     (`theta_t = min(1, ||grad L||^(1/2))`).
-- `accuracy_floor`: relative floor of the inner tolerance (default `sqrt(eps)`; 0 gives
-    the authors' rule unclipped).
+- `accuracy_floor`: relative floor of the inner tolerance (default `sqrt(eps)`; 0
+    removes it). The first solve of each Newton step also stops at `atol / 2`.
 - `atol`, `rtol`: stop when `||grad L|| <= atol + rtol ||grad L(x0)||` (default `atol`:
     `sqrt(eps) / 2`).
 - `mu`, `nu`, `delta`: initial penalties and accuracy parameter (authors: 1, 0.1, 0.1);

@@ -13,6 +13,7 @@ from .._solve import solve
 from ..gallery import GalleryRow
 from ._adasketch import AdaSketchNewton
 from ._generators import build_generator, generator_reference
+from ._krylov import SchurComplementCG
 from ._problem import from_spec
 from ._sketch import BlockSketch, RowSketch
 
@@ -22,22 +23,28 @@ KKT_TOL = 1e-8
 
 
 def default_solvers(
-    size: int, sketch_max_steps: int = 100_000
+    size: int, sketch_max_steps: int = 100_000, krylov: bool = False
 ) -> dict[str, AdaSketchNewton]:
     """The gallery's solvers: the adaptive (paper) and practical accuracy rules with
     the randomized Kaczmarz sketch, and the exact (LU) inner solve. Systems larger
-    than 500 use a block sketch (rows of a random partition, 64 per step)."""
+    than 500 use a block sketch (rows of a random partition, 64 per step). With
+    `krylov`, also the adaptive rule with the Schur-complement CG inner solve."""
     if size <= 500:
         sketch = {"linear_solver": RowSketch(max_steps=sketch_max_steps)}
     else:
         sketch = {
             "linear_solver": BlockSketch(block_size=64, max_steps=sketch_max_steps)
         }
-    return {
+    solvers = {
         "adaptive sketch": AdaSketchNewton(**sketch),
         "practical sketch": AdaSketchNewton(accuracy="practical", **sketch),
         "exact (LU)": AdaSketchNewton(linear_solver=lx.LU()),
     }
+    if krylov:
+        solvers["Schur CG"] = AdaSketchNewton(
+            linear_solver=SchurComplementCG(), materialise=False
+        )
+    return solvers
 
 
 def _solve_timed(problem, solver, x0, max_steps):
@@ -66,7 +73,11 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
         rows = []
         histories = {}
         sketch_checked = bool(data.get("sketch_checked", True))
-        solvers = default_solvers(n + m, int(data.get("sketch_max_steps", 100_000)))
+        solvers = default_solvers(
+            n + m,
+            int(data.get("sketch_max_steps", 100_000)),
+            bool(data.get("krylov", False)),
+        )
         for label, solver in solvers.items():
             sol, elapsed = _solve_timed(problem, solver, x0, max_steps)
             f = float(problem.objective(sol.value, None))
@@ -89,9 +100,12 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
                     if sol.result == RESULTS.successful
                     else RESULTS[sol.result].split(".")[0]
                 )
-            checked = sketch_checked or label == "exact (LU)"
+            checked = sketch_checked or "sketch" not in label
             if label == "exact (LU)":
                 note = source
+            elif label == "Schur CG":
+                note = f"Schur CG: median {np.median(sketch) if steps else 0:.0f} "
+                note += "CG steps per Newton step"
             else:
                 note = f"{label}: median {np.median(sketch) if steps else 0:.0f} "
                 note += "sketch steps per Newton step"
@@ -130,7 +144,7 @@ def _plot(name, histories, out_dir: Path) -> str:
     for label, (hist, sketch) in histories.items():
         hist = np.where(hist > 0, hist, np.nan)
         ax1.semilogy(np.arange(hist.size), hist, marker="o", ms=3, label=label)
-        if label != "exact (LU)" and sketch.size:
+        if "sketch" in label and sketch.size:
             ax2.semilogy(
                 np.arange(1, sketch.size + 1),
                 np.maximum(sketch, 1),

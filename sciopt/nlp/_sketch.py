@@ -64,6 +64,13 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
     - `y0`: a warm start (default zeros).
     - `tolerance`: an absolute tolerance on `||K z - b||_2` that replaces
         `atol + rtol * ||b||_2`.
+    - `subspace`: a `(p, N)` array `V` of recycled sketch directions. Besides the
+        random sketches, the iterate is projected onto `{z : V K z = V b}` (the
+        sketch-and-project step with the fixed sketch `S = V^T`) at the start and
+        after every residual check; it costs `p` transposed products per solve.
+        With directions the random sketches converge slowly on (near-null
+        directions of `K`, e.g. solutions of nearby systems) it removes the error
+        along them.
     """
 
     rtol: eqx.AbstractVar[float]
@@ -154,6 +161,29 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
                 coef = jnp.linalg.pinv(gram, hermitian=True) @ sr
             return z - w @ coef, key
 
+        subspace = options.get("subspace", None)
+        if subspace is not None:
+            subspace = jnp.asarray(subspace, dtype)
+            if subspace.ndim != 2 or subspace.shape[1] != size:
+                raise ValueError(
+                    f"`options['subspace']` must have shape (p, {size}), got "
+                    f"{subspace.shape}."
+                )
+            if subspace.shape[0] == 0:
+                subspace = None
+        if subspace is not None:
+            # The recycled sketch S = V^T: W = K^T V^T, and `project` is the
+            # sketch-and-project step onto {z : V K z = V b}.
+            w_rec = jax.vmap(ravel.transpose_mv)(subspace).T  # (size, p)
+            vb = subspace @ b
+            gram_rec = jnp.linalg.pinv(w_rec.T @ w_rec, hermitian=True)
+
+        def project(z):
+            if subspace is None:
+                return z
+            out = z - w_rec @ (gram_rec @ (w_rec.T @ z - vb))
+            return jnp.where(jnp.all(jnp.isfinite(out)), out, z)
+
         def residual_norm(z):
             return jnp.linalg.norm(ravel.mv(z) - b)
 
@@ -164,8 +194,10 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
         def body_fun(carry):
             z, key, steps, _ = carry
             z, key = lax.fori_loop(0, check_every, sketch_step, (z, key))
+            z = project(z)
             return z, key, steps + check_every, residual_norm(z)
 
+        z = project(z)
         carry = (z, key, jnp.array(0), residual_norm(z))
         z, _, steps, rnorm = lax.while_loop(cond_fun, body_fun, carry)
         result = lx.RESULTS.where(
