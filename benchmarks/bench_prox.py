@@ -51,18 +51,19 @@ from sciopt.prox._toy import (  # noqa: E402
 )
 
 
-def bench_toy(full, recipe="default", seeds=(0,)):
+def bench_toy(full, recipe="default", seeds=(0,), average=None, losses=None):
     scale, batch, beta = (1.0, 2000, 10.0) if full else (0.25, 1000, 10.0)
     print(
         f"## Laplacian toy (recipe {recipe}, step scale {scale}, batch {batch}, "
-        f"beta {beta}, float32 training with symmetric batches, seeds {seeds})"
+        f"beta {beta}, float32 training with symmetric batches, seeds {seeds}, "
+        f"averaging {average})"
     )
     print(
         "| loss | seed | steps | train s | max vs ST | RMS vs ST | RMS vs post. mean | "
         "RMS vs post. median | max R - R(0) vs abs(x) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for kind in ("l2", "l1", "proximal_matching"):
+    for kind in losses or ("l2", "l1", "proximal_matching"):
         if kind == "proximal_matching" and recipe == "default" and 0 in seeds:
             # Not a trained row: the best any denoiser can do at each width.
             grid = np.linspace(-4, 4, 401)
@@ -83,6 +84,7 @@ def bench_toy(full, recipe="default", seeds=(0,)):
                 recipe=recipe,
                 seed=seed,
                 dtype=jnp.float32,
+                average=average,
             )
             wall = time.perf_counter() - start
             m = _gallery.laplacian_metrics(lpn)
@@ -268,6 +270,10 @@ def main():
         "--recipe", default="default", choices=["default", "authors"], help="toy"
     )
     parser.add_argument("--seeds", default="0", help="toy: comma-separated seeds")
+    parser.add_argument(
+        "--average", type=float, default=None, help="toy: Polyak averaging decay"
+    )
+    parser.add_argument("--losses", default=None, help="toy: comma-separated losses")
     args = parser.parse_args()
     print(f"jax {jax.__version__}, {jax.devices()[0].platform}")
     if args.part == "conv":
@@ -279,7 +285,8 @@ def main():
         bench_digits(args.full)
     if args.part in ("toy", "all"):
         seeds = tuple(int(v) for v in args.seeds.split(","))
-        bench_toy(args.full, args.recipe, seeds)
+        losses = None if args.losses is None else tuple(args.losses.split(","))
+        bench_toy(args.full, args.recipe, seeds, args.average, losses)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def fit(
     learning_rate: float | optax.Schedule = 1e-3,
     batch_size: int | None = None,
     lbfgs_steps: int = 0,
+    average: float | None = None,
     chunk_size: int = 100,
     filter_spec: Callable[[Any], bool] = eqx.is_inexact_array,
     progress: bool = False,
@@ -83,6 +84,11 @@ def fit(
     - `batch_size`: minibatch size drawn without replacement each step (`None`: all).
     - `lbfgs_steps`: number of full-batch L-BFGS steps after the first phase; the loss
       gets the same key at every L-BFGS step, so resampled points stay fixed there.
+    - `average`: if given, a decay `0 < average < 1`: the first-order phase keeps an
+      exponential moving average of the trained arrays (Polyak averaging,
+      `avg <- average * avg + (1 - average) * params` each step, a window of about
+      `1 / (1 - average)` steps) and returns it instead of the last iterate, which
+      removes most of the gradient noise of a small-batch or small-`gamma` loss.
     - `chunk_size`: steps per compiled `lax.scan` chunk.
     - `filter_spec`: which leaves of `model` are trained.
     - `progress`: show a tqdm bar.
@@ -100,6 +106,8 @@ def fit(
         raise ValueError(
             f"`lbfgs_steps` must be a non-negative int, got {lbfgs_steps!r}."
         )
+    if average is not None and not 0.0 < float(average) < 1.0:
+        raise ValueError(f"`average` must lie in (0, 1), got {average!r}.")
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be positive, got {chunk_size!r}.")
     check_finite_input("data", data)
@@ -120,13 +128,19 @@ def fit(
         opt = optax.adam(learning_rate) if optimiser is None else optimiser
 
         def first_order_step(carry, k):
-            p, opt_state = carry
+            p, (opt_state, avg) = carry
             k_batch, k_loss = jr.split(k)
             batch = _minibatch(data, k_batch, batch_size)
             value, grads = value_and_grad(p, batch, k_loss)
             updates, opt_state = opt.update(grads, opt_state, p)
             p = eqx.apply_updates(p, updates)
-            return (p, opt_state), value
+            if average is not None:
+                avg = jax.tree.map(
+                    lambda a, x: (average * a + (1 - average) * x).astype(x.dtype),
+                    avg,
+                    p,
+                )
+            return (p, (opt_state, avg)), value
 
         phases.append((steps, opt, first_order_step, False))
     if lbfgs_steps > 0:
@@ -161,6 +175,8 @@ def fit(
     for phase_index, (phase_steps, opt, step_fn, fixed_key) in enumerate(phases):
         with jax.numpy_dtype_promotion("standard"):
             opt_state = opt.init(params)
+        if not fixed_key:  # first-order phase: carry the running average too
+            opt_state = (opt_state, params if average is not None else None)
 
         @eqx.filter_jit
         def run_chunk(p, opt_state, keys, step_fn=step_fn):
@@ -210,6 +226,8 @@ def fit(
                 bar.set_postfix(loss=f"{chunk_losses[-1]:.3e}")
             if verbose:
                 print(f"step {done}: loss {chunk_losses[-1]:.6e}")
+        if not fixed_key and average is not None and not diverged:
+            params = opt_state[1]
         if diverged:
             break
     if bar is not None and not diverged:

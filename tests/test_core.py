@@ -149,6 +149,35 @@ def test_fit_reduces_loss_and_is_deterministic(getkey):
     assert r3.losses[-1] < r1.losses[-1]
 
 
+def test_fit_average_returns_the_exponential_moving_average():
+    # SGD with step 1/2 on (p - 1)^2 / 2: p_k = 1 - 2^-k; avg_k = a avg + (1 - a) p_k.
+    import optax
+
+    def loss(p, batch, k):
+        return 0.5 * jnp.sum((p - 1.0) ** 2)
+
+    p0 = jnp.zeros((2,))
+    res = sciopt.fit(
+        p0,
+        loss,
+        key=jax.random.key(0),
+        steps=7,
+        optimiser=optax.sgd(0.5),
+        average=0.75,
+        chunk_size=3,
+    )
+    avg = 0.0
+    for k in range(1, 8):
+        avg = 0.75 * avg + 0.25 * (1.0 - 0.5**k)
+    np.testing.assert_allclose(np.asarray(res.model), avg, rtol=1e-12)
+    last = sciopt.fit(
+        p0, loss, key=jax.random.key(0), steps=7, optimiser=optax.sgd(0.5)
+    ).model
+    np.testing.assert_allclose(np.asarray(last), 1.0 - 0.5**7, rtol=1e-12)
+    with pytest.raises(ValueError, match="average"):
+        sciopt.fit(p0, loss, key=jax.random.key(0), steps=1, average=1.0)
+
+
 def test_fit_nan_names_last_finite_step():
     model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
 

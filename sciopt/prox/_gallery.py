@@ -56,6 +56,7 @@ def train_laplacian(
     recipe="default",
     antithetic=True,
     dtype=None,
+    average=None,
 ):
     """Train the scalar LPN of the 1-D experiment with one loss; returns the model
     and the `sciopt.FitResult`. `antithetic=True` draws symmetric batches (`x` with
@@ -69,6 +70,7 @@ def train_laplacian(
         key=jr.key(seed + 1),
         sampler=laplace_sampler(batch_size, dtype=dtype, symmetric=antithetic),
         antithetic=antithetic,
+        average=average,
     )
     return res.model, res
 
@@ -118,6 +120,7 @@ def _run_laplacian(spec, *, quick, out_dir):
     dtype = data.get("train_dtype")
     tol = float(data["quick_rms_tolerance" if quick else "rms_tolerance"])
     losses = data.get("quick_losses" if quick else "losses", ["proximal_matching"])
+    average = data.get("quick_average" if quick else "average")
     results = {}
     rows = []
     for kind in losses:
@@ -131,6 +134,7 @@ def _run_laplacian(spec, *, quick, out_dir):
             recipe=recipe,
             antithetic=antithetic,
             dtype=None if dtype is None else jnp.dtype(dtype),
+            average=None if average is None else float(average),
         )
         wall = time.perf_counter() - start
         m = laplacian_metrics(lpn, regularizer=kind == "proximal_matching")

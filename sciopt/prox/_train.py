@@ -243,6 +243,7 @@ def fit_lpn(
     batch_size: int | None = None,
     chunk_size: int = 100,
     antithetic: bool = False,
+    average: float | None = None,
     progress: bool = False,
     verbose: bool = False,
     throw: bool = True,
@@ -266,6 +267,8 @@ def fit_lpn(
       batch gets the negated noise of the first half (a variance reduction; the
       batch size must be even). With a sampler that also returns `-x` for every `x`
       (`laplace_sampler(..., symmetric=True)`), every batch is exactly symmetric.
+    - `average`: Polyak averaging of the weights within each `sciopt.fit` call
+      (exponential, with this decay; see `sciopt.fit`), `None` for the last iterate.
     - `chunk_size`, `progress`, `verbose`, `throw`: passed to `sciopt.fit`.
 
     **Returns:**
@@ -312,6 +315,7 @@ def fit_lpn(
             steps=sum(lengths),
             optimiser=optimiser,
             batch_size=batch_size if sampler is None else None,
+            average=average,
             chunk_size=chunk_size,
             progress=progress,
             verbose=verbose,
