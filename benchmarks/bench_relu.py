@@ -206,42 +206,56 @@ def cvxpy_timed(X, y, patterns, gated, solver, timeout, **kwargs):
     return v, seconds, note
 
 
-def loose_cvxpy_rows(rows, size, X, y, patterns, problem64, ref_obj, args, gated):
-    prefix = "gated: " if gated else ""
-    for tol in (1e-3, 1e-4, 1e-5, 1e-6):
-        v, t, note = cvxpy_timed(
-            X, y, patterns, gated, "CLARABEL", args.cvxpy_timeout, tol=tol
-        )
+def _tolerance_sweep(rows, size, problem64, ref_obj, args, label, solves):
+    """Run `solves` (pairs of a tolerance and a thunk returning `cvxpy_timed`'s
+    result) from loose to tight, adding a row each, until the gap reaches the
+    target or a solve fails."""
+    for tol, solve in solves:
+        v, t, note = solve()
         if v is None:
-            rows.add(size, f"{prefix}cvxpy Clarabel tol {tol:g}", t, note=note)
+            rows.add(size, f"{label} {tol:g}", t, note=note)
             return
         obj, viol = score(problem64, v)
         gap = (obj - ref_obj) / abs(ref_obj)
-        rows.add(size, f"{prefix}cvxpy Clarabel tol {tol:g}", t, None, obj, gap, viol)
+        rows.add(size, f"{label} {tol:g}", t, None, obj, gap, viol)
         if abs(gap) <= args.target:
             return
+
+
+def loose_cvxpy_rows(rows, size, X, y, patterns, problem64, ref_obj, args, gated):
+    prefix = "gated: " if gated else ""
+    solves = [
+        (
+            tol,
+            lambda tol=tol: cvxpy_timed(
+                X, y, patterns, gated, "CLARABEL", args.cvxpy_timeout, tol=tol
+            ),
+        )
+        for tol in (1e-3, 1e-4, 1e-5, 1e-6)
+    ]
+    label = f"{prefix}cvxpy Clarabel tol"
+    _tolerance_sweep(rows, size, problem64, ref_obj, args, label, solves)
 
 
 def scs_rows(rows, size, X, y, patterns, problem64, ref_obj, args):
-    for eps in (1e-4, 1e-5, 1e-6):
-        v, t, note = cvxpy_timed(
-            X,
-            y,
-            patterns,
-            False,
-            "SCS",
-            args.cvxpy_timeout,
-            eps=eps,
-            max_iters=100_000,
+    solves = [
+        (
+            eps,
+            lambda eps=eps: cvxpy_timed(
+                X,
+                y,
+                patterns,
+                False,
+                "SCS",
+                args.cvxpy_timeout,
+                eps=eps,
+                max_iters=100_000,
+            ),
         )
-        if v is None:
-            rows.add(size, f"cvxpy SCS eps {eps:g}", t, note=note)
-            return
-        obj, viol = score(problem64, v)
-        gap = (obj - ref_obj) / abs(ref_obj)
-        rows.add(size, f"cvxpy SCS eps {eps:g}", t, None, obj, gap, viol)
-        if abs(gap) <= args.target:
-            return
+        for eps in (1e-4, 1e-5, 1e-6)
+    ]
+    label = "cvxpy SCS eps"
+    _tolerance_sweep(rows, size, problem64, ref_obj, args, label, solves)
 
 
 def run_pyscnn(X, y, gates, name, tol):

@@ -87,8 +87,7 @@ def fit(
     - `average`: if given, a decay `0 < average < 1`: the first-order phase keeps an
       exponential moving average of the trained arrays (Polyak averaging,
       `avg <- average * avg + (1 - average) * params` each step, a window of about
-      `1 / (1 - average)` steps) and returns it instead of the last iterate, which
-      removes most of the gradient noise of a small-batch or small-`gamma` loss.
+      `1 / (1 - average)` steps) and returns it instead of the last iterate.
     - `chunk_size`: steps per compiled `lax.scan` chunk.
     - `filter_spec`: which leaves of `model` are trained.
     - `progress`: show a tqdm bar.
