@@ -55,6 +55,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 import jax.numpy as jnp  # noqa: E402
 import sciopt  # noqa: E402
 import sciopt.relu as sr  # noqa: E402
+from sciopt.relu._gap import dual_bound  # noqa: E402
 
 
 SIZES = {"small": (500, 10, 50), "mid": (2000, 20, 100), "large": (10000, 50, 200)}
@@ -156,6 +157,76 @@ def admm_row(rows, size, label, problem, problem64, solver, ref_obj, args):
         (obj - ref_obj) / abs(ref_obj),
         viol,
     )
+
+
+def gap_rule_row(rows, size, label, problem, problem64, ref_obj, args):
+    """ADMM stopped by its duality-gap rule (`gap_rtol = --target`): no reference
+    needed. The lower bound is recomputed in float64 from the returned iterate.
+    With `--single-run` (long solves) the solve runs once: "run" is that call minus
+    the compile time of a 1-step solve."""
+    solver = sr.ADMM(rtol=0.0, atol=0.0, gap_rtol=args.target)
+    if args.single_run:
+        _, _, compile_time = time_solve(problem, solver, 1)
+        start = time.perf_counter()
+        sol = sciopt.solve(problem, solver, max_steps=args.max_steps, throw=False)
+        jax.block_until_ready(sol.value)
+        run = time.perf_counter() - start - compile_time
+    else:
+        sol, run, compile_time = time_solve(problem, solver, args.max_steps)
+    steps = int(sol.stats["num_steps"])
+    y = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), sol.value)
+    obj, bound, _ = dual_bound(problem64, y.v, y.dual_s, y.dual_p)
+    obj, bound = float(obj), float(bound)
+    viol = float(problem64.cone_violation(y.v))
+    stopped = "stopped" if steps < args.max_steps else "NOT stopped"
+    rows.add(
+        size,
+        f"{label}, gap rule {stopped} after {steps} steps",
+        run,
+        compile_time,
+        obj,
+        (obj - ref_obj) / abs(ref_obj),
+        viol,
+        note=f"certified gap {(obj - bound) / abs(obj):.1e}, lower bound "
+        f"{bound:.10g}, cone viol. {viol:.1e}",
+    )
+
+
+def certify_trace(size, problem, problem64, args, chunk=500):
+    """For sizes without a reference: run ADMM in compiled chunks for at most
+    `--trace-seconds`, printing after each chunk the objective, the best certified
+    lower bound so far (float64, from the iterate) and the certified relative gap;
+    stops once that gap is <= `--target`."""
+    solver = sr.ADMM(rtol=0.0, atol=0.0)
+    start = time.perf_counter()
+    y = problem.default_y0(None)
+    state = solver.init(problem, y, None, {})
+
+    @eqx.filter_jit
+    def run_chunk(y, state):
+        def body(carry, _):
+            y, state = carry
+            y, state, _ = solver.step(problem, y, None, {}, state)
+            return (y, state), None
+
+        return jax.lax.scan(body, (y, state), None, length=chunk)[0]
+
+    @jax.jit
+    def certificate(y):
+        y = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), y)
+        return dual_bound(problem64, y.v, y.dual_s, y.dual_p)
+
+    best = -np.inf
+    print(f"{size}: steps | elapsed s | objective | best lower bound | certified gap")
+    for k in range(1, args.max_steps // chunk + 1):
+        y, state = run_chunk(y, state)
+        obj, bound, _ = (float(a) for a in certificate(y))
+        best = max(best, bound)
+        gap = (obj - best) / abs(obj)
+        elapsed = time.perf_counter() - start
+        print(f"{k * chunk} | {elapsed:.0f} | {obj:.10g} | {best:.10g} | {gap:.1e}")
+        if gap <= args.target or elapsed > args.trace_seconds:
+            return
 
 
 # the defaults first, then the settings tried with --settings
@@ -448,6 +519,25 @@ def main():
         default=50_000,
         help="ADMM steps that stand in for a missing stored optimum",
     )
+    parser.add_argument(
+        "--gap-rule",
+        action="store_true",
+        help="add rows of ADMM stopped by its duality-gap rule (gap_rtol = target)",
+    )
+    parser.add_argument(
+        "--gap-rule-only",
+        action="store_true",
+        help="only the gap-rule rows (no stand-in reference needed)",
+    )
+    parser.add_argument(
+        "--single-run", action="store_true", help="gap-rule solves run once"
+    )
+    parser.add_argument(
+        "--trace-seconds",
+        type=float,
+        default=None,
+        help="trace ADMM's certified gap (float32 with --float32) for this long",
+    )
     args = parser.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]
     for s in sizes:
@@ -486,6 +576,8 @@ def main():
                 rows.add(
                     size, "stored reference", obj=ref_obj, note=entry["objective_note"]
                 )
+            elif args.gap_rule_only or args.trace_seconds is not None:
+                ref_obj = float("nan")
             else:
                 # no independent optimum: the value ADMM reaches after many steps
                 _, _, ref_obj = admm_trace(
@@ -538,7 +630,19 @@ def main():
             scs_rows(rows, size, X, y, patterns, problem64, ref_obj, args)
         if args.pyscnn and ref_gated is not None:
             pyscnn_rows(rows, size, X, y, gates, ref_obj, ref_gated, args)
-        if args.no_admm:
+        if args.trace_seconds is not None:
+            dtype = np.float32 if args.float32 else np.float64
+            problem = make_problem(X, y, patterns, dtype=dtype)
+            certify_trace(size, problem, problem64, args)
+            continue
+        if args.gap_rule or args.gap_rule_only:
+            label = "sciopt ADMM default"
+            gap_rule_row(rows, size, label, problem64, problem64, ref_obj, args)
+            if args.float32:
+                problem32 = make_problem(X, y, patterns, dtype=np.float32)
+                label += ", float32"
+                gap_rule_row(rows, size, label, problem32, problem64, ref_obj, args)
+        if args.no_admm or args.gap_rule_only:
             continue
         settings = ADMM_SETTINGS if args.settings else ADMM_SETTINGS[:1]
         for label, kw in settings:

@@ -92,6 +92,9 @@ def test_admm_squared_matches_cvxpy(seed, beta):
     assert _rel(sol.stats["objective"], ref) <= 1e-5
     assert float(sol.stats["cone_violation"]) <= 1e-6
     assert float(sol.stats["primal_residual"]) <= 1e-6
+    # the certified lower bound is below the optimum and tight at convergence
+    assert float(sol.stats["lower_bound"]) <= ref + 1e-8 * abs(ref)
+    assert float(sol.stats["duality_gap"]) <= 1e-5 * abs(ref)
 
 
 @pytest.mark.parametrize("loss", ["bce", "hinge"])
@@ -103,6 +106,8 @@ def test_admm_other_losses_match_cvxpy(loss, gated):
     ref, _ = sr.cvxpy_solve(problem)
     assert _rel(sol.stats["objective"], ref) <= 1e-5
     assert float(sol.stats["cone_violation"]) <= 1e-6
+    assert float(sol.stats["lower_bound"]) <= ref + 1e-8 * abs(ref)
+    assert float(sol.stats["duality_gap"]) <= 1e-5 * abs(ref)
 
 
 def test_adversarial_matches_cvxpy():
@@ -357,6 +362,72 @@ def test_non_convergence_is_reported():
     assert sol.result == sciopt.RESULTS.steps_exhausted
     with pytest.raises(Exception, match="max_steps"):
         sciopt.solve(problem, sr.ADMM(), max_steps=5)
+
+
+# ----------------------------------------------------------------------------------
+# Duality gap
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "loss, gated",
+    [("squared", False), ("squared", True), ("bce", False), ("hinge", False)],
+)
+def test_lower_bound_is_valid_at_every_iterate(loss, gated):
+    from sciopt.relu._gap import dual_bound
+
+    X, y, patterns = relu_instance(11, loss=loss)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.2, loss=loss, gated=gated)
+    ref, _ = sr.cvxpy_solve(problem)
+    solver = sr.ADMM()
+
+    @jax.jit
+    def after(num_steps):
+        y = problem.default_y0(None)
+        state = solver.init(problem, y, None, {})
+
+        def body(_, carry):
+            return solver.step(problem, carry[0], None, {}, carry[1])[:2]
+
+        y, _ = jax.lax.fori_loop(0, num_steps, body, (y, state))
+        return dual_bound(problem, y.v, y.dual_s, y.dual_p)
+
+    bounds = []
+    for num_steps in (0, 1, 10, 100, 1000, 3000):
+        objective, bound, violation = after(num_steps)
+        assert float(bound) <= ref + 1e-8 * abs(ref), num_steps
+        assert float(objective) >= ref - 1e-8 * abs(ref) or float(violation) > 0
+        bounds.append(float(bound))
+    assert bounds[-1] >= ref - 0.05 * abs(ref)  # it closes in as ADMM converges
+
+
+def test_gap_rule_stops_with_a_certified_objective():
+    X, y, patterns = relu_instance(12, n=40, d=4, num_patterns=10)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.05)
+    ref, _ = sr.cvxpy_solve(problem)
+    solver = sr.ADMM(rtol=0.0, atol=0.0, gap_rtol=1e-4, gap_check_every=10)
+    sol = _solve(problem, solver, max_steps=50_000)
+    steps = int(sol.stats["num_steps"])
+    assert steps < 50_000 and steps % 10 == 0  # the rule fired (checked every 10)
+    objective = float(sol.stats["objective"])
+    assert float(sol.stats["duality_gap"]) <= 1e-4 * objective
+    assert objective - ref <= 1e-4 * ref
+    viol = float(sol.stats["cone_violation"])
+    assert viol <= 1e-4 * float(jnp.max(jnp.abs(sol.value.v @ problem.X.T)))
+    # a looser target stops no later
+    loose = _solve(problem, eqx.tree_at(lambda s: s.gap_rtol, solver, 1e-2))
+    assert int(loose.stats["num_steps"]) <= steps
+
+
+def test_gap_rule_settings_are_validated():
+    with pytest.raises(ValueError, match="`gap_rtol`"):
+        sr.ADMM(gap_rtol=0.0)
+    with pytest.raises(ValueError, match="`gap_check_every`"):
+        sr.ADMM(gap_check_every=0)
+    X, y, patterns = relu_instance(5, n=12, d=2, num_patterns=5, loss="hinge")
+    problem = sr.AdversarialReLUProblem(X, y, patterns, 0.1, 0.05)
+    with pytest.raises(ValueError, match="ConvexReLUProblem only"):
+        sciopt.solve(problem, sr.ADMM(gap_rtol=1e-4))
 
 
 # ----------------------------------------------------------------------------------

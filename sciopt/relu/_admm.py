@@ -12,6 +12,7 @@ from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
 from . import _linear
+from ._gap import dual_bound
 from ._losses import loss_prox, robust_cone_projection, robust_hinge_prox
 from ._problem import (
     AbstractConvexReLUProblem,
@@ -30,6 +31,7 @@ class _ADMMState(eqx.Module):
     num_steps: Array
     Mz: Array
     My: Array
+    certified: Array
 
 
 def _group_soft_threshold(z, threshold):
@@ -101,13 +103,27 @@ class ADMM(AbstractSolver):
     - `cg_rtol`, `cg_max_steps`: the inner CG solve (`linear_solver="cg"`).
     - `verbose`: print the residuals and rho every step.
 
+    - `gap_rtol`: also stop when the duality gap certifies the objective:
+      `objective(v) - lower_bound <= atol + gap_rtol |objective(v)|` with the cone
+      violation of `v` at most `gap_rtol` times its largest activation `max |X v_i|`
+      (`ConvexReLUProblem` only; default `None`: the residual rule alone).
+    - `gap_check_every`: steps between two evaluations of the gap (each costs about
+      half a step).
+
     Stops when the primal and dual residuals meet
     `r_p <= atol + rtol max(||M u||, ||z||)` and `r_d <= atol + rtol ||M^T y||`
-    (Boyd et al. 2011, section 3.3).
+    (Boyd et al. 2011, section 3.3), or when the duality gap meets `gap_rtol`. The
+    lower bound is Lagrangian weak duality at the iterate's multipliers (the loss's
+    gradient at the predictions of `v`, the cone multipliers `(-dual_s)_+`), scaled to
+    dual feasibility. It bounds `objective(v) - f*` from above; it tightens as the
+    dual iterates converge, which on sampled-pattern programs with small `beta` is
+    no sooner than the residual rule.
 
     `Solution.value` is an `ADMMVariables`; `value.v` (or `value.weights`) is the
     convex solution. `Solution.stats` holds `objective` (the convex objective at `v`),
-    `cone_violation`, `primal_residual`, `dual_residual` and `rho`.
+    `cone_violation`, `primal_residual`, `dual_residual` and `rho`; for
+    `ConvexReLUProblem` also `lower_bound` (a certified lower bound on the optimum)
+    and `duality_gap` (`objective - lower_bound`).
 
     ??? cite "References"
 
@@ -151,9 +167,21 @@ class ADMM(AbstractSolver):
     linear_solver: str = eqx.field(static=True, default="auto")
     cg_rtol: float = 1e-10
     cg_max_steps: int = eqx.field(static=True, default=200)
+    gap_rtol: float | None = None
+    gap_check_every: int = eqx.field(static=True, default=50)
     verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
 
     def __check_init__(self):
+        if (
+            self.gap_rtol is not None
+            and not isinstance(self.gap_rtol, jax.core.Tracer)
+            and not self.gap_rtol > 0
+        ):
+            raise ValueError(f"`gap_rtol` must be positive, got {self.gap_rtol!r}.")
+        if self.gap_check_every < 1:
+            raise ValueError(
+                f"`gap_check_every` must be >= 1, got {self.gap_check_every!r}."
+            )
         _linear.check_method(self.linear_solver)
         if not isinstance(self.rho, jax.core.Tracer) and not self.rho > 0:
             raise ValueError(f"`rho` must be positive, got {self.rho!r}.")
@@ -178,6 +206,11 @@ class ADMM(AbstractSolver):
                 "`sciopt.relu.ADMM` solves ConvexReLUProblem or "
                 f"AdversarialReLUProblem, got {type(problem).__name__}."
             )
+        if self.gap_rtol is not None and isinstance(problem, AdversarialReLUProblem):
+            raise ValueError(
+                "`gap_rtol` (the duality-gap stopping rule) applies to "
+                "ConvexReLUProblem only; use `rtol`/`atol` for AdversarialReLUProblem."
+            )
 
     def init(self, problem, y, args, options: dict[str, Any]) -> _ADMMState:
         self._check_problem(problem)
@@ -198,6 +231,7 @@ class ADMM(AbstractSolver):
             num_steps=jnp.zeros((), jnp.int32),
             Mz=Mz,
             My=My,
+            certified=jnp.array(False),
         )
 
     def _update(self, problem, y: ADMMVariables, method, factors, rho, Mz, My):
@@ -299,6 +333,21 @@ class ADMM(AbstractSolver):
             down = check & (dual > self.rho_balance * primal)
             rho = jnp.where(up, 2 * rho, jnp.where(down, rho / 2, rho))
             rho = jnp.clip(rho, 1e-6 * self.rho, 1e6 * self.rho)
+        if self.gap_rtol is None:
+            certified = jnp.array(False)
+        else:
+
+            def certify():
+                objective, bound, violation = dual_bound(
+                    problem, new.v, new.dual_s, new.dual_p
+                )
+                gap_ok = objective - bound <= self.atol + self.gap_rtol * jnp.abs(
+                    objective
+                )
+                return gap_ok & (violation <= self.gap_rtol)
+
+            check = (state.num_steps + 1) % self.gap_check_every == 0
+            certified = jax.lax.cond(check, certify, lambda: jnp.array(False))
         verbose_printer(self.verbose)(
             primal=("primal residual", primal),
             dual=("dual residual", dual),
@@ -314,6 +363,7 @@ class ADMM(AbstractSolver):
             num_steps=state.num_steps + 1,
             Mz=Mz,
             My=My,
+            certified=certified,
         )
         return new, new_state, None
 
@@ -323,7 +373,7 @@ class ADMM(AbstractSolver):
         done = (state.primal_residual <= state.primal_tolerance) & (
             state.dual_residual <= state.dual_tolerance
         )
-        return done, RESULTS.successful
+        return done | state.certified, RESULTS.successful
 
     def postprocess(self, problem, y, aux, args, options, state, result):
         stats = {
@@ -333,6 +383,10 @@ class ADMM(AbstractSolver):
             "dual_residual": state.dual_residual,
             "rho": state.rho,
         }
+        if not isinstance(problem, AdversarialReLUProblem):
+            objective, bound, _ = dual_bound(problem, y.v, y.dual_s, y.dual_p)
+            stats["lower_bound"] = bound
+            stats["duality_gap"] = objective - bound
         return y, aux, stats
 
     def optimality(self, problem, y, args, options):
