@@ -117,7 +117,8 @@ class ADMM(AbstractSolver):
     gradient at the predictions of `v`, the cone multipliers `(-dual_s)_+`), scaled to
     dual feasibility. It bounds `objective(v) - f*` from above; it tightens as the
     dual iterates converge, which on sampled-pattern programs with small `beta` is
-    no sooner than the residual rule.
+    no sooner than the residual rule. (The scaling of a dual candidate into dual
+    feasibility is the construction of Ndiaye et al. 2017.)
 
     `Solution.value` is an `ADMMVariables`; `value.v` (or `value.weights`) is the
     convex solution. `Solution.stats` holds `objective` (the convex objective at `v`),
@@ -137,6 +138,17 @@ class ADMM(AbstractSolver):
             number={2},
             pages={446--474},
             year={2023}
+        }
+
+        @article{ndiaye2017gap,
+            title={Gap Safe Screening Rules for Sparsity Enforcing Penalties},
+            author={Ndiaye, Eugene and Fercoq, Olivier and Gramfort, Alexandre and
+                    Salmon, Joseph},
+            journal={Journal of Machine Learning Research},
+            volume={18},
+            number={128},
+            pages={1--33},
+            year={2017}
         }
 
         @article{boyd2011distributed,
