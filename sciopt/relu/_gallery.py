@@ -171,8 +171,12 @@ def _plot_1d(out_dir, name, X, y, nets):
 
 def _convex_row(spec, problem, data, quick, arrays, solver_name="ADMM"):
     max_steps = int(data.get("max_steps", 50_000))
+    gap_rtol = data.get("admm_gap_rtol")
     solver = sciopt.relu.ADMM(
-        rtol=float(data.get("admm_rtol", 1e-6)), atol=float(data.get("admm_atol", 1e-8))
+        rtol=float(data.get("admm_rtol", 1e-6)),
+        atol=float(data.get("admm_atol", 1e-8)),
+        relaxation=float(data.get("admm_relaxation", 1.6)),
+        gap_rtol=None if gap_rtol is None else float(gap_rtol),
     )
     sol, run, compile_time = _timed_solve(problem, solver, max_steps)
     obj = float(sol.stats["objective"])
