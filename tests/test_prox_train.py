@@ -63,16 +63,16 @@ def test_posterior_references():
 
 @pytest.mark.slow
 def test_laplacian_goal_level_run():
-    # The gallery's full configuration (about 7 minutes on two shared cores; seeds
-    # 0, 1, 2 measured RMS 0.048, 0.057, 0.055 to the soft-threshold).
+    # The gallery's full configuration (about 8 minutes on two shared cores; seeds
+    # 0, 1, 2 measured RMS 0.044, 0.049, 0.046 to the soft-threshold).
     results = {}
-    for kind in ("l2", "proximal_matching"):
+    for kind, batch in (("l2", 2000), ("proximal_matching", 4000)):
         lpn, _ = train_laplacian(
-            kind, scale=1.0, batch_size=2000, beta=10.0, dtype=jnp.float32
+            kind, scale=1.0, batch_size=batch, beta=10.0, dtype=jnp.float32
         )
         results[kind] = laplacian_metrics(lpn, regularizer=kind != "l2")
     pm = results["proximal_matching"]
-    assert pm["rms"] <= 0.06 and pm["max"] <= 0.2
+    assert pm["rms"] <= 0.055 and pm["max"] <= 0.2
     assert pm["r_converged"] and pm["r_error"] <= 0.15
     l2 = results["l2"]
     mean, _ = posterior_mean_median(l2["grid"])
@@ -120,3 +120,112 @@ def test_ideal_matching_denoiser_tends_to_soft_threshold():
     f = ideal_matching_denoiser(np.array([-2.0, -0.5, 0.0, 0.5, 2.0]), 0.1)
     np.testing.assert_allclose(f, -f[::-1], atol=6e-3)
     assert abs(f[1]) < 0.05 and abs(f[4] - 1.0) < 0.05
+
+
+def test_importance_weights_match_the_densities():
+    # Weights are p(x) / q(x) for the mixture proposal, in closed form.
+    sampler = laplace_sampler(
+        1000, proposal_scale=2.0, uniform_fraction=0.2, uniform_radius=5.0
+    )
+    x, w = sampler(jr.key(0))
+    x, w = np.asarray(x), np.asarray(w)
+    assert x.shape == w.shape == (1000,)
+    assert np.sum(np.abs(x) > 5.0) > 0  # the Laplace part reaches past the box
+    p = 0.5 * np.exp(-np.abs(x))
+    q = 0.8 * 0.25 * np.exp(-np.abs(x) / 2.0) + 0.2 * (np.abs(x) <= 5.0) / 10.0
+    np.testing.assert_allclose(w, p / q, rtol=1e-12)
+    # Unweighted samplers still return bare arrays.
+    assert not isinstance(laplace_sampler(10)(jr.key(0)), tuple)
+    with pytest.raises(ValueError, match="uniform_fraction"):
+        laplace_sampler(10, uniform_fraction=1.0)
+    with pytest.raises(ValueError, match="proposal_scale"):
+        laplace_sampler(10, proposal_scale=0.0)
+
+
+@pytest.mark.parametrize(
+    "proposal",
+    [dict(proposal_scale=2.0), dict(proposal_scale=1.5, uniform_fraction=0.1)],
+)
+def test_importance_weighted_loss_is_unbiased(proposal):
+    # The weighted mean over the heavier-tailed proposal estimates the same expected
+    # loss as plain Laplace sampling. Moments in closed form (Laplace(0, 1):
+    # E 1 = 1, E x^2 = 2, E |x|^3 = 6), and the proximal matching loss of a fixed
+    # denoiser (the soft-threshold) against a large plain sample; tolerances are
+    # 5 standard errors, and the standard errors are small enough to matter.
+    n = 400_000
+    x, w = laplace_sampler(n, symmetric=True, **proposal)(jr.key(3))
+    x, w = np.asarray(x), np.asarray(w)
+    for h, exact in ((np.ones_like(x), 1.0), (x**2, 2.0), (np.abs(x) ** 3, 6.0)):
+        est = np.mean(w * h)
+        se = np.std(w * h) / np.sqrt(n)
+        assert se < 0.03 * exact
+        assert abs(est - exact) < 5 * se
+    # The loss itself, through the same code path as training.
+    noise = np.asarray(jr.normal(jr.key(4), (n,), jnp.float64))
+    pred = soft_threshold(x + noise, 1.0)
+    weighted = sp.proximal_matching_loss(jnp.asarray(pred), jnp.asarray(x), 0.3, w)
+    x_p = np.asarray(laplace_sampler(n)(jr.key(5)))
+    noise_p = np.asarray(jr.normal(jr.key(6), (n,), jnp.float64))
+    plain_terms = 1 - np.exp(-((soft_threshold(x_p + noise_p, 1.0) - x_p) ** 2) / 0.09)
+    weighted_terms = w * (1 - np.exp(-((pred - x) ** 2) / 0.09))
+    np.testing.assert_allclose(float(weighted), np.mean(weighted_terms), rtol=1e-12)
+    se = np.sqrt(np.var(weighted_terms) / n + np.var(plain_terms) / n)
+    assert se < 0.003
+    assert abs(float(weighted) - np.mean(plain_terms)) < 5 * se
+
+
+def test_weighted_sampler_trains():
+    # fit_lpn accepts (x, w) samplers and decaying learning rates; a short weighted
+    # run moves the l2 loss down.
+    lpn = laplacian_lpn(jr.key(0), width=8, depth=2)
+    sampler = laplace_sampler(64, symmetric=True, proposal_scale=2.0)
+    res = sp.fit_lpn(
+        lpn,
+        sigma=1.0,
+        stages=[sp.TrainingStage("l2", 200, 3e-3, end_learning_rate=3e-4)],
+        key=jr.key(1),
+        sampler=sampler,
+        antithetic=True,
+    )
+    assert res.num_steps == 200 and not res.diverged
+    assert np.mean(res.losses[-50:]) < np.mean(res.losses[:50])
+
+
+def test_learning_rate_decay_within_a_stage():
+    from sciopt.prox._train import _learning_rates
+
+    stages = [
+        sp.TrainingStage("proximal_matching", 10, 1e-3, 0.5),
+        sp.TrainingStage("proximal_matching", 100, 1e-4, 0.1, end_learning_rate=0.0),
+        sp.TrainingStage(
+            "proximal_matching", 100, 1e-4, 0.1, end_learning_rate=1e-5, decay="linear"
+        ),
+    ]
+    lr = _learning_rates(stages)
+    values = [float(lr(jnp.asarray(k, jnp.int32))) for k in (0, 9, 10, 60, 110, 160)]
+    np.testing.assert_allclose(
+        values, [1e-3, 1e-3, 1e-4, 0.5e-4, 1e-4, 0.55e-4], rtol=1e-12
+    )
+    assert float(lr(jnp.asarray(109, jnp.int32))) < 1e-7  # cosine nearly at 0
+    with pytest.raises(ValueError, match="decay"):
+        sp.TrainingStage("l2", 10, 1e-3, end_learning_rate=0.0, decay="step")
+    with pytest.raises(ValueError, match="end_learning_rate"):
+        sp.TrainingStage("l2", 10, 1e-3, end_learning_rate=-1.0)
+
+
+def test_laplacian_recipes():
+    from sciopt.prox._toy import FINAL_STEPS, laplacian_stages
+
+    default = laplacian_stages("proximal_matching")
+    last = default[-1]
+    assert (last.gamma, last.steps, last.learning_rate) == (0.1, FINAL_STEPS, 1e-4)
+    assert last.end_learning_rate == 0.0 and last.decay == "cosine"
+    constant = laplacian_stages("proximal_matching", recipe="constant")
+    assert constant[:-2] == default[:-1]
+    assert [(s.steps, s.learning_rate, s.end_learning_rate) for s in constant[-2:]] == [
+        (4000, 1e-4, None),
+        (1000, 3e-5, None),
+    ]
+    assert laplacian_stages("l1") == laplacian_stages("l1", recipe="constant")
+    with pytest.raises(ValueError, match="recipe"):
+        laplacian_stages("l1", recipe="fast")

@@ -57,18 +57,29 @@ def train_laplacian(
     antithetic=True,
     dtype=None,
     average=None,
+    proposal_scale=None,
+    uniform_fraction=0.0,
 ):
     """Train the scalar LPN of the 1-D experiment with one loss; returns the model
     and the `sciopt.FitResult`. `antithetic=True` draws symmetric batches (`x` with
-    `-x`, noise with its negation); `dtype` is the training precision."""
+    `-x`, noise with its negation); `dtype` is the training precision;
+    `proposal_scale` / `uniform_fraction` turn on importance sampling of the clean
+    samples (see `laplace_sampler`)."""
     lpn = laplacian_lpn(jr.key(seed), beta=beta, dtype=dtype)
     stages = laplacian_stages(kind, scale=scale, quick=quick, recipe=recipe)
+    sampler = laplace_sampler(
+        batch_size,
+        dtype=dtype,
+        symmetric=antithetic,
+        proposal_scale=proposal_scale,
+        uniform_fraction=uniform_fraction,
+    )
     res = fit_lpn(
         lpn,
         sigma=1.0,
         stages=stages,
         key=jr.key(seed + 1),
-        sampler=laplace_sampler(batch_size, dtype=dtype, symmetric=antithetic),
+        sampler=sampler,
         antithetic=antithetic,
         average=average,
     )
@@ -114,6 +125,8 @@ def _run_laplacian(spec, *, quick, out_dir):
     data = spec.data
     scale = float(data["scale"])
     batch = int(data["quick_batch_size" if quick else "batch_size"])
+    # Proximal matching may draw larger batches (few samples fall within gamma).
+    matching_batch = int(data.get("matching_batch_size", batch)) if not quick else batch
     beta = float(data.get("beta", 10.0))
     recipe = data.get("recipe", "default")
     antithetic = bool(data.get("antithetic", True))
@@ -121,6 +134,8 @@ def _run_laplacian(spec, *, quick, out_dir):
     tol = float(data["quick_rms_tolerance" if quick else "rms_tolerance"])
     losses = data.get("quick_losses" if quick else "losses", ["proximal_matching"])
     average = data.get("quick_average" if quick else "average")
+    proposal_scale = data.get("proposal_scale")
+    uniform_fraction = float(data.get("uniform_fraction", 0.0))
     results = {}
     rows = []
     for kind in losses:
@@ -128,13 +143,15 @@ def _run_laplacian(spec, *, quick, out_dir):
         lpn, res = train_laplacian(
             kind,
             scale=scale,
-            batch_size=batch,
+            batch_size=matching_batch if kind == "proximal_matching" else batch,
             beta=beta,
             quick=quick,
             recipe=recipe,
             antithetic=antithetic,
             dtype=None if dtype is None else jnp.dtype(dtype),
             average=None if average is None else float(average),
+            proposal_scale=None if proposal_scale is None else float(proposal_scale),
+            uniform_fraction=uniform_fraction,
         )
         wall = time.perf_counter() - start
         m = laplacian_metrics(lpn, regularizer=kind == "proximal_matching")

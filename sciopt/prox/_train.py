@@ -23,14 +23,24 @@ def _per_sample(fn, pred, target):
     return fn(pred - target, axes)
 
 
+def _mean(values, weights):
+    if weights is None:
+        return jnp.mean(values)
+    return jnp.mean(jnp.asarray(weights, values.dtype) * values)
+
+
 def proximal_matching_loss(
-    pred: Array, target: Array, gamma: float | Array
+    pred: Array,
+    target: Array,
+    gamma: float | Array,
+    weights: Array | None = None,
 ) -> Float[Array, ""]:
     """The proximal matching loss `mean_i 1 - exp(-||pred_i - target_i||^2 / gamma^2)`.
 
     As `gamma -> 0` its minimiser over denoisers is the posterior mode (the MAP
     denoiser), unlike the l2 loss (posterior mean) and l1 loss (posterior median). The
-    leading axis indexes samples; the norm runs over the others.
+    leading axis indexes samples; the norm runs over the others. Optional per-sample
+    `weights` (e.g. importance weights) give `mean_i w_i (...)`.
 
     ??? cite "References"
 
@@ -45,29 +55,42 @@ def proximal_matching_loss(
     """
     gamma = jnp.asarray(gamma, pred.dtype)
     sq = _per_sample(lambda d, a: jnp.sum(d * d, axis=a), pred, target)
-    return jnp.mean(1 - jnp.exp(-sq / (gamma * gamma)))
+    return _mean(1 - jnp.exp(-sq / (gamma * gamma)), weights)
 
 
-def l2_loss(pred: Array, target: Array) -> Float[Array, ""]:
-    """`mean_i ||pred_i - target_i||^2` (learns the posterior mean)."""
-    return jnp.mean(_per_sample(lambda d, a: jnp.sum(d * d, axis=a), pred, target))
+def l2_loss(
+    pred: Array, target: Array, weights: Array | None = None
+) -> Float[Array, ""]:
+    """`mean_i w_i ||pred_i - target_i||^2` (learns the posterior mean; `w_i = 1`
+    without `weights`)."""
+    sq = _per_sample(lambda d, a: jnp.sum(d * d, axis=a), pred, target)
+    return _mean(sq, weights)
 
 
-def l1_loss(pred: Array, target: Array) -> Float[Array, ""]:
-    """`mean_i ||pred_i - target_i||_1` (learns the posterior median, per entry)."""
-    return jnp.mean(_per_sample(lambda d, a: jnp.sum(jnp.abs(d), axis=a), pred, target))
+def l1_loss(
+    pred: Array, target: Array, weights: Array | None = None
+) -> Float[Array, ""]:
+    """`mean_i w_i ||pred_i - target_i||_1` (learns the posterior median, per entry;
+    `w_i = 1` without `weights`)."""
+    ab = _per_sample(lambda d, a: jnp.sum(jnp.abs(d), axis=a), pred, target)
+    return _mean(ab, weights)
 
 
 class TrainingStage(eqx.Module):
     """One stage of LPN training: a loss, a number of Adam steps, a learning rate.
 
-    `gamma` is the proximal matching width (ignored by the l2 and l1 losses).
+    `gamma` is the proximal matching width (ignored by the l2 and l1 losses). With
+    `end_learning_rate` set, the learning rate decays within the stage from
+    `learning_rate` to `end_learning_rate` along `decay`: `"cosine"` (half a cosine
+    period) or `"linear"`; otherwise it is constant.
     """
 
     loss: LossKind = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     learning_rate: float = eqx.field(static=True)
     gamma: float | None = eqx.field(static=True, default=None)
+    end_learning_rate: float | None = eqx.field(static=True, default=None)
+    decay: Literal["cosine", "linear"] = eqx.field(static=True, default="cosine")
 
     def __check_init__(self):
         if self.loss not in ("proximal_matching", "l2", "l1"):
@@ -82,6 +105,12 @@ class TrainingStage(eqx.Module):
             raise ValueError(f"`steps` must be a non-negative int, got {self.steps}.")
         if not self.learning_rate > 0:
             raise ValueError("`learning_rate` must be positive.")
+        if self.end_learning_rate is not None and not self.end_learning_rate >= 0:
+            raise ValueError("`end_learning_rate` must be non-negative.")
+        if self.decay not in ("cosine", "linear"):
+            raise ValueError(
+                f"`decay` must be 'cosine' or 'linear', got {self.decay!r}."
+            )
 
 
 def proximal_matching_schedule(
@@ -147,7 +176,9 @@ def denoising_loss(
     - `sigma`: the noise standard deviation (> 0).
     - `gamma`: the proximal matching width (required for that loss).
     - `sampler`: optional `sampler(key) -> clean batch`, drawing fresh clean samples
-      every step (then `batch` is ignored).
+      every step (then `batch` is ignored). A sampler may also return `(clean,
+      weights)`: per-sample weights of the loss, e.g. importance weights
+      (`laplace_sampler(..., proposal_scale=...)`).
 
     **Returns:**
 
@@ -171,6 +202,9 @@ def _make_loss(kind, sigma, get_gamma, get_model, sampler, antithetic=False):
     def loss(model, batch, key):
         key_x, key_noise = jr.split(key)
         clean = sampler(key_x) if sampler is not None else batch
+        weights = None
+        if isinstance(clean, tuple):  # importance-weighted samples (x, w)
+            clean, weights = clean
         if clean is None:
             raise ValueError("Pass clean training data or a `sampler`.")
         s = jnp.asarray(sigma, clean.dtype)
@@ -178,10 +212,10 @@ def _make_loss(kind, sigma, get_gamma, get_model, sampler, antithetic=False):
         net = get_model(model)
         pred = jax.vmap(lambda y: net(y))(noisy)
         if kind == "proximal_matching":
-            return proximal_matching_loss(pred, clean, get_gamma(model))
+            return proximal_matching_loss(pred, clean, get_gamma(model), weights)
         if kind == "l2":
-            return l2_loss(pred, clean)
-        return l1_loss(pred, clean)
+            return l2_loss(pred, clean, weights)
+        return l1_loss(pred, clean, weights)
 
     return loss
 
@@ -215,6 +249,32 @@ def _piecewise(values, lengths):
 
     def schedule(count):
         return values[jnp.searchsorted(jnp.asarray(boundaries), count, side="right")]
+
+    return schedule
+
+
+def _learning_rates(stages):
+    """The learning rate of consecutive `stages` as a function of the step count."""
+    lengths = np.array([st.steps for st in stages])
+    boundaries = np.cumsum(lengths)
+    starts = jnp.asarray([st.learning_rate for st in stages])
+    ends = jnp.asarray(
+        [
+            st.learning_rate if st.end_learning_rate is None else st.end_learning_rate
+            for st in stages
+        ]
+    )
+    cosine = jnp.asarray([st.decay == "cosine" for st in stages])
+    offsets = jnp.asarray(np.concatenate([[0], boundaries[:-1]]), starts.dtype)
+    lengths = jnp.asarray(lengths, starts.dtype)
+    boundaries = jnp.asarray(boundaries[:-1])
+
+    def schedule(count):
+        count = jnp.asarray(count)
+        i = jnp.searchsorted(boundaries, count.astype(boundaries.dtype), side="right")
+        t = jnp.clip((count.astype(starts.dtype) - offsets[i]) / lengths[i], 0, 1)
+        factor = jnp.where(cosine[i], 0.5 * (1 + jnp.cos(jnp.pi * t)), 1 - t)
+        return ends[i] + (starts[i] - ends[i]) * factor
 
     return schedule
 
@@ -261,7 +321,8 @@ def fit_lpn(
     - `sigma`: the noise standard deviation (> 0).
     - `stages`: `TrainingStage`s, e.g. from `proximal_matching_schedule`.
     - `key`: a `jax.random` key.
-    - `sampler`: optional `sampler(key) -> clean batch` (infinite data).
+    - `sampler`: optional `sampler(key) -> clean batch` (infinite data), or `-> (clean,
+      weights)` for a weighted loss (see `denoising_loss`).
     - `batch_size`: minibatch size drawn from `data`.
     - `antithetic`: draw the noise in antithetic pairs: the second half of every
       batch gets the negated noise of the first half (a variance reduction; the
@@ -289,7 +350,7 @@ def fit_lpn(
     for i, group in enumerate(_segments(stages)):
         kind = group[0].loss
         lengths = [st.steps for st in group]
-        lr = _piecewise([st.learning_rate for st in group], lengths)
+        lr = _learning_rates(group)
         if kind == "proximal_matching":
             gamma = _piecewise([st.gamma for st in group], lengths)
             dtype = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
@@ -302,7 +363,12 @@ def fit_lpn(
                 ),
             )
             loss = _make_loss(
-                kind, sigma, lambda m: m.gamma, lambda m: m.model, sampler, antithetic
+                kind,
+                sigma,
+                lambda m: m.gamma,
+                lambda m: m.model,
+                sampler,
+                antithetic,
             )
         else:
             trainee, optimiser = model, optax.adam(lr)
