@@ -100,10 +100,9 @@ def score(problem64, v):
 # ----------------------------------------------------------------------------------
 
 
-def admm_trace(problem, problem64, solver, max_steps, ref_obj, target):
-    """Run ADMM in jit-compiled chunks (the same `step` as `sciopt.solve`), scoring
-    `v` in float64 after each chunk. Returns the first step count whose relative gap
-    |f(v) - f*| / f* is <= target (None if not reached), and the last gap."""
+def chunk_runner(problem, solver, length):
+    """A jit-compiled run of `length` ADMM steps (the same `step` as `sciopt.solve`),
+    the initial iterate and the initial solver state."""
     y = problem.default_y0(None)
     state = solver.init(problem, y, None, {})
 
@@ -114,9 +113,16 @@ def admm_trace(problem, problem64, solver, max_steps, ref_obj, target):
             y, state, _ = solver.step(problem, y, None, {}, state)
             return (y, state), None
 
-        (y, state), _ = jax.lax.scan(body, (y, state), None, length=CHUNK)
-        return y, state
+        return jax.lax.scan(body, (y, state), None, length=length)[0]
 
+    return run_chunk, y, state
+
+
+def admm_trace(problem, problem64, solver, max_steps, ref_obj, target):
+    """Run ADMM in jit-compiled chunks (the same `step` as `sciopt.solve`), scoring
+    `v` in float64 after each chunk. Returns the first step count whose relative gap
+    |f(v) - f*| / f* is <= target (None if not reached), and the last gap."""
+    run_chunk, y, state = chunk_runner(problem, solver, CHUNK)
     gap = obj = float("nan")
     for k in range(1, max_steps // CHUNK + 1):
         y, state = run_chunk(y, state)
@@ -199,17 +205,7 @@ def certify_trace(size, problem, problem64, args, chunk=500):
     stops once that gap is <= `--target`."""
     solver = sr.ADMM(rtol=0.0, atol=0.0)
     start = time.perf_counter()
-    y = problem.default_y0(None)
-    state = solver.init(problem, y, None, {})
-
-    @eqx.filter_jit
-    def run_chunk(y, state):
-        def body(carry, _):
-            y, state = carry
-            y, state, _ = solver.step(problem, y, None, {}, state)
-            return (y, state), None
-
-        return jax.lax.scan(body, (y, state), None, length=chunk)[0]
+    run_chunk, y, state = chunk_runner(problem, solver, chunk)
 
     @jax.jit
     def certificate(y):
