@@ -108,7 +108,7 @@ class ADMM(AbstractSolver):
       violation of `v` at most `gap_rtol` times its largest activation `max |X v_i|`
       (`ConvexReLUProblem` only; default `None`: the residual rule alone).
     - `gap_check_every`: steps between two evaluations of the gap (each costs about
-      half a step).
+      a third of a step).
 
     Stops when the primal and dual residuals meet
     `r_p <= atol + rtol max(||M u||, ||z||)` and `r_d <= atol + rtol ||M^T y||`

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 from jaxtyping import Array, Float
 
+from ._linear import loss_map_t
 from ._losses import loss_value
 from ._problem import ConvexReLUProblem
 
@@ -59,14 +60,16 @@ def dual_bound(
     yhat = jnp.sum(problem.signed_patterns * XvT, axis=0)
     objective = loss_value(problem.loss, yhat, problem.y) + problem.regulariser(v)
     lam = _loss_multiplier(problem, yhat, dual_p)
-    weighted = problem.signed_patterns * lam[None, :]
     if problem.gated:
         violation = jnp.zeros((), v.dtype)
+        groups = loss_map_t(problem, lam)  # the rows X^T (s_j D_j lam)
     else:
-        weighted = weighted - problem.cone_signs * jax.nn.relu(-dual_s)
         scale = jnp.maximum(jnp.max(jnp.abs(XvT)), jnp.finfo(v.dtype).tiny)
         violation = jnp.max(jax.nn.relu(-problem.cone_signs * XvT)) / scale
-    largest = jnp.max(jnp.linalg.norm(weighted @ problem.X, axis=1))
+        mu = jax.nn.relu(-dual_s)
+        weighted = problem.signed_patterns * lam[None, :] - problem.cone_signs * mu
+        groups = weighted @ problem.X
+    largest = jnp.max(jnp.linalg.norm(groups, axis=1))
     # the largest dual-feasible scaling (inf when every group's norm is 0)
     t_max = problem.beta / jnp.where(largest > 0, largest, 0)
     if problem.loss == "squared":  # maximise the concave quadratic in t
