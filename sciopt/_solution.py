@@ -71,6 +71,18 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "The model produced non-finite values (inf or nan). Lower the learning rate, "
         "check the inputs' scaling, or use float64."
     )
+    newton_stalled = (
+        "The interior-point Newton steps stopped making progress before the duality "
+        "gap met `rtol`: in this precision the barrier problems cannot be solved "
+        "more accurately. The returned point is strictly feasible and "
+        "`stats['duality_gap']` certifies its accuracy. Use float64 or loosen `rtol`."
+    )
+    empty_cone_interior = (
+        "An activation pattern's cone {h: (2 D_i - I) X h >= 0} has an empty interior "
+        "(no direction activates exactly that pattern strictly), so an interior-point "
+        "method has no strictly feasible start. Remove duplicate rows of X or the "
+        "degenerate pattern, or solve with `sciopt.relu.ADMM`."
+    )
     diverged = (
         "The iterates diverged (grew by many orders of magnitude). Lower the step "
         "sizes; for LV-HBA keep `eta * ||grad_y g||` below 1 and `alpha` below 1/L."

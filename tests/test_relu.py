@@ -474,3 +474,136 @@ def test_admm_settings_are_validated():
         sr.ADMM(rho_balance=1.0)
     with pytest.raises(ValueError, match="`rho`"):
         sr.ADMM(rho=0.0)
+
+
+# ----------------------------------------------------------------------------------
+# Interior-point method
+# ----------------------------------------------------------------------------------
+
+
+@given(seed=st.integers(0, 10_000), beta=st.floats(0.05, 2.0))
+def test_interior_point_squared_matches_cvxpy(seed, beta):
+    X, y, patterns = relu_instance(seed)
+    problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+    sol = _solve(problem, sr.InteriorPoint(), max_steps=500)
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["cone_violation"]) <= 1e-12  # strictly feasible (rounding)
+    assert float(sol.stats["lower_bound"]) <= ref + 1e-8 * abs(ref)
+    assert float(sol.stats["duality_gap"]) <= 1e-6 * abs(float(sol.stats["objective"]))
+
+
+def test_interior_point_bce_with_bias_matches_cvxpy():
+    X, y, patterns = relu_instance(3, n=30, d=3, num_patterns=8, loss="bce", bias=True)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.2, loss="bce", bias=True)
+    sol = _solve(problem, sr.InteriorPoint(), max_steps=500)
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["lower_bound"]) <= ref + 1e-8 * abs(ref)
+    assert sol.value.v.shape == (16, 4)
+
+
+def test_interior_point_newton_direction_is_the_dense_newton_step():
+    """The Woodbury / QR solve against the barrier's Hessian from jax.hessian."""
+    X, y, patterns = relu_instance(8, n=12, d=3, num_patterns=4, loss="bce")
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.3, loss="bce")
+    solver = sr.InteriorPoint()
+    state = solver.init(problem, None, None, {})
+    for _ in range(3):  # away from the start
+        _, state, _ = solver.step(problem, None, None, {}, state)
+    u, tau, t = state.u, state.tau, state.t
+    du, dtau, decrement, _, _ = solver._direction(problem, u, tau, t)
+
+    def barrier(x):
+        uu, tt = x[: u.size].reshape(u.shape), x[u.size :]
+        yhat = problem.predict_groups(uu)
+        f = jnp.sum(jax.nn.softplus(-(2 * problem.y - 1) * yhat))
+        f = f + problem.beta * jnp.sum(tt)
+        s = problem.cone_signs * (uu @ problem.X.T)
+        q = tt**2 - jnp.sum(uu**2, axis=1)
+        return t * f - jnp.sum(jnp.log(s)) - jnp.sum(jnp.log(q))
+
+    x = jnp.concatenate([u.reshape(-1), tau])
+    dense = -jnp.linalg.solve(jax.hessian(barrier)(x), jax.grad(barrier)(x))
+    step = jnp.concatenate([du.reshape(-1), dtau])
+    np.testing.assert_allclose(step, dense, rtol=1e-6, atol=1e-9 * np.abs(dense).max())
+    np.testing.assert_allclose(
+        decrement, -jnp.dot(jax.grad(barrier)(x), dense), rtol=1e-6
+    )
+
+
+def test_interior_point_gradient_matches_finite_differences():
+    X, y, patterns = relu_instance(1, n=10, d=2, num_patterns=4)
+    rng = np.random.default_rng(5)
+    Xv, yv = rng.standard_normal((6, 2)), rng.standard_normal(6)
+
+    def validation(beta):
+        problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+        solver = sr.InteriorPoint(rtol=1e-10)
+        v = sciopt.solve(problem, solver, max_steps=500, throw=False).value.v
+        yhat = jnp.sum(problem.signed_patterns[:, :6] * (v @ Xv.T), axis=0)
+        return jnp.sum(jnp.square(yhat - yv))
+
+    beta0 = 0.3
+    g = jax.grad(validation)(beta0)
+    fd = finite_difference_grad(lambda b: validation(b[0]), np.array([beta0]))
+    np.testing.assert_allclose(g, fd[0], rtol=1e-4)
+
+
+def test_interior_point_vmap_and_float32():
+    X, y, patterns = relu_instance(4)
+
+    def objective(beta):
+        problem = sr.ConvexReLUProblem(X, y, patterns, beta)
+        return _solve(problem, sr.InteriorPoint(), max_steps=500).stats["objective"]
+
+    betas = jnp.array([0.1, 0.5])
+    for b, value in zip(betas, jax.vmap(objective)(betas)):
+        ref, _ = sr.cvxpy_solve(sr.ConvexReLUProblem(X, y, patterns, float(b)))
+        assert _rel(value, ref) <= 1e-5
+    # float32: strictly feasible, within the precision's reach (documented ~1e-2)
+    f32 = sr.ConvexReLUProblem(
+        X.astype(np.float32), y.astype(np.float32), patterns.astype(jnp.float32), 0.5
+    )
+    sol = sciopt.solve(f32, sr.InteriorPoint(), max_steps=500, throw=False)
+    assert sol.value.v.dtype == jnp.float32
+    assert sol.result in (sciopt.RESULTS.successful, sciopt.RESULTS.newton_stalled)
+    ref, _ = sr.cvxpy_solve(f32)
+    assert _rel(sol.stats["objective"], ref) <= 2e-2
+    assert float(sol.stats["cone_violation"]) <= 1e-6
+
+
+def test_interior_point_bad_input():
+    X, y, patterns = relu_instance(0)
+    with pytest.raises(ValueError, match="smooth loss"):
+        sciopt.solve(
+            sr.ConvexReLUProblem(X, np.sign(y), patterns, 0.1, loss="hinge"),
+            sr.InteriorPoint(),
+        )
+    with pytest.raises(ValueError, match="gated=False"):
+        sciopt.solve(
+            sr.ConvexReLUProblem(X, y, patterns, 0.1, gated=True), sr.InteriorPoint()
+        )
+    with pytest.raises(TypeError, match="AdversarialReLUProblem"):
+        sciopt.solve(
+            sr.AdversarialReLUProblem(X, np.sign(y), patterns, 0.1, 0.05),
+            sr.InteriorPoint(),
+        )
+    for kwargs, match in [
+        ({"rtol": 0.0}, "rtol"),
+        ({"mu": 1.0}, "mu"),
+        ({"centring_tol": -1.0}, "centring_tol"),
+        ({"phase_one_steps": 0}, "phase_one_steps"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            sr.InteriorPoint(**kwargs)
+    # a cone with an empty interior: two equal samples on opposite sides
+    Xd = np.concatenate([X[:1], X], axis=0)
+    yd = np.concatenate([y[:1], y])
+    first = np.asarray(patterns[:1])
+    pd = np.concatenate([1 - first, np.asarray(patterns)], axis=0)
+    problem = sr.ConvexReLUProblem(Xd, yd, pd, 0.1)
+    sol = sciopt.solve(problem, sr.InteriorPoint(), max_steps=50, throw=False)
+    assert sol.result == sciopt.RESULTS.empty_cone_interior
+    with pytest.raises(Exception, match="empty interior"):
+        sciopt.solve(problem, sr.InteriorPoint(), max_steps=50)
