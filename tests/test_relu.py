@@ -503,32 +503,72 @@ def test_interior_point_bce_with_bias_matches_cvxpy():
     assert sol.value.v.shape == (16, 4)
 
 
-def test_interior_point_newton_direction_is_the_dense_newton_step():
-    """The Woodbury / QR solve against the barrier's Hessian from jax.hessian."""
+def test_interior_point_newton_solve_is_the_dense_solve():
+    """The Woodbury / QR solve against Newton's matrix formed densely."""
+    from sciopt.relu import _soc
+    from sciopt.relu._interior_point import _group_point, _loss_derivatives
+
     X, y, patterns = relu_instance(8, n=12, d=3, num_patterns=4, loss="bce")
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.3, loss="bce")
     solver = sr.InteriorPoint()
     state = solver.init(problem, None, None, {})
     for _ in range(3):  # away from the start
         _, state, _ = solver.step(problem, None, None, {}, state)
-    u, tau, t = state.u, state.tau, state.t
-    du, dtau, decrement, _, _ = solver._direction(problem, u, tau, t)
+    u, tau, z_cone, z_group = state.u, state.tau, state.z_cone, state.z_group
+    s_cone = problem.cone_signs * (u @ problem.X.T)
+    _, W_inv = _soc.nesterov_todd(_group_point(u, tau), z_group)
+    yhat = problem.predict_groups(u)
+    _, curvature = _loss_derivatives("bce", yhat, problem.y)
+    solve = solver._factor(problem, s_cone, z_cone, W_inv, curvature)
 
-    def barrier(x):
-        uu, tt = x[: u.size].reshape(u.shape), x[u.size :]
-        yhat = problem.predict_groups(uu)
-        f = jnp.sum(jax.nn.softplus(-(2 * problem.y - 1) * yhat))
-        f = f + problem.beta * jnp.sum(tt)
-        s = problem.cone_signs * (uu @ problem.X.T)
-        q = tt**2 - jnp.sum(uu**2, axis=1)
-        return t * f - jnp.sum(jnp.log(s)) - jnp.sum(jnp.log(q))
+    G, n, d = u.shape[0], X.shape[0], X.shape[1]
+    Xj = np.asarray(problem.X)
+    F = np.zeros((n, G, d + 1))
+    F[:, :, :d] = np.asarray(problem.signed_patterns).T[:, :, None] * Xj[:, None, :]
+    F = F.reshape(n, -1)
+    H = F.T @ np.diag(np.asarray(curvature)) @ F
+    order = np.r_[1 : d + 1, 0]  # (tau, u) -> (u, tau)
+    for g in range(G):
+        block = np.zeros((d + 1, d + 1))
+        block[:d, :d] = Xj.T @ np.diag(np.asarray(z_cone / s_cone)[g]) @ Xj
+        Wi = np.asarray(W_inv[g])[np.ix_(order, order)]
+        block += Wi @ Wi
+        H[g * (d + 1) : (g + 1) * (d + 1), g * (d + 1) : (g + 1) * (d + 1)] += block
+    rhs = np.random.default_rng(0).standard_normal((G, d + 1))
+    dense = np.linalg.solve(H, rhs.reshape(-1)).reshape(G, d + 1)
+    np.testing.assert_allclose(solve(jnp.asarray(rhs)), dense, rtol=1e-8, atol=1e-10)
 
-    x = jnp.concatenate([u.reshape(-1), tau])
-    dense = -jnp.linalg.solve(jax.hessian(barrier)(x), jax.grad(barrier)(x))
-    step = jnp.concatenate([du.reshape(-1), dtau])
-    np.testing.assert_allclose(step, dense, rtol=1e-6, atol=1e-9 * np.abs(dense).max())
+
+def test_second_order_cone_algebra():
+    from sciopt.relu import _soc
+
+    rng = np.random.default_rng(1)
+
+    def interior(k):
+        tail = rng.standard_normal((5, k - 1))
+        head = np.linalg.norm(tail, axis=1, keepdims=True) + rng.uniform(0.1, 1, (5, 1))
+        return jnp.asarray(np.concatenate([head, tail], axis=1))
+
+    s, z, r = interior(4), interior(4), jnp.asarray(rng.standard_normal((5, 4)))
+    W, W_inv = _soc.nesterov_todd(s, z)
+    apply = lambda M, x: jnp.einsum("gij,gj->gi", M, x)  # noqa: E731
+    np.testing.assert_allclose(apply(W, z), apply(W_inv, s), atol=1e-12)
     np.testing.assert_allclose(
-        decrement, -jnp.dot(jax.grad(barrier)(x), dense), rtol=1e-6
+        W @ W_inv, np.broadcast_to(np.eye(4), (5, 4, 4)), atol=1e-12
+    )
+    np.testing.assert_allclose(_soc.product(s, _soc.divide(s, r)), r, atol=1e-12)
+    half = _soc.power(s, 0.5)
+    np.testing.assert_allclose(_soc.product(half, half), s, atol=1e-12)
+    Q = _soc.quadratic_representation(half)
+    np.testing.assert_allclose(Q @ Q, _soc.quadratic_representation(s), atol=1e-12)
+    dx = jnp.asarray(rng.standard_normal((5, 4)))
+    a = _soc.max_step(s, dx)  # the first cone hit is on its boundary
+    edge = s + a * dx
+    assert float(jnp.min(_soc.det(edge))) == pytest.approx(0.0, abs=1e-10)
+    assert bool(jnp.all(_soc.det(s + 0.999 * a * dx) > 0))
+    assert (
+        float(_soc.orthant_max_step(jnp.array([1.0, 2.0]), jnp.array([-2.0, 1.0])))
+        == 0.5
     )
 
 
@@ -591,8 +631,7 @@ def test_interior_point_bad_input():
         )
     for kwargs, match in [
         ({"rtol": 0.0}, "rtol"),
-        ({"mu": 1.0}, "mu"),
-        ({"centring_tol": -1.0}, "centring_tol"),
+        ({"step_fraction": 1.0}, "step_fraction"),
         ({"phase_one_steps": 0}, "phase_one_steps"),
     ]:
         with pytest.raises(ValueError, match=match):

@@ -1,7 +1,7 @@
 """Globally optimal two-layer ReLU networks by convex programs."""
 
 from ._admm import ADMM as ADMM
-from ._barrier import InteriorPoint as InteriorPoint
+from ._interior_point import InteriorPoint as InteriorPoint
 from ._network import (
     accuracy as accuracy,
     init_network as init_network,
