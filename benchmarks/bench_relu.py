@@ -1,4 +1,5 @@
-"""Benchmark: convex ReLU training, sciopt ADMM vs cvxpy (Clarabel, SCS) vs pyscnn.
+"""Benchmark: convex ReLU training, sciopt ADMM and InteriorPoint vs cvxpy (Clarabel,
+SCS) vs pyscnn.
 
 Squared loss, no bias, `beta = 1e-2`, patterns sampled from Gaussian directions (the
 same directions are given to pyscnn as its gate vectors). Every method's solution is
@@ -23,6 +24,8 @@ Sizes: `small` (500, 10, 50), `mid` (2000, 20, 100), `large` (10000, 50, 200).
     python benchmarks/bench_relu.py                      # small, all methods
     python benchmarks/bench_relu.py --sizes small,mid --pyscnn --settings
     python benchmarks/bench_relu.py --per-step           # step cost vs n
+    python benchmarks/bench_relu.py --sizes small,mid --interior-point --no-admm \
+        --reference-json benchmarks/relu_reference.json  # InteriorPoint only
     python benchmarks/bench_relu.py --write-reference benchmarks/relu_reference.json
 
 Without cvxpy or pyscnn (e.g. on a GPU machine), time ADMM only against the stored
@@ -118,19 +121,60 @@ def chunk_runner(problem, solver, length):
     return run_chunk, y, state
 
 
-def admm_trace(problem, problem64, solver, max_steps, ref_obj, target):
-    """Run ADMM in jit-compiled chunks (the same `step` as `sciopt.solve`), scoring
-    `v` in float64 after each chunk. Returns the first step count whose relative gap
-    |f(v) - f*| / f* is <= target (None if not reached), and the last gap."""
-    run_chunk, y, state = chunk_runner(problem, solver, CHUNK)
+def admm_trace(problem, problem64, solver, max_steps, ref_obj, target, chunk=CHUNK):
+    """Run a solver (ADMM by default) in jit-compiled chunks of `chunk` steps (the
+    same `step` as `sciopt.solve`), scoring `v` in float64 after each chunk. Returns
+    the first step count whose relative gap |f(v) - f*| / f* is <= target (None if
+    not reached), the last gap and the last objective."""
+    run_chunk, y, state = chunk_runner(problem, solver, chunk)
     gap = obj = float("nan")
-    for k in range(1, max_steps // CHUNK + 1):
+    for k in range(1, max_steps // chunk + 1):
         y, state = run_chunk(y, state)
         obj, _ = score(problem64, y.v)
         gap = (obj - ref_obj) / abs(ref_obj)
         if abs(gap) <= target:
-            return k * CHUNK, gap, obj
+            return k * chunk, gap, obj
     return None, gap, obj
+
+
+def interior_point_rows(rows, size, problem, problem64, ref_obj, args):
+    """sciopt InteriorPoint: (a) the steps to the relative gap `--target` against the
+    reference, timed as for ADMM (a solve of exactly that many steps); (b) a solve
+    stopped by its own certified duality gap (default `rtol = 1e-6`)."""
+    label = "sciopt InteriorPoint"
+    if np.isfinite(ref_obj):
+        tracer = sr.InteriorPoint(rtol=1e-14)
+        steps, gap, _ = admm_trace(
+            problem, problem64, tracer, 500, ref_obj, args.target, chunk=1
+        )
+        if steps is None:
+            rows.add(size, f"{label}: not reached in 500 steps", gap=gap)
+        else:
+            sol, run, compile_time = time_solve(problem, tracer, steps)
+            obj, viol = score(problem64, sol.value.v)
+            rows.add(
+                size,
+                f"{label}, {steps} steps",
+                run,
+                compile_time,
+                obj,
+                (obj - ref_obj) / abs(ref_obj),
+                viol,
+            )
+    sol, run, compile_time = time_solve(problem, sr.InteriorPoint(), 500)
+    obj, viol = score(problem64, sol.value.v)
+    certified = float(sol.stats["duality_gap"]) / abs(obj)
+    status = "certified" if sol.result == sciopt.RESULTS.successful else "stalled"
+    rows.add(
+        size,
+        f"{label} default (rtol 1e-6): {status} after "
+        f"{int(sol.stats['num_steps'])} steps",
+        run,
+        compile_time,
+        obj,
+        (obj - ref_obj) / abs(ref_obj),
+        note=f"certified gap {certified:.1e}, cone viol. {viol:.1e}",
+    )
 
 
 def time_solve(problem, solver, max_steps):
@@ -199,11 +243,15 @@ def gap_rule_row(rows, size, label, problem, problem64, ref_obj, args):
 
 
 def certify_trace(size, problem, problem64, args, chunk=500):
-    """For sizes without a reference: run ADMM in compiled chunks for at most
+    """For sizes without a reference: run ADMM (InteriorPoint with
+    `--interior-point`, one step per chunk) in compiled chunks for at most
     `--trace-seconds`, printing after each chunk the objective, the best certified
     lower bound so far (float64, from the iterate) and the certified relative gap;
     stops once that gap is <= `--target`."""
-    solver = sr.ADMM(rtol=0.0, atol=0.0)
+    if args.interior_point:
+        solver, chunk = sr.InteriorPoint(rtol=1e-14), 1
+    else:
+        solver = sr.ADMM(rtol=0.0, atol=0.0)
     start = time.perf_counter()
     run_chunk, y, state = chunk_runner(problem, solver, chunk)
 
@@ -498,7 +546,10 @@ def main():
     parser.add_argument("--pyscnn", action="store_true", help="add pyscnn rows")
     parser.add_argument("--scs", action="store_true", help="add SCS rows (slow)")
     parser.add_argument("--no-cvxpy", action="store_true", help="skip loose Clarabel")
-    parser.add_argument("--no-admm", action="store_true", help="skip sciopt rows")
+    parser.add_argument("--no-admm", action="store_true", help="skip ADMM rows")
+    parser.add_argument(
+        "--interior-point", action="store_true", help="add InteriorPoint rows"
+    )
     parser.add_argument(
         "--clarabel",
         action="store_true",
@@ -532,7 +583,8 @@ def main():
         "--trace-seconds",
         type=float,
         default=None,
-        help="trace ADMM's certified gap (float32 with --float32) for this long",
+        help="trace ADMM's (InteriorPoint's with --interior-point) certified gap "
+        "(float32 with --float32) for this long",
     )
     args = parser.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]
@@ -638,6 +690,8 @@ def main():
                 problem32 = make_problem(X, y, patterns, dtype=np.float32)
                 label += ", float32"
                 gap_rule_row(rows, size, label, problem32, problem64, ref_obj, args)
+        if args.interior_point:
+            interior_point_rows(rows, size, problem64, problem64, ref_obj, args)
         if args.no_admm or args.gap_rule_only:
             continue
         settings = ADMM_SETTINGS if args.settings else ADMM_SETTINGS[:1]
