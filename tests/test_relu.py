@@ -619,7 +619,7 @@ def test_interior_point_vmap_and_float32():
     assert float(sol.stats["cone_violation"]) <= 1e-6
 
 
-def test_interior_point_bad_input():
+def test_interior_point_bad_input(monkeypatch):
     X, y, patterns = relu_instance(0)
     with pytest.raises(ValueError, match="smooth loss"):
         sciopt.solve(
@@ -635,6 +635,12 @@ def test_interior_point_bad_input():
             sr.AdversarialReLUProblem(X, np.sign(y), patterns, 0.1, 0.05),
             sr.InteriorPoint(),
         )
+    from sciopt.relu import _interior_point
+
+    monkeypatch.setattr(_interior_point, "MAX_FACTOR", 8)
+    with pytest.raises(ValueError, match="n x n matrix"):
+        sciopt.solve(sr.ConvexReLUProblem(X, y, patterns, 0.1), sr.InteriorPoint())
+    monkeypatch.undo()
     for kwargs, match in [
         ({"rtol": 0.0}, "rtol"),
         ({"step_fraction": 1.0}, "step_fraction"),

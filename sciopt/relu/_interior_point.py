@@ -24,6 +24,7 @@ from .._solver import AbstractSolver
 from . import _soc
 from ._admm import ADMM
 from ._gap import dual_bound
+from ._linear import MAX_FACTOR
 from ._losses import loss_value
 from ._problem import ADMMVariables, ConvexReLUProblem
 
@@ -245,6 +246,13 @@ class InteriorPoint(AbstractSolver):
             raise ValueError(
                 "`sciopt.relu.InteriorPoint` needs a smooth loss ('squared' or "
                 f"'bce'), got loss={problem.loss!r}; use `sciopt.relu.ADMM`."
+            )
+        n = problem.X.shape[0]
+        if n > MAX_FACTOR:
+            raise ValueError(
+                f"`sciopt.relu.InteriorPoint` factors an n x n matrix every step; "
+                f"n = {n} exceeds {MAX_FACTOR}. Use `sciopt.relu.ADMM` (its "
+                "`linear_solver='cg'` needs no factorization)."
             )
         if problem.gated:
             raise ValueError(
