@@ -78,10 +78,11 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "`stats['duality_gap']` certifies its accuracy. Use float64 or loosen `rtol`."
     )
     empty_cone_interior = (
-        "An activation pattern's cone {h: (2 D_i - I) X h >= 0} has an empty interior "
-        "(no direction activates exactly that pattern strictly), so an interior-point "
-        "method has no strictly feasible start. Remove duplicate rows of X or the "
-        "degenerate pattern, or solve with `sciopt.relu.ADMM`."
+        "No strictly interior point was found for an activation pattern's cone "
+        "{h: (2 D_i - I) X h >= 0}: its interior is empty (no direction activates "
+        "exactly that pattern strictly, e.g. equal rows of X with different "
+        "activations) or the search needs more steps. Raise `phase_one_steps`, remove "
+        "the degenerate pattern, or solve with `sciopt.relu.ADMM`."
     )
     diverged = (
         "The iterates diverged (grew by many orders of magnitude). Lower the step "

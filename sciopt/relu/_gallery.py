@@ -68,7 +68,11 @@ def _timed_solve(problem, solver, max_steps):
 
 
 def _status(sol):
-    return "ok" if sol.result == sciopt.RESULTS.successful else "max_steps"
+    if sol.result == sciopt.RESULTS.successful:
+        return "ok"
+    if sol.result == sciopt.RESULTS.steps_exhausted:
+        return "max_steps"
+    return "failed"
 
 
 def _adam_rows(spec, problem, data, arrays, convex_obj, quick, width):

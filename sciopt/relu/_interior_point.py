@@ -171,7 +171,9 @@ class InteriorPoint(AbstractSolver):
 
     - `rtol`, `atol`: the certified duality gap to stop at.
     - `step_fraction`: the fraction of the step to the boundary taken (default 0.99).
-    - `phase_one_steps`: the most Newton steps of the search for interior directions.
+    - `phase_one_steps`: the most Newton steps of the search for interior directions
+      (it stops as soon as every pattern has one: 50 steps at (2000, 20, 100), about
+      700 on the standardised breast-cancer data).
     - `verbose`: print the duality measure mu, sigma, the step and the certified gap
       every step.
 
@@ -218,7 +220,7 @@ class InteriorPoint(AbstractSolver):
     rtol: float = 1e-6
     atol: float = 1e-10
     step_fraction: float = 0.99
-    phase_one_steps: int = eqx.field(static=True, default=200)
+    phase_one_steps: int = eqx.field(static=True, default=2000)
     verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
 
     def __check_init__(self):
