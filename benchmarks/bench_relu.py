@@ -144,23 +144,7 @@ def interior_point_rows(rows, size, problem, problem64, ref_obj, args):
     label = "sciopt InteriorPoint"
     if np.isfinite(ref_obj):
         tracer = sr.InteriorPoint(rtol=1e-14)
-        steps, gap, _ = admm_trace(
-            problem, problem64, tracer, 500, ref_obj, args.target, chunk=1
-        )
-        if steps is None:
-            rows.add(size, f"{label}: not reached in 500 steps", gap=gap)
-        else:
-            sol, run, compile_time = time_solve(problem, tracer, steps)
-            obj, viol = score(problem64, sol.value.v)
-            rows.add(
-                size,
-                f"{label}, {steps} steps",
-                run,
-                compile_time,
-                obj,
-                (obj - ref_obj) / abs(ref_obj),
-                viol,
-            )
+        admm_row(rows, size, label, problem, problem64, tracer, ref_obj, args, 1, 500)
     sol, run, compile_time = time_solve(problem, sr.InteriorPoint(), 500)
     obj, viol = score(problem64, sol.value.v)
     certified = float(sol.stats["duality_gap"]) / abs(obj)
@@ -189,12 +173,26 @@ def time_solve(problem, solver, max_steps):
     return sol, times[1], max(times[0] - times[1], 0.0)
 
 
-def admm_row(rows, size, label, problem, problem64, solver, ref_obj, args):
+def admm_row(
+    rows,
+    size,
+    label,
+    problem,
+    problem64,
+    solver,
+    ref_obj,
+    args,
+    chunk=CHUNK,
+    limit=None,
+):
+    """The steps to `--target` (traced in chunks of `chunk`, at most `limit` or
+    `--max-steps`), then a solve of exactly that many steps, timed."""
+    limit = args.max_steps if limit is None else limit
     steps, gap, _ = admm_trace(
-        problem, problem64, solver, args.max_steps, ref_obj, args.target
+        problem, problem64, solver, limit, ref_obj, args.target, chunk=chunk
     )
     if steps is None:
-        rows.add(size, f"{label}: not reached in {args.max_steps} steps", gap=gap)
+        rows.add(size, f"{label}: not reached in {limit} steps", gap=gap)
         return
     sol, run, compile_time = time_solve(problem, solver, steps)
     obj, viol = score(problem64, sol.value.v)
