@@ -656,5 +656,5 @@ def test_interior_point_bad_input(monkeypatch):
     problem = sr.ConvexReLUProblem(Xd, yd, pd, 0.1)
     sol = sciopt.solve(problem, sr.InteriorPoint(), max_steps=50, throw=False)
     assert sol.result == sciopt.RESULTS.empty_cone_interior
-    with pytest.raises(Exception, match="empty interior"):
+    with pytest.raises(Exception, match="interior is empty"):
         sciopt.solve(problem, sr.InteriorPoint(), max_steps=50)
