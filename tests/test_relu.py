@@ -607,7 +607,7 @@ def test_interior_point_vmap_and_float32():
     for b, value in zip(betas, jax.vmap(objective)(betas)):
         ref, _ = sr.cvxpy_solve(sr.ConvexReLUProblem(X, y, patterns, float(b)))
         assert _rel(value, ref) <= 1e-5
-    # float32: strictly feasible, within the precision's reach (documented ~1e-2)
+    # float32: strictly feasible, within the precision's reach (measured 5.6e-5 here)
     f32 = sr.ConvexReLUProblem(
         X.astype(np.float32), y.astype(np.float32), patterns.astype(jnp.float32), 0.5
     )
@@ -615,7 +615,7 @@ def test_interior_point_vmap_and_float32():
     assert sol.value.v.dtype == jnp.float32
     assert sol.result in (sciopt.RESULTS.successful, sciopt.RESULTS.newton_stalled)
     ref, _ = sr.cvxpy_solve(f32)
-    assert _rel(sol.stats["objective"], ref) <= 2e-2
+    assert _rel(sol.stats["objective"], ref) <= 1e-3
     assert float(sol.stats["cone_violation"]) <= 1e-6
 
 
