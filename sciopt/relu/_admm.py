@@ -111,8 +111,13 @@ class ADMM(AbstractSolver):
       a third of a step).
 
     Stops when the primal and dual residuals meet
-    `r_p <= atol + rtol max(||M u||, ||z||)` and `r_d <= atol + rtol ||M^T y||`
-    (Boyd et al. 2011, section 3.3), or when the duality gap meets `gap_rtol`. The
+    `r_p <= atol + rtol max(||M u||, ||z||)` and
+    `r_d <= atol + rtol max(||M^T y||, ||w y_v||)` (Boyd et al. 2011, section 3.3),
+    or when the duality gap meets `gap_rtol`. The u-block carries no objective, so
+    `M^T y` tends to zero at a solution and Boyd's scale alone would leave only
+    `atol`; the term of the split u = v (plus the robust cones' `y_t`) keeps the size
+    of the terms that cancel, as OSQP scales its dual residual by the largest of its
+    terms (Stellato et al. 2020, section 3.4). The
     lower bound is Lagrangian weak duality at the iterate's multipliers (the loss's
     gradient at the predictions of `v`, the cone multipliers `(-dual_s)_+`), scaled to
     dual feasibility. It bounds `objective(v) - f*` from above; it tightens as the
@@ -317,7 +322,11 @@ class ADMM(AbstractSolver):
         primal_scale = jnp.maximum(
             _norm(sw * u, Gu, swp * Lu, ut), _norm(sw * v, s, swp * p, t)
         )
-        dual_scale = _norm(new_My)
+        # u carries no objective, so M^T dual -> 0 at a solution and Boyd's scale
+        # ||M^T dual|| alone degenerates to zero (leaving only atol); the u = v
+        # term w dual_v (and dual_t) stays the size of the forces that cancel
+        forces = (w * new.dual_v, new.dual_t) if adversarial else (w * new.dual_v,)
+        dual_scale = jnp.maximum(_norm(new_My), _norm(*forces))
         return new, primal, dual, primal_scale, dual_scale, new_Mz, new_My
 
     def _v_weight(self, problem):
