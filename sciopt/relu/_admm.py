@@ -167,6 +167,17 @@ class ADMM(AbstractSolver):
             pages={1--122},
             year={2011}
         }
+
+        @article{stellato2020osqp,
+            title={{OSQP}: an operator splitting solver for quadratic programs},
+            author={Stellato, Bartolomeo and Banjac, Goran and Goulart, Paul and
+                    Bemporad, Alberto and Boyd, Stephen},
+            journal={Mathematical Programming Computation},
+            volume={12},
+            number={4},
+            pages={637--672},
+            year={2020}
+        }
         ```
     """
 
