@@ -125,6 +125,21 @@ def test_adversarial_matches_cvxpy():
     assert float(sol.stats["objective"]) >= ref0 - 1e-6  # robustness costs
 
 
+@pytest.mark.parametrize("loss", ["squared", "bce"])
+def test_relative_stopping_rule_needs_no_atol(loss):
+    # the copy u carries no objective, so M^T dual -> 0 at a solution; the dual
+    # residual's relative tolerance must use a scale that does not vanish (with the
+    # scale ||M^T dual|| alone this solve ran out of 50 000 steps)
+    X, y, patterns = relu_instance(4, loss=loss)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1, loss=loss)
+    sol = _solve(problem, sr.ADMM(rtol=1e-5, atol=0.0), max_steps=5_000)
+    ref, _ = sr.cvxpy_solve(problem)
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["cone_violation"]) <= 1e-5
+    dual_v = float(jnp.linalg.norm(sol.value.dual_v))
+    assert float(sol.state.dual_tolerance) >= 1e-5 * dual_v * (1 - 1e-12)
+
+
 def test_linear_solvers_agree():
     X, y, patterns = relu_instance(7, n=20)
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.3)
