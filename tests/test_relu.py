@@ -518,6 +518,24 @@ def test_interior_point_bce_with_bias_matches_cvxpy():
     assert sol.value.v.shape == (16, 4)
 
 
+@pytest.mark.parametrize("loss", ["squared", "bce"])
+def test_interior_point_centrality_correctors(loss):
+    # with and without correctors: the same certified optimum; the correctors only
+    # lengthen steps (never more steps on this instance)
+    X, y, patterns = relu_instance(7, n=60, d=4, num_patterns=12, loss=loss)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1, loss=loss)
+    ref, _ = sr.cvxpy_solve(problem)
+    steps = {}
+    for k in (0, 2):
+        sol = _solve(problem, sr.InteriorPoint(centrality_correctors=k), max_steps=500)
+        assert _rel(sol.stats["objective"], ref) <= 1e-5
+        assert float(sol.stats["duality_gap"]) <= 1e-6 * abs(ref)
+        steps[k] = int(sol.stats["num_steps"])
+    assert steps[2] <= steps[0]
+    with pytest.raises(ValueError, match="centrality_correctors"):
+        sr.InteriorPoint(centrality_correctors=-1)
+
+
 def test_interior_point_newton_solve_is_the_dense_solve():
     """The Woodbury / QR solve against Newton's matrix formed densely."""
     from sciopt.relu import _soc

@@ -142,16 +142,17 @@ class InteriorPoint(AbstractSolver):
         s.t. (2 D_i - I) X u_g >= 0,  ||u_g|| <= tau_g
 
     by Mehrotra's predictor-corrector (an affine-scaling predictor, the centring
-    parameter sigma = (mu_affine / mu)^3 and a second-order corrector), with
-    Nesterov-Todd scaling on the group cones, a step of `step_fraction` of the way to
-    the boundary, and multipliers z >= 0 on the cone constraints and z_g in the
-    second-order cones (an infeasible-start dual; the primal iterate stays strictly
-    feasible). Newton's matrix is block diagonal (one (d+1) x (d+1) block per group:
-    X^T diag(z_g / s_g) X and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank
-    n; it is solved through the n x n Woodbury core, the blocks factored by QR of
-    their stacked square roots (forming them squares a condition number that grows
-    like 1/mu). A step costs O(n^2 P d + n^3) and a solve takes a few tens of steps,
-    against 10^4-10^5 steps of O(n d P + n^2) for `ADMM` at the same accuracy.
+    parameter sigma = (mu_affine / mu)^3 and a second-order corrector) plus Gondzio's
+    centrality correctors on the cone constraints, with Nesterov-Todd scaling on the
+    group cones, a step of `step_fraction` of the way to the boundary, and multipliers
+    z >= 0 on the cone constraints and z_g in the second-order cones (an
+    infeasible-start dual; the primal iterate stays strictly feasible). Newton's
+    matrix is block diagonal (one (d+1) x (d+1) block per group: X^T diag(z_g / s_g) X
+    and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank n; it is solved through
+    the n x n Woodbury core, the blocks factored by QR of their stacked square roots
+    (forming them squares a condition number that grows like 1/mu). A step costs O(n^2
+    P d + n^3) and a solve takes a few tens of steps, against 10^4-10^5 steps of O(n d
+    P + n^2) for `ADMM` at the same accuracy.
 
     The start is strictly feasible: v_i = w_i = c h_i with h_i a strictly interior unit
     direction of pattern i's cone (a barrier method on the margin, all patterns at
@@ -175,6 +176,12 @@ class InteriorPoint(AbstractSolver):
     - `phase_one_steps`: the most Newton steps of the search for interior directions
       (it stops as soon as every pattern has one: 50 steps at (2000, 20, 100), about
       700 on the standardised breast-cancer data).
+    - `centrality_correctors`: the most centrality correctors per step (default 2).
+      Each re-solves Newton's system with the factorization at hand (a small part of
+      a step's cost) for a direction that pushes the products s_k z_k of the cone
+      constraints, at twice the current step, into [0.1, 10] sigma mu (Gondzio
+      1996); it is kept when it lengthens the step by at least 1 %. 0 turns them
+      off.
     - `verbose`: print the duality measure mu, sigma, the step and the certified gap
       every step.
 
@@ -196,6 +203,17 @@ class InteriorPoint(AbstractSolver):
             number={4},
             pages={575--601},
             year={1992}
+        }
+
+        @article{gondzio1996multiple,
+            title={Multiple centrality corrections in a primal-dual method for
+                   linear programming},
+            author={Gondzio, Jacek},
+            journal={Computational Optimization and Applications},
+            volume={6},
+            number={2},
+            pages={137--156},
+            year={1996}
         }
 
         @article{nesterov1997self,
@@ -222,6 +240,7 @@ class InteriorPoint(AbstractSolver):
     atol: float = 1e-10
     step_fraction: float = 0.99
     phase_one_steps: int = eqx.field(static=True, default=2000)
+    centrality_correctors: int = eqx.field(static=True, default=2)
     verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
 
     def __check_init__(self):
@@ -232,6 +251,11 @@ class InteriorPoint(AbstractSolver):
         ):
             raise ValueError(
                 f"`step_fraction` must lie in (0, 1), got {self.step_fraction!r}."
+            )
+        if self.centrality_correctors < 0:
+            raise ValueError(
+                "`centrality_correctors` must be >= 0, got "
+                f"{self.centrality_correctors!r}."
             )
         if self.phase_one_steps < 1:
             raise ValueError(
@@ -426,12 +450,24 @@ class InteriorPoint(AbstractSolver):
             - _soc.product(lam_group, lam_group)
             - _soc.product(scaled_ds, scaled_dz)
         )
-        du, dtau, ds_cone, ds_group, dz_cone, dz_group = direction(
-            target_cone, target_group
-        )
-        a = jnp.minimum(
-            1.0, self.step_fraction * longest(ds_cone, ds_group, dz_cone, dz_group)
-        )
+        delta = direction(target_cone, target_group)
+        a = jnp.minimum(1.0, self.step_fraction * longest(*delta[2:]))
+        # centrality correctors (Gondzio 1996): push the products s_k z_k of the
+        # cone constraints at twice the step into [0.1, 10] sigma mu, and keep the
+        # corrected direction if it lengthens the step by at least 1 %
+        centre = sigma * mu
+        for _ in range(self.centrality_correctors):
+            trial = jnp.minimum(1.0, 2 * a)
+            products = (s_cone + trial * delta[2]) * (z_cone + trial * delta[4])
+            push = jnp.clip(products, 0.1 * centre, 10 * centre) - products
+            push = jnp.maximum(push, -10 * centre)
+            corrected = direction(target_cone + push, target_group)
+            a_corrected = jnp.minimum(1.0, self.step_fraction * longest(*corrected[2:]))
+            better = a_corrected >= 1.01 * a
+            delta = jax.tree.map(lambda c, o: jnp.where(better, c, o), corrected, delta)
+            target_cone = jnp.where(better, target_cone + push, target_cone)
+            a = jnp.where(better, a_corrected, a)
+        du, dtau, ds_cone, ds_group, dz_cone, dz_group = delta
         finite = (
             jnp.isfinite(a) & jnp.all(jnp.isfinite(du)) & jnp.all(jnp.isfinite(dz_cone))
         )
