@@ -520,9 +520,9 @@ def test_interior_point_bce_with_bias_matches_cvxpy():
 
 @pytest.mark.parametrize("loss", ["squared", "bce"])
 def test_interior_point_centrality_correctors(loss):
-    # with and without correctors: the same certified optimum; the correctors only
-    # lengthen steps (never more steps on this instance)
-    X, y, patterns = relu_instance(7, n=60, d=4, num_patterns=12, loss=loss)
+    # with and without correctors: the same certified optimum, in fewer steps with
+    # them (measured: 19 against 22 steps for squared, 18 against 22 for bce)
+    X, y, patterns = relu_instance(8, n=150, d=5, num_patterns=20, loss=loss)
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.1, loss=loss)
     ref, _ = sr.cvxpy_solve(problem)
     steps = {}
@@ -531,7 +531,7 @@ def test_interior_point_centrality_correctors(loss):
         assert _rel(sol.stats["objective"], ref) <= 1e-5
         assert float(sol.stats["duality_gap"]) <= 1e-6 * abs(ref)
         steps[k] = int(sol.stats["num_steps"])
-    assert steps[2] <= steps[0]
+    assert steps[2] < steps[0]
     with pytest.raises(ValueError, match="centrality_correctors"):
         sr.InteriorPoint(centrality_correctors=-1)
 

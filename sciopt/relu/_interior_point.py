@@ -150,9 +150,9 @@ class InteriorPoint(AbstractSolver):
     matrix is block diagonal (one (d+1) x (d+1) block per group: X^T diag(z_g / s_g) X
     and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank n; it is solved through
     the n x n Woodbury core, the blocks factored by QR of their stacked square roots
-    (forming them squares a condition number that grows like 1/mu). A step costs O(n^2
-    P d + n^3) and a solve takes a few tens of steps, against 10^4-10^5 steps of O(n d
-    P + n^2) for `ADMM` at the same accuracy.
+    (forming them squares a condition number that grows like 1/mu). A step costs
+    O(n^2 P d + n^3) and a solve takes a few tens of steps, against 10^4-10^5 steps of
+    O(n d P + n^2) for `ADMM` at the same accuracy.
 
     The start is strictly feasible: v_i = w_i = c h_i with h_i a strictly interior unit
     direction of pattern i's cone (a barrier method on the margin, all patterns at
@@ -177,11 +177,11 @@ class InteriorPoint(AbstractSolver):
       (it stops as soon as every pattern has one: 50 steps at (2000, 20, 100), about
       700 on the standardised breast-cancer data).
     - `centrality_correctors`: the most centrality correctors per step (default 2).
-      Each re-solves Newton's system with the factorization at hand (a small part of
-      a step's cost) for a direction that pushes the products s_k z_k of the cone
-      constraints, at twice the current step, into [0.1, 10] sigma mu (Gondzio
-      1996); it is kept when it lengthens the step by at least 1 %. 0 turns them
-      off.
+      Each re-solves Newton's system with the factorization at hand for a direction
+      that pushes the products s_k z_k of the cone constraints, at twice the current
+      step, into [0.1, 10] sigma mu (Gondzio 1996); it is kept when it lengthens the
+      step by at least 1 %. 0 turns them off. At (2000, 20, 100) they cut the steps
+      from 44 to 31 while a step's average time rose from 0.38 s to 0.50 s.
     - `verbose`: print the duality measure mu, sigma, the step and the certified gap
       every step.
 
