@@ -536,6 +536,25 @@ def test_interior_point_centrality_correctors(loss):
         sr.InteriorPoint(centrality_correctors=-1)
 
 
+@pytest.mark.parametrize("loss", ["squared", "bce"])
+def test_interior_point_refinement_lowers_the_certificate_floor(loss):
+    # late in a solve Newton's matrix is ill-conditioned and the Woodbury solve
+    # loses the dual residual; the certified gap then stops improving. Iterative
+    # refinement lowers that floor (measured: relative floor 8.9e-9 -> 3.1e-10
+    # for squared, 9.4e-9 -> 4.5e-11 for bce, within 45 steps)
+    X, y, patterns = relu_instance(8, n=150, d=5, num_patterns=20, loss=loss)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1, loss=loss)
+    floors = {}
+    for k in (0, 2):
+        solver = sr.InteriorPoint(rtol=1e-14, atol=0.0, refinement_steps=k)
+        sol = _solve(problem, solver, max_steps=45, throw=False)
+        floors[k] = float(sol.stats["duality_gap"]) / float(sol.stats["objective"])
+    assert floors[2] <= 1e-9
+    assert floors[2] <= 0.1 * floors[0]
+    with pytest.raises(ValueError, match="refinement_steps"):
+        sr.InteriorPoint(refinement_steps=-1)
+
+
 def test_interior_point_newton_solve_is_the_dense_solve():
     """The Woodbury / QR solve against Newton's matrix formed densely."""
     from sciopt.relu import _soc

@@ -127,6 +127,23 @@ class _InteriorPointState(eqx.Module):
     stalled: Array
 
 
+def _triangular_factor(stacked):
+    """The upper-triangular R of the QR factorization of each (m, k) matrix of the
+    batch `stacked` (R^T R = stacked^T stacked, without forming the Gram matrix).
+
+    Tall blocks are split into row chunks whose R factors are stacked and factored
+    again (a one-level TSQR): the same R up to row signs, in about 0.6x the time of
+    one batched QR at (2000, 20, 100)."""
+    batch, m, k = stacked.shape
+    chunks = max(1, min(8, m // 256))
+    if chunks > 1:
+        pad = (-m) % chunks
+        stacked = jnp.pad(stacked, ((0, 0), (0, pad), (0, 0)))
+        stacked = stacked.reshape(batch * chunks, (m + pad) // chunks, k)
+        stacked = jnp.linalg.qr(stacked, mode="r").reshape(batch, chunks * k, k)
+    return jnp.linalg.qr(stacked, mode="r")
+
+
 def _group_point(u, tau):
     """The (2P, d + 1) cone points (tau_g, u_g)."""
     return jnp.concatenate([tau[:, None], u], axis=1)
@@ -241,6 +258,7 @@ class InteriorPoint(AbstractSolver):
     step_fraction: float = 0.99
     phase_one_steps: int = eqx.field(static=True, default=2000)
     centrality_correctors: int = eqx.field(static=True, default=2)
+    refinement_steps: int = eqx.field(static=True, default=2)
     verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
 
     def __check_init__(self):
@@ -256,6 +274,10 @@ class InteriorPoint(AbstractSolver):
             raise ValueError(
                 "`centrality_correctors` must be >= 0, got "
                 f"{self.centrality_correctors!r}."
+            )
+        if self.refinement_steps < 0:
+            raise ValueError(
+                f"`refinement_steps` must be >= 0, got {self.refinement_steps!r}."
             )
         if self.phase_one_steps < 1:
             raise ValueError(
@@ -351,24 +373,29 @@ class InteriorPoint(AbstractSolver):
             ],
             axis=2,
         )
-        R = jnp.linalg.qr(jnp.concatenate([cone_rows, group_rows], axis=1), mode="r")
+        R = _triangular_factor(jnp.concatenate([cone_rows, group_rows], axis=1))
+        # B^{-1} = R^{-1} R^{-T} through the explicit (d+1) x (d+1) inverses: XLA's
+        # CPU batched triangular solve is ~70x slower with transpose_a (measured
+        # 0.072 s against 0.001 s at (2000, 20, 100)), and the inverses turn every
+        # later block solve into two small batched products
+        eye = jnp.broadcast_to(jnp.eye(d + 1, dtype=dtype), R.shape)
+        R_inv = jax.lax.linalg.triangular_solve(R, eye, left_side=True, lower=False)
 
         def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1, k)
-            w = jax.lax.linalg.triangular_solve(
-                R, r, left_side=True, lower=False, transpose_a=True
-            )
-            return jax.lax.linalg.triangular_solve(R, w, left_side=True, lower=False)
+            w = jnp.einsum("gji,gjk->gik", R_inv, r)
+            return jnp.einsum("gij,gjk->gik", R_inv, w)
 
         # Woodbury core I + W^1/2 F B^{-1} F^T W^1/2 (W = loss''), formed as A C^T
         # with the (n, P d) matrices A = [D_i X], C = [D_i X E_i], E_i the sum of
         # the u-blocks of B^{-1} over the two groups of pattern i
-        e_u = jnp.concatenate([jnp.eye(d, dtype=dtype), jnp.zeros((1, d), dtype)])
-        E = block_solve(jnp.broadcast_to(e_u, (2 * P, d + 1, d)))[:, :d, :]
+        R_inv_u = R_inv[:, :d, :]
+        E = jnp.einsum("gik,gjk->gij", R_inv_u, R_inv_u)
         E = E[:P] + E[P:]
         root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
-        DX = problem.patterns[:, :, None] * X[:, None, :]  # (n, P, d)
-        A = (root_w[:, None, None] * DX).reshape(n, P * d)
-        C = jnp.einsum("npd,pde->npe", DX, E).reshape(n, P * d) * root_w[:, None]
+        masks = root_w[:, None] * problem.patterns  # (n, P)
+        A = (masks[:, :, None] * X[:, None, :]).reshape(n, P * d)
+        XE = jnp.einsum("nd,pde->npe", X, E)  # X E_i before masking: 3x faster
+        C = (masks[:, :, None] * XE).reshape(n, P * d)
         core = A @ C.T
         core = jnp.eye(n, dtype=dtype) + 0.5 * (core + core.T)
         core_factor = jax.scipy.linalg.cho_factor(core, lower=True)
@@ -381,7 +408,23 @@ class InteriorPoint(AbstractSolver):
             correction = jnp.concatenate([Ftw, jnp.zeros((2 * P, 1), dtype)], axis=1)
             return a - block_solve(correction[:, :, None])[..., 0]
 
-        return solve
+        def apply(x):  # Newton's matrix times x, matrix-free, O(n d P)
+            XxT = x[:, :d] @ X.T  # (2P, n)
+            cone = ((z_cone / s_cone) * XxT) @ X
+            group = jnp.einsum("gij,gjk,gk->gi", group_rows, group_rows, x)
+            Fx = jnp.sum(problem.signed_patterns * XxT, axis=0)
+            loss_part = (problem.signed_patterns * (lcurv * Fx)[None, :]) @ X
+            return group + jnp.concatenate(
+                [cone + loss_part, jnp.zeros((2 * P, 1), dtype)], axis=1
+            )
+
+        def refined_solve(rhs):
+            x = solve(rhs)
+            for _ in range(self.refinement_steps):
+                x = x + solve(rhs - apply(x))
+            return x
+
+        return refined_solve
 
     def step(self, problem, y, args, options, state: _InteriorPointState):
         X = problem.X
