@@ -591,6 +591,18 @@ def test_interior_point_newton_solve_is_the_dense_solve():
     np.testing.assert_allclose(solve(jnp.asarray(rhs)), dense, rtol=1e-8, atol=1e-10)
 
 
+def test_interior_point_tsqr_factor():
+    """The one-level TSQR of tall stacks (row chunks) against the Gram matrix."""
+    from sciopt.relu._interior_point import _triangular_factor
+
+    rng = np.random.default_rng(3)
+    stacked = rng.standard_normal((3, 1100, 6))  # 1100 rows: 4 chunks (3 padded)
+    R = np.asarray(_triangular_factor(jnp.asarray(stacked)))
+    np.testing.assert_array_equal(np.tril(R, -1), 0.0)
+    gram = np.einsum("gmi,gmj->gij", stacked, stacked)
+    np.testing.assert_allclose(np.swapaxes(R, 1, 2) @ R, gram, rtol=1e-12, atol=1e-9)
+
+
 def test_second_order_cone_algebra():
     from sciopt.relu import _soc
 
