@@ -596,7 +596,7 @@ def test_interior_point_tsqr_factor():
     from sciopt.relu._interior_point import _triangular_factor
 
     rng = np.random.default_rng(3)
-    stacked = rng.standard_normal((3, 1100, 6))  # 1100 rows: 4 chunks (3 padded)
+    stacked = rng.standard_normal((3, 1101, 6))  # 1101 rows: 4 chunks, 3 padded
     R = np.asarray(_triangular_factor(jnp.asarray(stacked)))
     np.testing.assert_array_equal(np.tril(R, -1), 0.0)
     gram = np.einsum("gmi,gmj->gij", stacked, stacked)
