@@ -6,6 +6,7 @@ import equinox as eqx
 import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 
 from ._custom_types import Args, Y
@@ -63,6 +64,15 @@ def _iterate(inputs):
         result,
     )
     y, aux, stats = solver.postprocess(problem, y, aux, args, options, state, result)
+    # Never report success with a non-finite value or scalar statistic (an objective
+    # or a stopping quantity that overflowed). Histories (non-scalar statistics) may be
+    # padded with nan past the last step, so they are not checked.
+    scalar_stats = [x for x in jax.tree.leaves(stats) if jnp.ndim(x) == 0]
+    result = RESULTS.where(
+        (result == RESULTS.successful) & jnp.invert(tree_all_finite((y, scalar_stats))),
+        RESULTS.nonfinite,
+        result,
+    )
     return y, (num_steps, result, dynamic_state, eqxi.Static(static_state), aux, stats)
 
 
@@ -90,6 +100,53 @@ def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter):
     return Solution(value=y, result=result, stats=stats, state=state, aux=aux)
 
 
+def _scalar_to_array(leaf):
+    if isinstance(leaf, (float, complex, np.floating, np.complexfloating)):
+        return jnp.asarray(leaf)
+    if isinstance(leaf, np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.inexact):
+        return jnp.asarray(leaf)
+    return leaf
+
+
+def _inexact_leaves(tree):
+    return [
+        x
+        for x in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))
+        if x is not None
+    ]
+
+
+def _working_dtype(problem, y0, args):
+    for tree in (problem, args, y0):
+        leaves = _inexact_leaves(tree)
+        if leaves:
+            return jnp.result_type(*[x.dtype for x in leaves])
+    return None
+
+
+def _cast_to_problem_dtype(problem, y0, args):
+    dtype = _working_dtype(problem, y0, args)
+    if dtype is None:
+        return y0, args
+    complex_target = jnp.issubdtype(dtype, jnp.complexfloating)
+
+    def cast(name):
+        def _cast(x):
+            if not (eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact)):
+                return x
+            if jnp.issubdtype(x.dtype, jnp.complexfloating) and not complex_target:
+                raise ValueError(
+                    f"`{name}` holds a complex array ({x.dtype}) but the problem "
+                    f"works in {dtype}: pass real values, or declare the problem "
+                    "with complex data."
+                )
+            return x if x.dtype == dtype else x.astype(dtype)
+
+        return _cast
+
+    return jax.tree.map(cast("y0"), y0), jax.tree.map(cast("args"), args)
+
+
 def solve(
     problem: AbstractProblem,
     solver: AbstractSolver,
@@ -97,7 +154,7 @@ def solve(
     args: Args = None,
     options: dict[str, Any] | None = None,
     *,
-    max_steps: int = 256,
+    max_steps: int | None = None,
     throw: bool = True,
     progress: None | bool | str | AbstractProgressMeter = None,
     adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
@@ -115,13 +172,22 @@ def solve(
     - `problem`: the problem, e.g. `sciopt.nlp.EqualityConstrainedProblem`.
     - `solver`: the solver, e.g. `sciopt.nlp.AdaSketchNewton()`.
     - `y0`: the starting point. `None` uses the problem's default (if it has one).
-    - `args`: parameters passed to the problem's callables as `fn(y, args)`.
+    - `args`: parameters passed to the problem's callables as `fn(y, args)`. Python
+        floats become arrays (a new value does not recompile); floating arrays in
+        `y0` and `args` are cast to the problem's dtype (see below). Python ints and
+        bools stay static: they may set shapes.
     - `options`: per-call options read by the solver (see each solver).
-    - `max_steps`: the largest number of solver steps.
+    - `max_steps`: the largest number of solver steps. `None` (the default) uses the
+        solver's own budget, `solver.default_max_steps()`.
     - `throw`: if `True`, a failed solve raises an error with the result's message; if
       `False`, check `sol.result` instead.
     - `progress`: `None`, `True`/`"tqdm"`, `"text"` or a progress meter.
     - `adjoint`: how to differentiate through the solve.
+
+    **Dtypes.** The working dtype is the dtype of the problem's own floating arrays,
+    else that of the floating arrays in `args`, else that of `y0`; floating leaves of
+    `y0` and `args` are cast to it, so a float32 start on a float64 problem (or a
+    float64 warm start on a float32 one) solves in the problem's precision.
 
     **Returns:**
 
@@ -136,11 +202,15 @@ def solve(
         raise TypeError(
             f"`solver` must be a sciopt solver, got {type(solver).__name__}."
         )
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if max_steps is None:
+        max_steps = solver.default_max_steps()
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
+    args = jax.tree.map(_scalar_to_array, args)
     if y0 is None:
         y0 = problem.default_y0(args)
     y0 = jax.tree.map(jnp.asarray, y0)
+    y0, args = _cast_to_problem_dtype(problem, y0, args)
     check_finite_input("y0", y0)
     check_finite_input("args", args)
     problem.check(y0, args)

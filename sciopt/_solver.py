@@ -84,6 +84,15 @@ class AbstractSolver(eqx.Module, Generic[SolverState, Aux]):
     ) -> tuple[Y, Aux, dict[str, PyTree]]:
         """Return the final value, auxiliary output and the solver's statistics."""
 
+    def default_max_steps(self) -> int:
+        """The step budget `sciopt.solve` uses when it gets `max_steps=None`.
+
+        Newton-type solvers need tens of steps, first-order splitting methods
+        (ADMM, proximal gradient) thousands: each solver overrides this with a budget
+        that suits it.
+        """
+        return 256
+
     def optimality(
         self, problem: AbstractProblem, y: Y, args: Args, options: dict[str, Any]
     ) -> PyTree:

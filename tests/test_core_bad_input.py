@@ -1,0 +1,137 @@
+"""Bad input and honest failure in the core driver `sciopt.solve` (and `sciopt.fit`)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sciopt
+
+from .helpers import GradientDescent, QuadraticProblem
+
+
+A = jnp.array([[3.0, 1.0], [1.0, 2.0]])
+B = jnp.array([1.0, -1.0])
+X_STAR = np.linalg.solve(np.asarray(A), np.asarray(B))
+
+
+class _Compilations:
+    """Counts XLA compilations (backend compile events) inside a `with` block."""
+
+    def __init__(self):
+        self.count = 0
+
+    def _listener(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listener)
+
+
+class _ScaledProblem(sciopt.AbstractProblem):
+    """min 1/2 x^T A x - s b^T x, s = args (a scalar): x* = s A^{-1} b."""
+
+    matrix: jax.Array
+    vector: jax.Array
+
+    def default_y0(self, args):
+        return jnp.zeros_like(self.vector)
+
+
+class _ScaledDescent(GradientDescent):
+    def step(self, problem, y, args, options, state):
+        grad = problem.matrix @ y - args * problem.vector
+        return y - self.learning_rate * grad, jnp.linalg.norm(grad), None
+
+    def optimality(self, problem, y, args, options):
+        return problem.matrix @ y - args * problem.vector
+
+
+def test_python_float_args_do_not_recompile():
+    problem = _ScaledProblem(A, B)
+    sol = sciopt.solve(problem, _ScaledDescent(), args=1.0, max_steps=2000)
+    np.testing.assert_allclose(sol.value, X_STAR, rtol=1e-8)
+    with _Compilations() as compiles:
+        for scale in (2.0, 3.0, -0.5):
+            sol = sciopt.solve(problem, _ScaledDescent(), args=scale, max_steps=2000)
+            np.testing.assert_allclose(sol.value, scale * X_STAR, rtol=1e-8)
+    assert compiles.count == 0
+
+
+def test_float32_start_on_float64_problem_solves_in_float64():
+    y0 = jnp.zeros(2, jnp.float32)
+    sol = sciopt.solve(QuadraticProblem(A), GradientDescent(), y0, B, max_steps=2000)
+    assert sol.value.dtype == jnp.float64
+    np.testing.assert_allclose(sol.value, X_STAR, rtol=1e-8)
+
+
+def test_float32_start_with_float64_args_solves_in_float64():
+    # The problem holds no floating arrays: the working dtype comes from `args`.
+    from sciopt.nlp import AdaSketchNewton, EqualityConstrainedProblem
+
+    nlp = EqualityConstrainedProblem(
+        objective=lambda x, r: x[0] + x[1],
+        constraints=lambda x, r: jnp.array([x[0] ** 2 + x[1] ** 2 - r**2]),
+    )
+    y0 = jnp.array([-1.0, -0.5], jnp.float32)
+    sol = sciopt.solve(nlp, AdaSketchNewton(), y0, jnp.array(2.0))
+    assert sol.value.dtype == jnp.float64
+    np.testing.assert_allclose(sol.value, [-np.sqrt(2), -np.sqrt(2)], rtol=1e-8)
+
+
+def test_float64_start_on_float32_problem_solves_in_float32():
+    A32, B32 = A.astype(jnp.float32), B.astype(jnp.float32)
+    y0 = jnp.zeros(2, jnp.float64)
+    solver = GradientDescent(atol=1e-5)
+    sol = sciopt.solve(QuadraticProblem(A32), solver, y0, B32, max_steps=2000)
+    assert sol.value.dtype == jnp.float32
+    np.testing.assert_allclose(sol.value, X_STAR, rtol=1e-4)
+
+
+def test_complex_start_on_real_problem_raises():
+    y0 = jnp.zeros(2, jnp.complex128)
+    with pytest.raises(ValueError, match="`y0`.*complex"):
+        sciopt.solve(QuadraticProblem(A), GradientDescent(), y0, B)
+
+
+class _OverflowingSolver(GradientDescent):
+    """Stops at once and reports an objective that overflowed."""
+
+    def terminate(self, problem, y, args, options, state):
+        return jnp.array(True), sciopt.RESULTS.successful
+
+    def postprocess(self, problem, y, aux, args, options, state, result):
+        return y, aux, {"objective": jnp.array(jnp.inf, y.dtype)}
+
+
+def test_success_is_never_reported_with_nonfinite_statistics():
+    sol = sciopt.solve(QuadraticProblem(A), _OverflowingSolver(), args=B, throw=False)
+    assert sol.result == sciopt.RESULTS.nonfinite
+    with pytest.raises(Exception, match="non-finite|nonfinite|nan|inf"):
+        sciopt.solve(QuadraticProblem(A), _OverflowingSolver(), args=B)
+
+
+class _LongSolver(GradientDescent):
+    learning_rate: float = 1e-3
+
+    def default_max_steps(self):
+        return 20_000
+
+
+def test_solver_brings_its_own_step_budget():
+    sol = sciopt.solve(QuadraticProblem(A), _LongSolver(), args=B)
+    assert int(sol.stats["max_steps"]) == 20_000
+    assert 256 < int(sol.stats["num_steps"]) < 20_000
+    np.testing.assert_allclose(sol.value, X_STAR, rtol=1e-8)
+
+
+@pytest.mark.parametrize("max_steps", [0, -3, 2.5, True])
+def test_bad_max_steps_raises(max_steps):
+    with pytest.raises(ValueError, match="`max_steps`"):
+        sciopt.solve(
+            QuadraticProblem(A), GradientDescent(), args=B, max_steps=max_steps
+        )
