@@ -10,7 +10,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
-from ._pgd import check_prox_problem, record
+from ._pgd import check_prox_problem, record, safe_norm, start_scale, stopping_test
 from ._prox import AbstractProx, as_parameter, check_parameter
 
 
@@ -23,6 +23,7 @@ class _ADMMState(eqx.Module):
     history: Float[Array, " n"]
     num_steps: Int[Array, ""]
     inner_ok: Bool[Array, ""]
+    scale: Float[Array, ""]
 
 
 class PnPADMM(AbstractSolver):
@@ -38,7 +39,11 @@ class PnPADMM(AbstractSolver):
     not guarantee a monotone `F` for a nonconvex `R`; large `rho` helps.
 
     Stops when `||x - z||` and `||z_{k+1} - z_k||` are both below
-    `atol + rtol ||z||`.
+    `atol + rtol ||z||` (norms computed so that they cannot overflow). Returns
+    `RESULTS.diverged` when a residual is non-finite or `||z||` grows past
+    `1e10 (1 + ||z_0|| + ||A^T y||)`, and `RESULTS.inner_solve_failed` when the
+    `x`-update's linear solve fails. The default step budget (`max_steps=None` in
+    `sciopt.solve`) is 2000 steps.
 
     **Fields:**
 
@@ -101,7 +106,11 @@ class PnPADMM(AbstractSolver):
             history=jnp.full((self.history_length,), jnp.nan, y.dtype),
             num_steps=jnp.array(0),
             inner_ok=jnp.array(True),
+            scale=start_scale(problem, y),
         )
+
+    def default_max_steps(self) -> int:
+        return 2000
 
     def step(self, problem, y, args, options, state):
         z, u = y, state.u
@@ -122,8 +131,8 @@ class PnPADMM(AbstractSolver):
         new_z, value = self.prox.prox_and_value(x + u)
         new_u = u + x - new_z
         objective = problem.data_fidelity(new_z) + rho * value
-        primal = jnp.linalg.norm(jnp.ravel(x - new_z))
-        change = jnp.linalg.norm(jnp.ravel(new_z - z))
+        primal = safe_norm(x - new_z)
+        change = safe_norm(new_z - z)
         verbose_printer(self.verbose)(
             step=("step", state.num_steps + 1),
             objective=("objective", objective),
@@ -139,16 +148,18 @@ class PnPADMM(AbstractSolver):
             history=record(state.history, state.num_steps, objective),
             num_steps=state.num_steps + 1,
             inner_ok=sol.result == lx.RESULTS.successful,
+            scale=state.scale,
         )
         return new_z, new_state, None
 
     def terminate(self, problem, y, args, options, state):
-        tol = self.atol + self.rtol * jnp.linalg.norm(jnp.ravel(y))
-        done = (state.primal_residual <= tol) & (state.change <= tol)
-        result = RESULTS.where(
-            state.inner_ok, RESULTS.successful, RESULTS.inner_solve_failed
+        changes = jnp.stack([state.primal_residual, state.change])
+        done, diverged = stopping_test(
+            y, changes, state.scale, state.num_steps, self.rtol, self.atol
         )
-        return done | jnp.invert(state.inner_ok), result
+        result = RESULTS.where(diverged, RESULTS.diverged, RESULTS.successful)
+        result = RESULTS.where(state.inner_ok, result, RESULTS.inner_solve_failed)
+        return done | diverged | jnp.invert(state.inner_ok), result
 
     def postprocess(self, problem, y, aux, args, options, state, result):
         stats = {

@@ -31,12 +31,51 @@ def record(history, k, value):
     return history.at[k].set(value, mode="drop")
 
 
+def safe_norm(x: Array) -> Float[Array, ""]:
+    """`||x||_2` computed as `m ||x / m||` with `m = max |x|`, so that it does not
+    overflow to `inf` while every entry of `x` is finite."""
+    x = jnp.ravel(x)
+    m = jnp.max(jnp.abs(x), initial=0)
+    safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1)
+    return jnp.where(
+        jnp.isfinite(m), safe_m * jnp.linalg.norm(x / safe_m), jnp.asarray(m)
+    )
+
+
+# Growth of the iterate by this factor over its starting scale means divergence.
+DIVERGENCE_FACTOR = 1e10
+
+
+def start_scale(problem, y: Array) -> Float[Array, ""]:
+    """The scale divergence is judged against: `1 + ||y0|| + ||A^T b||`."""
+    back = problem.operator.transpose().mv(problem.measurement)
+    return 1 + safe_norm(y) + safe_norm(back).astype(y.dtype)
+
+
+def stopping_test(y, changes, scale, num_steps, rtol, atol):
+    """`(done, diverged)` for the plug-and-play solvers (both `False` before the
+    first step, when `changes` are still `inf`).
+
+    Converged when every entry of `changes` is at most `atol + rtol ||y||`, with all
+    the quantities finite (an overflowed norm never passes the test); diverged when a
+    change or `||y||` is non-finite, or `||y||` exceeds `DIVERGENCE_FACTOR * scale`.
+    """
+    norm = safe_norm(y)
+    finite = jnp.isfinite(norm) & jnp.all(jnp.isfinite(changes))
+    tol = jnp.asarray(atol, norm.dtype) + jnp.asarray(rtol, norm.dtype) * norm
+    started = num_steps > 0
+    done = started & finite & jnp.all(changes <= tol)
+    diverged = started & (jnp.invert(finite) | (norm > DIVERGENCE_FACTOR * scale))
+    return done, diverged
+
+
 class _PGDState(eqx.Module):
     step_size: Float[Array, ""]
     objective: Float[Array, ""]
     change: Float[Array, ""]
     history: Float[Array, " n"]
     num_steps: Int[Array, ""]
+    scale: Float[Array, ""]
 
 
 class PnPProximalGradient(AbstractSolver):
@@ -49,7 +88,11 @@ class PnPProximalGradient(AbstractSolver):
     the Lipschitz constant of `grad D`) `F` decreases monotonically, even for a
     nonconvex learned `R`, because an LPN is an exact prox.
 
-    Stops when `||x_{k+1} - x_k|| <= atol + rtol ||x_{k+1}||`.
+    Stops when `||x_{k+1} - x_k|| <= atol + rtol ||x_{k+1}||` (norms computed so
+    that they cannot overflow). Returns `RESULTS.diverged` when a step change is
+    non-finite or `||x||` grows past `1e10 (1 + ||x_0|| + ||A^T y||)`, the sign of a
+    step size above `2/L`. The default step budget (`max_steps=None` in
+    `sciopt.solve`) is 2000 steps.
 
     **Fields:**
 
@@ -105,13 +148,17 @@ class PnPProximalGradient(AbstractSolver):
             change=jnp.array(jnp.inf, y.dtype),
             history=jnp.full((self.history_length,), jnp.nan, y.dtype),
             num_steps=jnp.array(0),
+            scale=start_scale(problem, y),
         )
+
+    def default_max_steps(self) -> int:
+        return 2000
 
     def step(self, problem, y, args, options, state):
         eta = state.step_size
         x, value = self.prox.prox_and_value(y - eta * problem.gradient(y))
         objective = problem.data_fidelity(x) + value / eta
-        change = jnp.linalg.norm(jnp.ravel(x - y))
+        change = safe_norm(x - y)
         verbose_printer(self.verbose)(
             step=("step", state.num_steps + 1),
             objective=("objective", objective),
@@ -123,12 +170,16 @@ class PnPProximalGradient(AbstractSolver):
             change=change,
             history=record(state.history, state.num_steps, objective),
             num_steps=state.num_steps + 1,
+            scale=state.scale,
         )
         return x, new_state, None
 
     def terminate(self, problem, y, args, options, state):
-        tol = self.atol + self.rtol * jnp.linalg.norm(jnp.ravel(y))
-        return state.change <= tol, RESULTS.successful
+        done, diverged = stopping_test(
+            y, state.change, state.scale, state.num_steps, self.rtol, self.atol
+        )
+        result = RESULTS.where(diverged, RESULTS.diverged, RESULTS.successful)
+        return done | diverged, result
 
     def postprocess(self, problem, y, aux, args, options, state, result):
         stats = {

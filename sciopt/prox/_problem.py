@@ -44,7 +44,9 @@ class LinearInverseProblem(AbstractProblem):
                 f"to shape {out.shape}."
             )
         check_finite_input("measurement", measurement)
-        data_weight = jnp.asarray(data_weight)
+        # In the operator's dtype, so that every array of the problem shares one
+        # dtype (`sciopt.solve` casts `y0` and `args` to it).
+        data_weight = jnp.asarray(data_weight, out.dtype)
         check_parameter("data_weight", data_weight, strict=True)
         self.operator = operator
         self.measurement = measurement.astype(out.dtype)
