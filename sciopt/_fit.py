@@ -1,5 +1,6 @@
 """`sciopt.fit`: the shared training loop for models (PINNs, layers, learned proxes)."""
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,118 @@ def _minibatch(data, key, batch_size):
     n = jax.tree.leaves(data)[0].shape[0]
     index = jr.choice(key, n, (batch_size,), replace=False)
     return jax.tree.map(lambda x: x[index], data)
+
+
+def _check_sample_axis(data) -> None:
+    """Raise `ValueError` unless every array leaf of `data` has the same first axis."""
+    if data is None:
+        return
+    paths = jax.tree_util.tree_leaves_with_path(data)
+    lengths = {}
+    for path, leaf in paths:
+        shape = np.shape(leaf)
+        name = "data" + jax.tree_util.keystr(path)
+        if len(shape) == 0:
+            raise ValueError(
+                f"`{name}` is a scalar: every leaf of `data` needs a leading sample "
+                "axis (put constants in the model or the loss instead)."
+            )
+        lengths[name] = shape[0]
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+        raise ValueError(
+            "The leaves of `data` must share their leading (sample) axis, so that "
+            f"minibatch rows stay paired; got lengths {listed}."
+        )
+
+
+# One transformation object per kind, so that `fit` called again with the same
+# structure reuses its compiled chunk: optax builds new closures on every call of
+# `optax.adam(...)`, and a new closure is a new static argument to `jax.jit`.
+_ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+_LBFGS = optax.lbfgs()
+
+
+@functools.cache
+def _adam_with_schedule(schedule):
+    return optax.adam(schedule)
+
+
+def _first_order_optimiser(optimiser, learning_rate):
+    """The first-order transformation, and how to set its learning rate in its state.
+
+    A float learning rate lives in the optimiser state (`optax.inject_hyperparams`),
+    so a new value does not recompile.
+    """
+    if optimiser is not None:
+        return optimiser, None
+    if callable(learning_rate):
+        try:
+            return _adam_with_schedule(learning_rate), None
+        except TypeError:  # an unhashable schedule
+            return optax.adam(learning_rate), None
+
+    def set_learning_rate(state):
+        hyperparams = dict(state.hyperparams)
+        old = hyperparams["learning_rate"]
+        hyperparams["learning_rate"] = jnp.asarray(learning_rate, old.dtype)
+        return state._replace(hyperparams=hyperparams)
+
+    return _ADAM, set_learning_rate
+
+
+class _FirstOrderStep(eqx.Module):
+    loss: Callable
+    static: Any
+    data: Any
+    batch_size: int | None = eqx.field(static=True)
+    opt: Any = eqx.field(static=True)
+    average: float | None = eqx.field(static=True)
+
+    def __call__(self, carry, k):
+        p, (opt_state, avg) = carry
+        k_batch, k_loss = jr.split(k)
+        batch = _minibatch(self.data, k_batch, self.batch_size)
+
+        def loss_of_params(q):
+            return self.loss(eqx.combine(q, self.static), batch, k_loss)
+
+        value, grads = jax.value_and_grad(loss_of_params)(p)
+        updates, opt_state = self.opt.update(grads, opt_state, p)
+        p = eqx.apply_updates(p, updates)
+        if self.average is not None:
+            average = self.average
+            avg = jax.tree.map(
+                lambda a, x: (average * a + (1 - average) * x).astype(x.dtype), avg, p
+            )
+        return (p, (opt_state, avg)), value
+
+
+class _LBFGSStep(eqx.Module):
+    loss: Callable
+    static: Any
+    data: Any
+    opt: Any = eqx.field(static=True)
+
+    def __call__(self, carry, k):
+        p, opt_state = carry
+
+        def f(q):
+            return self.loss(eqx.combine(q, self.static), self.data, k)
+
+        value, grads = optax.value_and_grad_from_state(f)(p, state=opt_state)
+        updates, opt_state = self.opt.update(
+            grads, opt_state, p, value=value, grad=grads, value_fn=f
+        )
+        p = optax.apply_updates(p, updates)
+        return (p, opt_state), value
+
+
+@eqx.filter_jit
+def _run_chunk(step_fn, params, opt_state, keys):
+    # A closure, not the module itself: `scan` hashes its function, and the module
+    # holds traced arrays.
+    return jax.lax.scan(lambda c, k: step_fn(c, k), (params, opt_state), keys)
 
 
 def fit(
@@ -107,6 +220,16 @@ def fit(
         )
     if average is not None and not 0.0 < float(average) < 1.0:
         raise ValueError(f"`average` must lie in (0, 1), got {average!r}.")
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"`batch_size` must be None (full batch) or an int >= 1, got "
+            f"{batch_size!r}."
+        )
+    _check_sample_axis(data)
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be positive, got {chunk_size!r}.")
     check_finite_input("data", data)
@@ -117,49 +240,14 @@ def fit(
                 f"`batch_size`={batch_size} exceeds the number of samples {n}."
             )
     params, static = eqx.partition(model, filter_spec)
-
-    def loss_of_params(p, batch, k):
-        return loss(eqx.combine(p, static), batch, k)
-
-    value_and_grad = jax.value_and_grad(loss_of_params)
     phases = []
     if steps > 0:
-        opt = optax.adam(learning_rate) if optimiser is None else optimiser
-
-        def first_order_step(carry, k):
-            p, (opt_state, avg) = carry
-            k_batch, k_loss = jr.split(k)
-            batch = _minibatch(data, k_batch, batch_size)
-            value, grads = value_and_grad(p, batch, k_loss)
-            updates, opt_state = opt.update(grads, opt_state, p)
-            p = eqx.apply_updates(p, updates)
-            if average is not None:
-                avg = jax.tree.map(
-                    lambda a, x: (average * a + (1 - average) * x).astype(x.dtype),
-                    avg,
-                    p,
-                )
-            return (p, (opt_state, avg)), value
-
-        phases.append((steps, opt, first_order_step, False))
+        opt, lr_state = _first_order_optimiser(optimiser, learning_rate)
+        step_fn = _FirstOrderStep(loss, static, data, batch_size, opt, average)
+        phases.append((steps, opt, step_fn, False, lr_state))
     if lbfgs_steps > 0:
-        lbfgs = optax.lbfgs()
-
-        def lbfgs_step(carry, k):
-            p, opt_state = carry
-            k_loss = k
-
-            def f(q):
-                return loss_of_params(q, data, k_loss)
-
-            value, grads = optax.value_and_grad_from_state(f)(p, state=opt_state)
-            updates, opt_state = lbfgs.update(
-                grads, opt_state, p, value=value, grad=grads, value_fn=f
-            )
-            p = optax.apply_updates(p, updates)
-            return (p, opt_state), value
-
-        phases.append((lbfgs_steps, lbfgs, lbfgs_step, True))
+        step_fn = _LBFGSStep(loss, static, data, _LBFGS)
+        phases.append((lbfgs_steps, _LBFGS, step_fn, True, None))
 
     bar = None
     if progress:
@@ -171,16 +259,15 @@ def fit(
     compile_time = 0.0
     diverged = False
     done = 0
-    for phase_index, (phase_steps, opt, step_fn, fixed_key) in enumerate(phases):
+    for phase_index, (phase_steps, opt, step_fn, fixed_key, lr_state) in enumerate(
+        phases
+    ):
         with jax.numpy_dtype_promotion("standard"):
             opt_state = opt.init(params)
+        if lr_state is not None:
+            opt_state = lr_state(opt_state)
         if not fixed_key:  # first-order phase: carry the running average too
             opt_state = (opt_state, params if average is not None else None)
-
-        @eqx.filter_jit
-        def run_chunk(p, opt_state, keys, step_fn=step_fn):
-            return jax.lax.scan(step_fn, (p, opt_state), keys)
-
         phase_key = jr.fold_in(key, phase_index)
         remaining = phase_steps
         while remaining > 0:
@@ -194,8 +281,8 @@ def fit(
             # optax mixes integer step counts into float maths: trace it under
             # standard promotion even when the caller runs JAX in strict mode.
             with jax.numpy_dtype_promotion("standard"):
-                (new_params, new_opt_state), chunk_losses = run_chunk(
-                    params, opt_state, keys
+                (new_params, new_opt_state), chunk_losses = _run_chunk(
+                    step_fn, params, opt_state, keys
                 )
             chunk_losses = np.asarray(chunk_losses)
             if compile_time == 0.0:

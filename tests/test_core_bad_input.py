@@ -135,3 +135,60 @@ def test_bad_max_steps_raises(max_steps):
         sciopt.solve(
             QuadraticProblem(A), GradientDescent(), args=B, max_steps=max_steps
         )
+
+
+# --- sciopt.fit ---
+
+
+def _regression_loss(m, batch, k):
+    xb, yb = batch
+    return jnp.mean((xb @ m - yb) ** 2)
+
+
+def _regression_data(n=32):
+    x = jnp.linspace(-1.0, 1.0, 2 * n).reshape(n, 2)
+    return x, x @ jnp.array([1.5, -0.5])
+
+
+def test_fit_rejects_data_leaves_of_different_lengths():
+    x, y = _regression_data()
+    with pytest.raises(ValueError, match=r"leading \(sample\) axis.*32.*31"):
+        sciopt.fit(
+            jnp.zeros(2), _regression_loss, (x, y[:-1]), key=jax.random.key(0), steps=1
+        )
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.0, True])
+def test_fit_rejects_bad_batch_size(batch_size):
+    with pytest.raises(ValueError, match="`batch_size`"):
+        sciopt.fit(
+            jnp.zeros(2),
+            _regression_loss,
+            _regression_data(),
+            key=jax.random.key(0),
+            steps=1,
+            batch_size=batch_size,
+        )
+
+
+def test_fit_reuses_its_compiled_step():
+    x, y = _regression_data()
+    x2, ones = 2 * x, jnp.ones(2)
+    kwargs = dict(key=jax.random.key(0), steps=40, batch_size=8, chunk_size=20)
+    lbfgs_kwargs = dict(key=jax.random.key(0), steps=0, lbfgs_steps=30)
+    first = sciopt.fit(jnp.zeros(2), _regression_loss, (x, y), **kwargs)
+    lbfgs = sciopt.fit(first.model, _regression_loss, (x, y), **lbfgs_kwargs)
+    with _Compilations() as compiles:
+        # Same structure; new data values, a new starting model, a new learning rate.
+        again = sciopt.fit(ones, _regression_loss, (x2, y), learning_rate=0.1, **kwargs)
+        sciopt.fit(lbfgs.model, _regression_loss, (x2, y), **lbfgs_kwargs)
+    assert compiles.count == 0
+    # The new learning rate took effect: the run equals plain optax Adam at 0.1.
+    import optax
+
+    reference = sciopt.fit(
+        ones, _regression_loss, (x2, y), optimiser=optax.adam(0.1), **kwargs
+    )
+    np.testing.assert_allclose(again.losses, reference.losses, rtol=1e-12)
+    # Full-batch L-BFGS on a least-squares problem with an exact fit reaches it.
+    np.testing.assert_allclose(lbfgs.model, [1.5, -0.5], rtol=1e-6)
