@@ -18,7 +18,24 @@ from ._problem import (
     AbstractConvexReLUProblem,
     ADMMVariables,
     AdversarialReLUProblem,
+    data_result,
 )
+
+
+# default tolerances per floating dtype: (rtol, atol); float32's floor of rounding
+# error sits near 1e-7 relative, so its residuals cannot reach float64's defaults
+DEFAULT_TOLERANCES = {8: (1e-6, 1e-8), 4: (1e-4, 1e-5), 2: (1e-2, 1e-3)}
+
+
+def default_tolerances(dtype, rtol, atol) -> tuple[float, float]:
+    """`(rtol, atol)` with `None` replaced by the default of `dtype`'s precision."""
+    default_rtol, default_atol = DEFAULT_TOLERANCES.get(
+        jnp.dtype(dtype).itemsize, DEFAULT_TOLERANCES[8]
+    )
+    return (
+        default_rtol if rtol is None else rtol,
+        default_atol if atol is None else atol,
+    )
 
 
 class _ADMMState(eqx.Module):
@@ -32,6 +49,7 @@ class _ADMMState(eqx.Module):
     Mz: Array
     My: Array
     certified: Array
+    data_result: RESULTS
 
 
 def _group_soft_threshold(z, threshold):
@@ -181,8 +199,8 @@ class ADMM(AbstractSolver):
         ```
     """
 
-    rtol: float = 1e-6
-    atol: float = 1e-8
+    rtol: float | None = None
+    atol: float | None = None
     rho: float = 0.1
     gamma: float = 1.0
     adaptive_rho: bool = True
@@ -249,6 +267,12 @@ class ADMM(AbstractSolver):
             problem, method, self._v_weight(problem), self._loss_weight(problem)
         )
         Mz, My = _products(problem, factors["w"], factors["wp"], y)
+        # data traced under jit are checked here (concrete data by the constructor);
+        # a failed factorization of finite data is the linear solver's result
+        data = data_result(problem)
+        data = RESULTS.where(
+            data == RESULTS.successful, RESULTS.promote(factors["result"]), data
+        )
         return _ADMMState(
             factors=factors,
             rho=jnp.asarray(self.rho, dtype),
@@ -260,6 +284,7 @@ class ADMM(AbstractSolver):
             Mz=Mz,
             My=My,
             certified=jnp.array(False),
+            data_result=data,
         )
 
     def _update(self, problem, y: ADMMVariables, method, factors, rho, Mz, My):
@@ -353,6 +378,7 @@ class ADMM(AbstractSolver):
 
     def step(self, problem, y, args, options, state: _ADMMState):
         method = _linear.resolve_method(self.linear_solver, problem)
+        rtol, atol = default_tolerances(problem.X.dtype, self.rtol, self.atol)
         new, primal, dual, pscale, dscale, Mz, My = self._update(
             problem, y, method, state.factors, state.rho, state.Mz, state.My
         )
@@ -373,10 +399,10 @@ class ADMM(AbstractSolver):
                 objective, bound, violation = dual_bound(
                     problem, new.v, new.dual_s, new.dual_p
                 )
-                gap_ok = objective - bound <= self.atol + self.gap_rtol * jnp.abs(
-                    objective
-                )
-                return gap_ok & (violation <= self.gap_rtol)
+                gap_ok = objective - bound <= atol + self.gap_rtol * jnp.abs(objective)
+                # an overflowed objective or bound certifies nothing
+                finite = jnp.isfinite(objective) & jnp.isfinite(bound)
+                return finite & gap_ok & (violation <= self.gap_rtol)
 
             check = (state.num_steps + 1) % self.gap_check_every == 0
             certified = jax.lax.cond(check, certify, lambda: jnp.array(False))
@@ -390,22 +416,44 @@ class ADMM(AbstractSolver):
             rho=rho,
             primal_residual=primal,
             dual_residual=dual,
-            primal_tolerance=self.atol + self.rtol * pscale,
-            dual_tolerance=self.atol + self.rtol * dscale,
+            primal_tolerance=atol + rtol * pscale,
+            dual_tolerance=atol + rtol * dscale,
             num_steps=state.num_steps + 1,
             Mz=Mz,
             My=My,
             certified=certified,
+            data_result=state.data_result,
         )
         return new, new_state, None
 
     def terminate(
         self, problem, y, args, options, state: _ADMMState
     ) -> tuple[Bool[Array, ""], RESULTS]:
-        done = (state.primal_residual <= state.primal_tolerance) & (
-            state.dual_residual <= state.dual_tolerance
+        # a residual or a scale that overflowed would pass `inf <= inf`: it must not
+        finite = (
+            jnp.isfinite(state.primal_residual)
+            & jnp.isfinite(state.dual_residual)
+            & jnp.isfinite(state.primal_tolerance)
+            & jnp.isfinite(state.dual_tolerance)
         )
-        return done | state.certified, RESULTS.successful
+        overflow = (state.num_steps > 0) & ~finite
+        converged = (
+            finite
+            & (state.primal_residual <= state.primal_tolerance)
+            & (state.dual_residual <= state.dual_tolerance)
+        )
+        bad_data = state.data_result != RESULTS.successful
+        result = RESULTS.where(
+            bad_data,
+            state.data_result,
+            RESULTS.where(overflow, RESULTS.nonfinite, RESULTS.successful),
+        )
+        return converged | state.certified | overflow | bad_data, result
+
+    def default_max_steps(self) -> int:
+        """ADMM takes thousands of cheap steps (10^4-10^5 for tolerances near 1e-6 on
+        degenerate programs)."""
+        return 100_000
 
     def postprocess(self, problem, y, aux, args, options, state, result):
         stats = {

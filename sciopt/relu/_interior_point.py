@@ -26,7 +26,7 @@ from ._admm import ADMM
 from ._gap import dual_bound
 from ._linear import MAX_FACTOR
 from ._losses import loss_value
-from ._problem import ADMMVariables, ConvexReLUProblem
+from ._problem import ADMMVariables, ConvexReLUProblem, data_result
 
 
 def _loss_derivatives(loss: str, yhat, y):
@@ -125,6 +125,7 @@ class _InteriorPointState(eqx.Module):
     certified: Array
     margin: Array
     stalled: Array
+    data_result: RESULTS
 
 
 def _triangular_factor(stacked):
@@ -281,7 +282,7 @@ class InteriorPoint(AbstractSolver):
         ```
     """
 
-    rtol: float = 1e-6
+    rtol: float | None = None
     atol: float = 1e-10
     step_fraction: float = 0.99
     phase_one_steps: int = eqx.field(static=True, default=2000)
@@ -290,7 +291,11 @@ class InteriorPoint(AbstractSolver):
     verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
 
     def __check_init__(self):
-        if not isinstance(self.rtol, jax.core.Tracer) and not self.rtol > 0:
+        if (
+            self.rtol is not None
+            and not isinstance(self.rtol, jax.core.Tracer)
+            and not self.rtol > 0
+        ):
             raise ValueError(f"`rtol` must be positive, got {self.rtol!r}.")
         if not isinstance(self.step_fraction, jax.core.Tracer) and not (
             0 < self.step_fraction < 1
@@ -346,7 +351,11 @@ class InteriorPoint(AbstractSolver):
         self._check_problem(problem)
         X = problem.X
         dtype = X.dtype
-        h, margins = _interior_directions(problem, self.phase_one_steps)
+        # data traced under jit are checked here (concrete data by the constructor);
+        # invalid data skip the phase-one search
+        data = data_result(problem)
+        steps = jnp.where(data == RESULTS.successful, self.phase_one_steps, 0)
+        h, margins = _interior_directions(problem, steps)
         norms = jnp.linalg.norm(h, axis=1, keepdims=True)
         h = h / jnp.where(norms > 0, norms, 1)
         # the start predicts 0 (v_i = w_i), with group norms in the data's units:
@@ -380,6 +389,7 @@ class InteriorPoint(AbstractSolver):
             certified=jnp.array(False),
             margin=jnp.min(margins),
             stalled=jnp.array(False),
+            data_result=data,
         )
 
     def _factor(self, problem, s_cone, z_cone, W_inv, lcurv):
@@ -550,7 +560,15 @@ class InteriorPoint(AbstractSolver):
         objective, bound, _ = self._certificate(problem, u, z_cone)
         # every bound is valid: keep the best
         bound = jnp.maximum(bound, state.lower_bound)
-        certified = objective - bound <= self.atol + self.rtol * jnp.abs(objective)
+        rtol = self.rtol
+        if rtol is None:
+            rtol = 1e-6 if jnp.dtype(X.dtype).itemsize >= 8 else 1e-3
+        # an overflowed objective or bound certifies nothing (inf <= inf)
+        certified = (
+            jnp.isfinite(objective)
+            & jnp.isfinite(bound)
+            & (objective - bound <= self.atol + rtol * jnp.abs(objective))
+        )
         verbose_printer(self.verbose)(
             mu=("mu", mu),
             sigma=("sigma", sigma),
@@ -568,6 +586,7 @@ class InteriorPoint(AbstractSolver):
             certified=certified,
             margin=state.margin,
             stalled=(~finite | (a == 0)) & ~certified,
+            data_result=state.data_result,
         )
         return self._variables(problem, u, z_cone, z_group), new_state, None
 
@@ -603,7 +622,9 @@ class InteriorPoint(AbstractSolver):
             RESULTS.empty_cone_interior,
             RESULTS.where(state.stalled, RESULTS.newton_stalled, RESULTS.successful),
         )
-        return state.certified | bad_start | state.stalled, result
+        bad_data = state.data_result != RESULTS.successful
+        result = RESULTS.where(bad_data, state.data_result, result)
+        return state.certified | bad_start | state.stalled | bad_data, result
 
     def optimality(self, problem, y, args, options):
         """The fixed-point residual of one `ADMM` step at `y` (as for `ADMM`): the

@@ -107,24 +107,45 @@ def build(problem, method: str, w, wp):
         eye = jnp.eye(P2 * d, dtype=X.dtype).reshape(P2 * d, P2, d)
         A = jax.vmap(lambda e: apply_A(problem, e, w, wp).reshape(-1))(eye)
         A = 0.5 * (A + A.T)
-        return {"w": w, "wp": wp, "A": A, "chol": lx.Cholesky().init(_psd(A), {})}
+        return {
+            "w": w,
+            "wp": wp,
+            "A": A,
+            "chol": lx.Cholesky().init(_psd(A), {}),
+            "result": lx.RESULTS.successful,
+        }
     if method == "kron":
         lam, V = jnp.linalg.eigh(X.T @ X)
         H = problem.signed_patterns @ problem.signed_patterns.T
         theta, W = jnp.linalg.eigh(H)
         denom = alpha + c * lam[None, :] + wp * theta[:, None]
-        return {"w": w, "wp": wp, "V": V, "W": W, "denom": denom}
+        return {
+            "w": w,
+            "wp": wp,
+            "V": V,
+            "W": W,
+            "denom": denom,
+            "result": lx.RESULTS.successful,
+        }
     B0 = _small_block(problem, w)
     # B0 >= alpha I is well conditioned: keep its inverse (d x d) from one Cholesky
     eye = jnp.eye(d, dtype=X.dtype)
-    inverse = jax.vmap(
-        lambda col: lx.linear_solve(_psd(B0), col, lx.Cholesky()).value,
+    # throw=False: non-finite data are reported by the solver's result, not raised
+    inverse, solved = jax.vmap(
+        lambda col: _solution_and_result(
+            lx.linear_solve(_psd(B0), col, lx.Cholesky(), throw=False)
+        ),
         in_axes=1,
-        out_axes=1,
+        out_axes=(1, 0),
     )(eye)
+    result = lx.RESULTS.where(
+        jnp.all(solved),
+        lx.RESULTS.successful,
+        lx.RESULTS.singular,
+    )
     small = {"inverse": 0.5 * (inverse + inverse.T)}
     if method == "cg":
-        return {"w": w, "wp": wp, "small": small}
+        return {"w": w, "wp": wp, "small": small, "result": result}
     if method == "woodbury":
         Binv_Xt = _small_solve(small, X.T)  # (d, n)
         M = X @ Binv_Xt
@@ -137,8 +158,13 @@ def build(problem, method: str, w, wp):
             "small": small,
             "K": K,
             "chol": lx.Cholesky().init(_psd(K), {}),
+            "result": result,
         }
     raise ValueError(f"Unknown linear solver {method!r}.")
+
+
+def _solution_and_result(solution):
+    return solution.value, solution.result == lx.RESULTS.successful
 
 
 def _small_solve(small, rhs):

@@ -7,6 +7,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._misc import check_finite_input
+from .._solution import RESULTS
 from .._solver import AbstractProblem
 from ._losses import check_labels, check_loss, loss_value, robust_hinge_value
 from ._patterns import add_bias_column
@@ -43,6 +44,48 @@ class ADMMVariables(eqx.Module):
     def weights(self) -> Array:
         """The convex solution as a (2, P, d) array: `[V; W]`."""
         return self.v.reshape(2, -1, self.v.shape[-1])
+
+
+def data_code(name: str, fallback: RESULTS) -> RESULTS:
+    """`RESULTS.<name>` where the core defines it, else `fallback` (the closest code
+    that exists)."""
+    return getattr(RESULTS, name, fallback)
+
+
+def _all(condition) -> Array:
+    return jnp.all(condition) if jnp.size(condition) else jnp.array(True)
+
+
+def data_result(problem) -> RESULTS:
+    """Run-time check of a problem's data, for data traced under `jax.jit` (concrete
+    data are checked by the constructors, which raise `ValueError`). Returns
+    `RESULTS.nonfinite_data` when `X`, `y`, `patterns` or `beta` hold nan or inf,
+    `RESULTS.invalid_data` when `beta <= 0`, a pattern entry is not 0 or 1, a
+    pattern column is all zero, a label lies outside the loss's domain or `eps < 0`,
+    else `RESULTS.successful`."""
+    X, y, beta = problem.X, problem.y, problem.beta
+    patterns = getattr(problem, "patterns", None)
+    arrays = [X, y, beta] + ([] if patterns is None else [patterns])
+    eps = getattr(problem, "eps", None)
+    arrays += [a for a in (eps, getattr(problem, "directions", None)) if a is not None]
+    finite = jnp.array(True)
+    for a in arrays:
+        finite = finite & _all(jnp.isfinite(a))
+    valid = beta > 0
+    if patterns is not None:
+        valid = valid & _all((patterns == 0) | (patterns == 1))
+        valid = valid & _all(jnp.any(patterns != 0, axis=0))
+    if problem.loss == "bce":
+        valid = valid & _all((y == 0) | (y == 1))
+    elif problem.loss == "hinge":
+        valid = valid & _all((y == -1) | (y == 1))
+    if eps is not None:
+        valid = valid & (eps >= 0)
+    nonfinite = data_code("nonfinite_data", RESULTS.nonfinite_start)
+    invalid = data_code("invalid_data", RESULTS.infeasible)
+    return RESULTS.where(
+        finite, RESULTS.where(valid, RESULTS.successful, invalid), nonfinite
+    )
 
 
 def _as_float_array(name: str, value, ndim: int, dtype=None) -> Array:

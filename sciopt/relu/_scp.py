@@ -14,7 +14,7 @@ from .._solution import RESULTS
 from .._solver import AbstractProblem, AbstractSolver
 from ._losses import check_loss, loss_value
 from ._patterns import add_bias_column
-from ._problem import _validate
+from ._problem import _validate, data_result
 
 
 def sample_directions(
@@ -130,6 +130,7 @@ class _FISTAState(eqx.Module):
     step_size: Array
     residual: Array
     scale: Array
+    data_result: RESULTS
 
 
 def _soft(x, t):
@@ -160,8 +161,8 @@ class FISTA(AbstractSolver):
         ```
     """
 
-    rtol: float = 1e-8
-    atol: float = 1e-10
+    rtol: float | None = None
+    atol: float | None = None
     verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
 
     def _lipschitz(self, problem):
@@ -187,6 +188,7 @@ class FISTA(AbstractSolver):
             step_size=1 / self._lipschitz(problem),
             residual=jnp.array(jnp.inf, dtype),
             scale=jnp.zeros((), dtype),
+            data_result=data_result(problem),
         )
 
     def step(self, problem, y, args, options, state: _FISTAState):
@@ -209,12 +211,33 @@ class FISTA(AbstractSolver):
             step_size=t,
             residual=residual,
             scale=jnp.linalg.norm(grad_new),
+            data_result=state.data_result,
         )
         return new, new_state, None
 
     def terminate(self, problem, y, args, options, state):
-        done = state.residual <= self.atol + self.rtol * state.scale
-        return done, RESULTS.successful
+        rtol = self.rtol
+        if rtol is None:
+            rtol = 1e-8 if jnp.dtype(y.dtype).itemsize >= 8 else 1e-5
+        atol = self.atol
+        if atol is None:
+            atol = 1e-10 if jnp.dtype(y.dtype).itemsize >= 8 else 1e-6
+        # an overflowed residual or scale would pass `inf <= inf`: it must not
+        finite = jnp.isfinite(state.residual) & jnp.isfinite(state.scale)
+        initial = (state.residual == jnp.inf) & (state.scale == 0)  # no step yet
+        overflow = ~finite & ~initial
+        done = finite & (state.residual <= atol + rtol * state.scale)
+        bad_data = state.data_result != RESULTS.successful
+        result = RESULTS.where(
+            bad_data,
+            state.data_result,
+            RESULTS.where(overflow, RESULTS.nonfinite, RESULTS.successful),
+        )
+        return done | overflow | bad_data, result
+
+    def default_max_steps(self) -> int:
+        """FISTA is a first-order method: thousands of steps on ordinary instances."""
+        return 100_000
 
     def postprocess(self, problem, y, aux, args, options, state, result):
         return y, aux, {"objective": problem.objective(y), "residual": state.residual}
