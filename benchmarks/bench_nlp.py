@@ -266,7 +266,7 @@ import lineax as lx
 import scipy.sparse as sp
 from scipy.optimize import minimize, LinearConstraint
 import sciopt
-from sciopt.nlp._generators import _target, pde_control_reference
+from sciopt.nlp import pde_control_reference, pde_control_target
 
 N, method = {N}, {method!r}
 problem = sciopt.nlp.pde_control(N)
@@ -315,7 +315,7 @@ else:
     eye = sp.identity(N)
     lap = ((sp.kron(one, eye) + sp.kron(eye, one)) / h**2).tocsr()
     a = sp.hstack([lap, sp.identity(N * N)]).tocsr()
-    t = _target(N).ravel()
+    t = pde_control_target(N).ravel()
     alpha = 0.1
     diag = np.concatenate([np.ones(N * N), alpha * np.ones(N * N)])
     shift = np.concatenate([t, np.zeros(N * N)])

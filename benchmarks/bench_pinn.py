@@ -1,7 +1,7 @@
 """PINN vs Lagrangian PINN: relative L2 error and wall time at the same budget.
 
 Both models get the same hidden width and depth, the same number of Adam steps and of
-resampled collocation points per step (see `sciopt.pde._gallery_pinn.train`). Cases:
+resampled collocation points per step (see `sciopt.gallery.pinn.train`). Cases:
 u_t + c u_x = 0 for c in {1, 10, 30, 50}; convection-diffusion (c = 30, nu = 0.01);
 viscous Burgers (nu = 0.1, Cole-Hopf reference); all with u0 = sin x on [0, 2 pi)
 periodic, t in [0, 1], scored on a 256 x 101 grid. The first compiled chunk (compile
@@ -21,7 +21,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import sciopt.pde as P  # noqa: E402
-from sciopt.pde._gallery_pinn import reference_solution, train  # noqa: E402
+from sciopt.gallery.pinn import reference_solution, train  # noqa: E402
 
 
 def cases():

@@ -43,13 +43,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import sciopt  # noqa: E402
 import sciopt.prox as sp  # noqa: E402
-from sciopt.prox import _gallery  # noqa: E402
-from sciopt.prox._digits import digits_split  # noqa: E402
-from sciopt.prox._toy import (  # noqa: E402
+from sciopt.datasets import (  # noqa: E402
+    digits_split,  # noqa: E402
     ideal_matching_denoiser,
     posterior_mean_median,
     soft_threshold,
 )
+from sciopt.gallery import prox as prox_gallery  # noqa: E402
 
 
 def _rms(err, mask=None):
@@ -97,7 +97,7 @@ def bench_toy(
                 )
         for seed in seeds:
             start = time.perf_counter()
-            lpn, res = _gallery.train_laplacian(
+            lpn, res = prox_gallery.train_laplacian(
                 kind,
                 scale=scale,
                 batch_size=matching_batch if kind == "proximal_matching" else batch,
@@ -110,7 +110,7 @@ def bench_toy(
                 uniform_fraction=uniform_fraction,
             )
             wall = time.perf_counter() - start
-            m = _gallery.laplacian_metrics(lpn)
+            m = prox_gallery.laplacian_metrics(lpn)
             mean, median = posterior_mean_median(m["grid"])
             err = m["prox"] - soft_threshold(m["grid"], 1.0)
             print(
@@ -186,7 +186,9 @@ def bench_digits(full):
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            rows = _gallery.run(specs[name], quick=not full, out_dir=pathlib.Path(tmp))
+            rows = prox_gallery.run(
+                specs[name], quick=not full, out_dir=pathlib.Path(tmp)
+            )
             for r in rows:
                 print(
                     f"| {name} | {r.solver} | {r.objective:.2f} | time {r.time:.2f} s; "
@@ -230,11 +232,11 @@ def bench_conv(device_run, out):
         for arch, (width, depth) in sizes.items():
             data = {**spec.data, **common, "architecture": arch}
             data.update(width=width, depth=depth)
-            r = _gallery.evaluate_digits(
+            r = prox_gallery.evaluate_digits(
                 dataclasses.replace(spec, data=data), quick=False
             )
             sc, fit = r["scores"], r["fit"]
-            lpn_model = _gallery.train_digits_lpn(
+            lpn_model = prox_gallery.train_digits_lpn(
                 sigma=r["train_sigma"],
                 steps=common["pretrain_steps"],
                 pm_steps=common["pm_steps"],

@@ -58,7 +58,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 import jax.numpy as jnp  # noqa: E402
 import sciopt  # noqa: E402
 import sciopt.relu as sr  # noqa: E402
-from sciopt.relu._gap import dual_bound  # noqa: E402
+from sciopt.relu import dual_bound  # noqa: E402
 
 
 SIZES = {"small": (500, 10, 50), "mid": (2000, 20, 100), "large": (10000, 50, 200)}

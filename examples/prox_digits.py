@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import sciopt
 import sciopt.prox as sp
-from sciopt.prox._digits import digits_problem, digits_split
+from sciopt.datasets import digits_problem, digits_split
 
 
 jax.config.update("jax_enable_x64", True)

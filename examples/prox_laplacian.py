@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import sciopt.prox as sp
-from sciopt.prox._toy import laplace_sampler, laplacian_stages, soft_threshold
+from sciopt.datasets import laplace_sampler, laplacian_stages, soft_threshold
 
 
 jax.config.update("jax_enable_x64", True)

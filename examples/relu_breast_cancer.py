@@ -14,7 +14,7 @@ jax.config.update("jax_enable_x64", True)
 
 import sciopt  # noqa: E402
 import sciopt.relu as sr  # noqa: E402
-from sciopt.relu._datasets import sklearn_binary  # noqa: E402
+from sciopt.datasets import sklearn_binary  # noqa: E402
 
 
 def main():

@@ -34,7 +34,16 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
-_SUBPACKAGES = ("nlp", "relu", "bilevel", "pde", "prox", "symbolic", "gallery")
+_SUBPACKAGES = (
+    "nlp",
+    "relu",
+    "bilevel",
+    "pde",
+    "prox",
+    "symbolic",
+    "gallery",
+    "datasets",
+)
 
 
 def __getattr__(name: str):

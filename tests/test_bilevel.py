@@ -12,8 +12,8 @@ import pytest
 import sciopt
 import scipy.optimize
 from hypothesis import given
+from sciopt import datasets as lib
 from sciopt.bilevel import (
-    _library as lib,
     AID,
     Ball,
     BilevelProblem,
@@ -409,12 +409,14 @@ def test_hyperclean_improves_clean_accuracy():
     case = lib.hyperclean(n_train=300, n_val=150)
     data = case.extra["data"]
     y0, _ = case.problem.solve_lower(jnp.zeros(300), case.start[1], None)
-    corrupted = lib.accuracy(y0, data["z_te"], data["t_te"])
+    corrupted = lib.bilevel_accuracy(y0, data["z_te"], data["t_te"])
     solver = BOREP(
         learning_rate=1.0, lower_learning_rate=1.0, z_learning_rate=1.0, steps=300
     )
     sol = sciopt.solve(case.problem, solver, case.start, max_steps=300)
-    cleaned = lib.accuracy(sol.stats["lower_solution"], data["z_te"], data["t_te"])
+    cleaned = lib.bilevel_accuracy(
+        sol.stats["lower_solution"], data["z_te"], data["t_te"]
+    )
     assert cleaned > corrupted + 0.05
     # Most flipped samples get weight below 1/2, most clean ones above.
     x = np.asarray(sol.value[0])

@@ -2,8 +2,7 @@ import math
 
 import pytest
 import sciopt
-from sciopt.gallery import format_table, GalleryRow, write_report
-from sciopt.gallery._run import run_gallery
+from sciopt.gallery import format_table, GalleryRow, run_gallery, write_report
 
 
 def _write(tmp_path, text, name="p.toml"):

@@ -4,7 +4,7 @@ import lineax as lx
 import numpy as np
 import pytest
 import sciopt
-from sciopt.nlp._generators import hs28_chain_reference, pde_control_reference
+from sciopt.nlp import hs28_chain_reference, pde_control_reference
 
 from .helpers import (
     finite_difference_grad,

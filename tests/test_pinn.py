@@ -284,7 +284,7 @@ def test_lpinn_bad_inputs():
 
 @pytest.mark.slow
 def test_lpinn_beats_pinn_at_large_speed():
-    from sciopt.pde._gallery_pinn import reference_solution, train
+    from sciopt.gallery.pinn import reference_solution, train
 
     c = 50.0
     pde = P.PDE("u_t + c*u_x", pde_periodic_domain(), "sin(x)", parameters={"c": c})
@@ -319,7 +319,7 @@ def test_float32_models():
 
 @pytest.mark.slow
 def test_quick_gallery_rows(tmp_path):
-    import sciopt.pde._gallery_pinn as G
+    import sciopt.gallery.pinn as G
     from sciopt._problems import load_problem_specs
 
     specs = {s.name: s for s in load_problem_specs()}

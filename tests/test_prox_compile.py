@@ -12,7 +12,7 @@ import lineax as lx
 import pytest
 import sciopt
 import sciopt.prox as sp
-from sciopt.prox._toy import laplace_sampler, laplacian_lpn
+from sciopt.datasets import laplace_sampler, laplacian_lpn
 
 from .helpers import prox_random_icnn
 

@@ -6,13 +6,13 @@ import jax.random as jr
 import numpy as np
 import pytest
 import sciopt.prox as sp
-from sciopt.prox._gallery import laplacian_metrics, train_laplacian
-from sciopt.prox._toy import (
+from sciopt.datasets import (
     laplace_sampler,
     laplacian_lpn,
     posterior_mean_median,
     soft_threshold,
 )
+from sciopt.gallery.prox import laplacian_metrics, train_laplacian
 
 
 GRID = np.linspace(-4, 4, 161)
@@ -106,7 +106,7 @@ def test_symmetric_sampler_and_antithetic_noise():
 def test_ideal_matching_denoiser_tends_to_soft_threshold():
     # The best denoiser for the proximal matching loss at width gamma approaches the
     # posterior mode (the soft-threshold) as gamma shrinks; at gamma = 2 it is far.
-    from sciopt.prox._toy import ideal_matching_denoiser
+    from sciopt.datasets import ideal_matching_denoiser
 
     grid = np.linspace(-4, 4, 81)
     st = soft_threshold(grid, 1.0)
@@ -214,11 +214,15 @@ def test_learning_rate_decay_within_a_stage():
 
 
 def test_laplacian_recipes():
-    from sciopt.prox._toy import FINAL_STEPS, laplacian_stages
+    from sciopt.datasets import LAPLACIAN_FINAL_STEPS, laplacian_stages
 
     default = laplacian_stages("proximal_matching")
     last = default[-1]
-    assert (last.gamma, last.steps, last.learning_rate) == (0.1, FINAL_STEPS, 1e-4)
+    assert (last.gamma, last.steps, last.learning_rate) == (
+        0.1,
+        LAPLACIAN_FINAL_STEPS,
+        1e-4,
+    )
     assert last.end_learning_rate == 0.0 and last.decay == "cosine"
     constant = laplacian_stages("proximal_matching", recipe="constant")
     assert constant[:-2] == default[:-1]

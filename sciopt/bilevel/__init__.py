@@ -4,7 +4,6 @@ baseline."""
 from ._aid import AID as AID
 from ._bo_rep import BOREP as BOREP
 from ._formulas import from_formulas as from_formulas
-from ._library import from_spec as from_spec
 from ._lv_hba import LVHBA as LVHBA
 from ._problem import BilevelProblem as BilevelProblem
 from ._sets import (
@@ -16,3 +15,4 @@ from ._sets import (
     Reals as Reals,
     Simplex as Simplex,
 )
+from ._spec import from_spec as from_spec

@@ -42,7 +42,8 @@ def hs28_chain_reference(n: int) -> float:
     return float(np.sum((x[:-1] + x[1:]) ** 2))
 
 
-def _target(grid_n: int) -> np.ndarray:
+def pde_control_target(grid_n: int) -> np.ndarray:
+    """The target state `w_target` of `pde_control` on its `N x N` interior grid."""
     s = np.linspace(-1.0, 1.0, grid_n + 2)[1:-1]
     ss, tt = np.meshgrid(s, s, indexing="ij")
     bump = np.sin(np.pi * (ss + 1) / 2) * np.sin(np.pi * (tt + 1) / 2)
@@ -62,7 +63,7 @@ def pde_control(grid_n: int = 32, alpha: float = 0.1) -> EqualityConstrainedProb
     if not isinstance(grid_n, int) or grid_n < 2:
         raise ValueError(f"`N` must be an int >= 2, got {grid_n!r}.")
     h = 2.0 / (grid_n + 1)
-    target = _target(grid_n).ravel()
+    target = pde_control_target(grid_n).ravel()
     size = grid_n * grid_n
 
     def objective(x, args):
@@ -92,7 +93,7 @@ def pde_control_reference(grid_n: int, alpha: float = 0.1) -> float:
     one = sp.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(grid_n, grid_n))
     eye = sp.identity(grid_n)
     lap = (sp.kron(one, eye) + sp.kron(eye, one)) / h**2
-    target = _target(grid_n).ravel()
+    target = pde_control_target(grid_n).ravel()
     w = spla.spsolve((sp.identity(grid_n**2) + alpha * lap.T @ lap).tocsc(), target)
     z = -(lap @ w)
     return float(0.5 * np.sum((w - target) ** 2) + 0.5 * alpha * np.sum(z**2))

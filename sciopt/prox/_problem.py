@@ -111,7 +111,7 @@ def from_spec(spec) -> LinearInverseProblem:
     """Build the inverse problem of a `problems/prox*.toml` table of kind `"digits"`:
     the digit `image_index` of scikit-learn's 8x8 digits, scaled to [0, 1], measured
     by the table's `operator` with Gaussian noise `noise` (seed `seed`)."""
-    from ._digits import digits_problem
+    from ..datasets import digits_problem
 
     data = spec.data
     if data.get("kind") != "digits":

@@ -1,6 +1,7 @@
 """Globally optimal two-layer ReLU networks by convex programs."""
 
 from ._admm import ADMM as ADMM
+from ._gap import dual_bound as dual_bound
 from ._interior_point import InteriorPoint as InteriorPoint
 from ._network import (
     accuracy as accuracy,

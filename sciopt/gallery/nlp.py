@@ -8,14 +8,17 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
-from .._solution import RESULTS
-from .._solve import solve
-from ..gallery import GalleryRow
-from ._adasketch import AdaSketchNewton
-from ._generators import build_generator, generator_reference
-from ._krylov import SchurComplementCG
-from ._problem import from_spec
-from ._sketch import BlockSketch, RowSketch
+from .. import RESULTS, solve
+from ..nlp import (
+    AdaSketchNewton,
+    BlockSketch,
+    build_generator,
+    from_spec,
+    generator_reference,
+    RowSketch,
+    SchurComplementCG,
+)
+from ._row import GalleryRow
 
 
 RTOL = 1e-6

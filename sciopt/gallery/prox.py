@@ -10,23 +10,30 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._solve import solve
-from ._admm import PnPADMM
-from ._digits import digits_split, make_operator
-from ._icnn import ConvICNN, ICNN
-from ._lpn import LearnedProximalNetwork
-from ._metrics import psnr, ssim
-from ._pgd import PnPProximalGradient
-from ._problem import LinearInverseProblem
-from ._prox import SoftThreshold, TotalVariation
-from ._toy import (
+from .. import solve
+from ..datasets import (
+    digits_operator,
+    digits_split,
     laplace_sampler,
     laplacian_lpn,
     laplacian_stages,
     posterior_mean_median,
     soft_threshold,
 )
-from ._train import fit_lpn, proximal_matching_schedule
+from ..prox import (
+    ConvICNN,
+    fit_lpn,
+    ICNN,
+    LearnedProximalNetwork,
+    LinearInverseProblem,
+    PnPADMM,
+    PnPProximalGradient,
+    proximal_matching_schedule,
+    psnr,
+    SoftThreshold,
+    ssim,
+    TotalVariation,
+)
 
 
 def run(spec, *, quick, out_dir):
@@ -346,7 +353,7 @@ def evaluate_digits(spec, *, quick):
     train, test = digits_split(np.dtype(dtype))
     clean = jnp.asarray(test[:num_test])
     valid = jnp.asarray(train[:8])
-    op = make_operator(
+    op = digits_operator(
         data.get("operator", "identity"),
         key=jr.key(int(data.get("seed", 0))),
         blur_sigma=float(data.get("blur_sigma", 1.0)),
@@ -480,6 +487,6 @@ def _plot_digits(clean, measured, estimates, out_dir, name):
 
 
 def _row(problem, solver, status, objective, **kwargs):
-    from ..gallery import GalleryRow
+    from ._row import GalleryRow
 
     return GalleryRow(problem, solver, status, float(objective), **kwargs)

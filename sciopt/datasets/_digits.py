@@ -4,13 +4,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from ._operators import (
+from ..prox import (
     blur_operator,
     gaussian_sensing_operator,
+    LinearInverseProblem,
     projection_operator,
     subsampling_operator,
 )
-from ._problem import LinearInverseProblem
 
 
 _OPERATORS = ("identity", "blur", "subsample", "sensing", "projection")
@@ -30,7 +30,7 @@ def digits_split(dtype=np.float64, num_test: int = 100):
     return images[:-num_test], images[-num_test:]
 
 
-def make_operator(
+def digits_operator(
     name,
     *,
     key,
@@ -80,7 +80,7 @@ def digits_problem(
         clean = test[image_index]
     clean = jnp.asarray(clean, dtype)
     key_op, key_noise = jr.split(jr.key(seed))
-    op = make_operator(
+    op = digits_operator(
         operator,
         key=key_op,
         image_shape=clean.shape,

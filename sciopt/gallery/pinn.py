@@ -25,19 +25,24 @@ from typing import Any
 import jax
 import optax
 
-from .._fit import fit, FitResult
-from ..gallery import GalleryRow
-from ._lpinn import LagrangianPINN, LagrangianPINNLoss
-from ._metrics import plot_error_curves, plot_solution, relative_l2
-from ._pde import from_spec, PDE
-from ._pinn import PINN, PINNLoss
-from ._reference import (
+from .. import fit, FitResult
+from ..pde import (
     antiderivative,
     burgers_cole_hopf,
     convection_diffusion_solution,
+    from_spec,
+    grid,
+    LagrangianPINN,
+    LagrangianPINNLoss,
     method_of_lines,
+    PDE,
+    PINN,
+    PINNLoss,
+    plot_error_curves,
+    plot_solution,
+    relative_l2,
 )
-from ._sampling import grid
+from ._row import GalleryRow
 
 
 _FULL_TRAIN = {
@@ -155,7 +160,7 @@ def train(
     err = float(relative_l2(pred, reference))
     out = TrainResult(res.model, res, pred, err)
     if kind == "lpinn":
-        from .._solution import RESULTS
+        from .. import RESULTS
 
         result, min_jac = res.model.characteristics_result(t)
         out.min_jacobian = float(min_jac)

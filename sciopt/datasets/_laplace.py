@@ -5,9 +5,7 @@ import jax.random as jr
 import numpy as np
 from scipy import integrate
 
-from ._icnn import ICNN
-from ._lpn import LearnedProximalNetwork
-from ._train import TrainingStage
+from ..prox import ICNN, LearnedProximalNetwork, TrainingStage
 
 
 def laplace_sampler(
@@ -134,7 +132,7 @@ def laplacian_lpn(key, *, width=50, depth=4, beta=10.0, dtype=None):
 
 
 # Steps of the last proximal matching phase (`gamma = 0.1`) of the default recipe.
-FINAL_STEPS = 8000
+LAPLACIAN_FINAL_STEPS = 8000
 
 
 def laplacian_stages(
@@ -217,7 +215,9 @@ def laplacian_stages(
             ]
         else:
             matching.append(
-                TrainingStage(pm, n(FINAL_STEPS), 1e-4, 0.1, end_learning_rate=0.0)
+                TrainingStage(
+                    pm, n(LAPLACIAN_FINAL_STEPS), 1e-4, 0.1, end_learning_rate=0.0
+                )
             )
     if kind in ("l2", "l1"):
         return tuple(TrainingStage(kind, n(k), lr) for k, lr in supervised)

@@ -19,12 +19,50 @@ import optax
 
 import sciopt
 
-from ._datasets import load
-from ._network import accuracy, init_network, nonconvex_objective, to_network
-from ._patterns import enumerate_patterns, sample_patterns
-from ._problem import AdversarialReLUProblem, ConvexReLUProblem
-from ._reference import cvxpy_solve
-from ._scp import FISTA, sample_directions, SampledConvexProgram
+from ..datasets import (
+    gaussian_blobs,
+    one_dimensional,
+    planted_regression,
+    sklearn_binary,
+)
+from ..relu import (
+    accuracy,
+    AdversarialReLUProblem,
+    ConvexReLUProblem,
+    cvxpy_solve,
+    enumerate_patterns,
+    FISTA,
+    init_network,
+    nonconvex_objective,
+    sample_directions,
+    sample_patterns,
+    SampledConvexProgram,
+    to_network,
+)
+
+
+def _load(data: dict, quick: bool):
+    """Train/test arrays for a gallery table (`dataset` and its size keys)."""
+    size = data.get("quick_n" if quick else "n", data.get("n", 100))
+    seed = int(data.get("seed", 0))
+    kind = data["dataset"]
+    if kind == "planted":
+        return planted_regression(
+            size,
+            int(data["d"]),
+            int(data.get("planted_width", 5)),
+            float(data.get("noise", 0.1)),
+            seed,
+        )
+    if kind == "one_dimensional":
+        return one_dimensional(size, seed)
+    if kind == "gaussian":
+        return gaussian_blobs(size, int(data["d"]), seed)
+    if kind in ("breast_cancer", "digits"):
+        labels = "pm1" if data.get("loss") == "hinge" else "01"
+        classes = tuple(data.get("classes", (3, 8)))
+        return sklearn_binary(kind, size, seed, classes, labels)
+    raise ValueError(f"Unknown dataset {kind!r}.")
 
 
 def _patterns(data, X, quick, key):
@@ -36,7 +74,7 @@ def _patterns(data, X, quick, key):
 
 
 def _build(data, quick):
-    X, y, Xt, yt = load(data, quick)
+    X, y, Xt, yt = _load(data, quick)
     key = jax.random.key(int(data.get("seed", 0)))
     patterns = _patterns(data, X, quick, key)
     bias = bool(data.get("bias", True))
@@ -249,7 +287,7 @@ def _convex_row(
 
 
 def _exact_vs_sampled(spec, data, quick, out_dir):
-    X, y, Xt, yt = load(data, quick)
+    X, y, Xt, yt = _load(data, quick)
     bias = bool(data.get("bias", True))
     beta = float(data["beta"])
     exact = enumerate_patterns(X, bias=bias)

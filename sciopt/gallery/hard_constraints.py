@@ -17,13 +17,18 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from .._fit import fit
-from ..gallery import GalleryRow
-from ._hc_basis import BasisNetwork
-from ._hc_layer import HardConstraintLayer
-from ._hc_moe import MoEHardConstraint
-from ._hc_problems import hc_problem, hc_reference_grid
-from ._hc_train import hc_loss, hc_relative_l2, SoftConstraintModel
+from .. import fit
+from ..pde import (
+    BasisNetwork,
+    HardConstraintLayer,
+    hc_loss,
+    hc_problem,
+    hc_reference_grid,
+    hc_relative_l2,
+    MoEHardConstraint,
+    SoftConstraintModel,
+)
+from ._row import GalleryRow
 
 
 def build_models(spec_data: dict, quick: bool, key) -> tuple:

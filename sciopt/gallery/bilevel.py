@@ -15,13 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._solution import RESULTS
-from .._solve import solve
-from ..gallery import GalleryRow
-from ._aid import AID
-from ._bo_rep import BOREP
-from ._library import accuracy, build
-from ._lv_hba import LVHBA
+from .. import RESULTS, solve
+from ..bilevel import AID, BOREP, LVHBA
+from ..datasets import bilevel_accuracy, bilevel_case
+from ._row import GalleryRow
 from ._trace import trace
 
 
@@ -33,7 +30,7 @@ def build_case(spec, quick: bool):
     params = dict(spec.data.get("params", {}))
     if quick:
         params.update(spec.data.get("quick_params", {}))
-    return build(spec.data.get("kind"), params, spec.name)
+    return bilevel_case(spec.data.get("kind"), params, spec.name)
 
 
 def make_solver(name: str, settings: dict, quick: bool):
@@ -167,7 +164,7 @@ def _run_hyperclean(spec, case, quick, out_dir):
 
     def test_accuracy_at(x):
         y, _ = problem.solve_lower(jnp.asarray(x), case.start[1], None)
-        return accuracy(y, z_te, t_te)
+        return bilevel_accuracy(y, z_te, t_te)
 
     x0 = np.zeros(len(data["t_tr"]))
     corrupted = test_accuracy_at(x0)
@@ -194,14 +191,14 @@ def _run_hyperclean(spec, case, quick, out_dir):
         )
         jax.block_until_ready(sol.value)
         wall = time.perf_counter() - t0
-        acc = accuracy(sol.stats["lower_solution"], z_te, t_te)
+        acc = bilevel_accuracy(sol.stats["lower_solution"], z_te, t_te)
         x = np.asarray(sol.value[0])
         weights = 1 / (1 + np.exp(-x))
         flagged = float(np.mean(weights[data["flipped"]] < 0.5))
         if not quick:
             every = int(settings.get("every", max(1, steps // 40)))
             tr = trace(problem, solver, case.start, case.args, steps=steps, every=every)
-            accs = [accuracy(w, z_te, t_te) for w in tr["y"]]
+            accs = [bilevel_accuracy(w, z_te, t_te) for w in tr["y"]]
             per_step = tr["run_time"] / steps
             curves[label] = (tr["steps"] * per_step, np.asarray(accs))
             wall = tr["run_time"]

@@ -1,6 +1,6 @@
 """Builders of the gallery's bilevel problems, with their closed-form references.
 
-Each builder returns a `Case`: the problem, a starting point, `args`, and the
+Each builder returns a `BilevelCase`: the problem, a starting point, `args`, and the
 reference solution (derived in closed form, or computed by an independent solver).
 """
 
@@ -11,13 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._formulas import from_formulas
-from ._problem import BilevelProblem
-from ._sets import Box, Polyhedron
+from ..bilevel import BilevelProblem, Box, from_formulas, Polyhedron
 
 
 @dataclasses.dataclass
-class Case:
+class BilevelCase:
     problem: BilevelProblem
     start: tuple[Any, Any]
     args: Any = None
@@ -46,7 +44,7 @@ def toy_equality_solution(n: int) -> tuple[np.ndarray, np.ndarray, float]:
     return x, y, 0.05 * n
 
 
-def toy_equality(n: int = 10) -> Case:
+def toy_equality(n: int = 10) -> BilevelCase:
     def upper(x, y, args):
         return 0.5 * jnp.sum(jnp.square(x - y[n:])) + 0.5 * jnp.sum(
             jnp.square(y[:n] - 1)
@@ -71,7 +69,7 @@ def toy_equality(n: int = 10) -> Case:
         lower_solution=lower_solution,
     )
     x, y, phi = toy_equality_solution(n)
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.ones(n), jnp.zeros(2 * n)),
         x_star=x,
@@ -133,7 +131,7 @@ def coupled_box(
         ),
     )
     xs, ys, phi = coupled_box_solution(a, b, c)
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.zeros(n), jnp.zeros(n)),
         x_star=xs,
@@ -207,7 +205,7 @@ def coupled_polyhedron_reference(data) -> tuple[np.ndarray, np.ndarray, float, i
     return best
 
 
-def coupled_polyhedron(seed: int = 0, n_x: int = 2, n_y: int = 3) -> Case:
+def coupled_polyhedron(seed: int = 0, n_x: int = 2, n_y: int = 3) -> BilevelCase:
     data = coupled_polyhedron_data(seed, n_x, n_y)
 
     def upper(x, y, args):
@@ -230,7 +228,7 @@ def coupled_polyhedron(seed: int = 0, n_x: int = 2, n_y: int = 3) -> Case:
         ),
     )
     xs, ys, phi, n_active = coupled_polyhedron_reference(data)
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.zeros(n_x), jnp.zeros(n_y)),
         x_star=xs,
@@ -244,7 +242,7 @@ def coupled_polyhedron(seed: int = 0, n_x: int = 2, n_y: int = 3) -> Case:
 # -- (2c) a nonlinear coupled constraint ||y||^2 <= x, from formulas ---------------
 
 
-def coupled_ball() -> Case:
+def coupled_ball() -> BilevelCase:
     """Problem (2c): `F = (x - 1)^2/2 + ||y||^2/2`, `f = ||y - (2, 0)||^2/2` s.t.
     `||y||^2 <= x`, `0 <= x <= 10`. For `x <= 4`, `y*(x) = (sqrt(x), 0)` (active),
     so `Phi = (x - 1)^2/2 + x/2`, minimised at `x* = 1/2`, `Phi* = 3/8`; for `x > 4`,
@@ -257,7 +255,7 @@ def coupled_ball() -> Case:
         constraints=["y1**2 + y2**2 - x1"],
         upper_set=Box(0.0, 10.0),
     )
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.array([2.0]), jnp.zeros(2)),
         x_star=np.array([0.5]),
@@ -303,7 +301,7 @@ def ridge_phi(data, log_lam):
     return 0.5 * np.mean(r**2)
 
 
-def ridge(dataset: str = "diabetes", bounds=(-8.0, 4.0), **kwargs) -> Case:
+def ridge(dataset: str = "diabetes", bounds=(-8.0, 4.0), **kwargs) -> BilevelCase:
     """Problem (3): select the ridge penalty `exp(x)` on validation loss. The
     reference minimises the closed-form `Phi` with scipy (grid, then Brent)."""
     import scipy.optimize
@@ -332,7 +330,7 @@ def ridge(dataset: str = "diabetes", bounds=(-8.0, 4.0), **kwargs) -> Case:
     x_star = float(res.x) if res.fun <= values[i] else float(grid[i])
     problem = BilevelProblem(upper, lower, upper_set=Box(*bounds))
     d = z_tr.shape[1]
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.array([0.0]), jnp.zeros(d)),
         x_star=np.array([x_star]),
@@ -395,7 +393,7 @@ def hyperclean(
     reg=1e-2,
     batch_size=None,
     seed=0,
-) -> Case:
+) -> BilevelCase:
     """Problem (4): per-sample weights `sigmoid(x_i)` on a training set with `flip`
     of its labels changed, chosen so that the weighted, ridge-regularised softmax
     regression does well on a clean validation set."""
@@ -424,7 +422,7 @@ def hyperclean(
         lower_steps=3000,
         lower_tol=1e-8,
     )
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.zeros(n_train), jnp.zeros((d, k))),
         source=f"sklearn {dataset}: {n_train} training samples ({flip:.0%} labels "
@@ -433,14 +431,14 @@ def hyperclean(
     )
 
 
-def accuracy(w, z, t) -> float:
+def bilevel_accuracy(w, z, t) -> float:
     return float(np.mean(np.argmax(np.asarray(z) @ np.asarray(w), axis=1) == t))
 
 
 # -- (5) an upper level with unbounded smoothness -----------------------------------
 
 
-def cosh_problem(n: int = 4, seed: int = 0, distance: float = 4.0) -> Case:
+def cosh_problem(n: int = 4, seed: int = 0, distance: float = 4.0) -> BilevelCase:
     """Problem (5): `f = ||y - A x||^2 / 2` (so `y*(x) = A x`), `F = sum cosh(y - b)`,
     hence `Phi(x) = sum cosh(A x - b)`: `(L0, L1)`-smooth but not Lipschitz smooth.
     Closed form `x* = A^{-1} b`, `Phi* = n`."""
@@ -458,7 +456,7 @@ def cosh_problem(n: int = 4, seed: int = 0, distance: float = 4.0) -> Case:
         return 0.5 * jnp.sum(jnp.square(y - a @ x))
 
     problem = BilevelProblem(upper, lower, lower_solution=lambda x, args: a @ x)
-    return Case(
+    return BilevelCase(
         problem,
         (jnp.asarray(x0), jnp.zeros(n)),
         x_star=x_star,
@@ -469,7 +467,7 @@ def cosh_problem(n: int = 4, seed: int = 0, distance: float = 4.0) -> Case:
     )
 
 
-BUILDERS = {
+BILEVEL_PROBLEMS = {
     "toy_equality": toy_equality,
     "coupled_box": coupled_box,
     "coupled_polyhedron": coupled_polyhedron,
@@ -480,17 +478,11 @@ BUILDERS = {
 }
 
 
-def build(kind: str, params: dict, name: str = "?") -> Case:
-    """Build the `Case` of a gallery problem of the given `kind`."""
-    if kind not in BUILDERS:
+def bilevel_case(kind: str, params: dict, name: str = "?") -> BilevelCase:
+    """Build the `BilevelCase` of a gallery problem of the given `kind`."""
+    if kind not in BILEVEL_PROBLEMS:
         raise ValueError(
-            f"Problem {name!r}: `kind` must be one of {sorted(BUILDERS)}, got {kind!r}."
+            f"Problem {name!r}: `kind` must be one of {sorted(BILEVEL_PROBLEMS)}, "
+            f"got {kind!r}."
         )
-    return BUILDERS[kind](**params)
-
-
-def from_spec(spec) -> BilevelProblem:
-    """The `BilevelProblem` of a `problems/bilevel*.toml` table (`spec.build()`)."""
-    return build(
-        spec.data.get("kind"), dict(spec.data.get("params", {})), spec.name
-    ).problem
+    return BILEVEL_PROBLEMS[kind](**params)

@@ -7,8 +7,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._solver import AbstractSolver
-from ._problem import BilevelProblem
+from .. import AbstractSolver
+from ..bilevel import BilevelProblem
 
 
 def trace(
