@@ -8,6 +8,10 @@ Families live in subpackages, imported on first use: `sciopt.nlp`, `sciopt.relu`
 import importlib
 import importlib.metadata
 
+from ._cache import (
+    default_cache_dir as default_cache_dir,
+    enable_compilation_cache as enable_compilation_cache,
+)
 from ._fit import fit as fit, FitResult as FitResult
 from ._misc import two_norm as two_norm, verbose_printer as verbose_printer
 from ._problems import (

@@ -3,9 +3,13 @@ import os
 import jax
 import jax.random as jr
 import pytest
+import sciopt
 from hypothesis import HealthCheck, settings
 
 
+# Compiled programs persist across test runs (and xdist workers) in the per-user
+# cache folder; SCIOPT_CACHE_DIR=off turns this off, SCIOPT_CACHE_DIR=DIR moves it.
+sciopt.enable_compilation_cache()
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
