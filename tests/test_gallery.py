@@ -75,3 +75,30 @@ def test_every_bundled_problem_builds_or_says_why():
         assert problem is not None
         built += 1
     assert built >= 20
+
+
+def test_relu_tables_build_their_convex_program():
+    """`spec.build()` builds every relu table, from the data and pattern keys."""
+    import numpy as np
+    import sciopt.datasets
+    import sciopt.relu
+
+    specs = [s for s in sciopt.load_problem_specs() if s.family == "relu"]
+    assert len(specs) >= 4
+    for spec in specs:
+        problem = spec.build()
+        assert isinstance(
+            problem, (sciopt.relu.ConvexReLUProblem, sciopt.relu.AdversarialReLUProblem)
+        ), spec.name
+        X, y, _, _ = sciopt.datasets.load_relu_table(spec.data)
+        np.testing.assert_array_equal(np.asarray(problem.y), y)
+        assert problem.X.shape[0] == X.shape[0] == spec.data["n"]
+        assert float(problem.beta) == spec.data["beta"]
+        patterns = np.asarray(problem.patterns)
+        assert set(np.unique(patterns)) <= {0, 1}
+        if spec.data.get("kind") == "exact_vs_sampled":
+            exact = sciopt.relu.enumerate_patterns(X, bias=spec.data.get("bias", True))
+            assert patterns.shape == np.shape(exact)
+        else:
+            # Sampled patterns are deduplicated: at most `num_patterns` remain.
+            assert 1 <= patterns.shape[-1] <= spec.data.get("num_patterns", 20)

@@ -41,6 +41,7 @@ from ._laplace import (
 )
 from ._relu import (
     gaussian_blobs as gaussian_blobs,
+    load_relu_table as load_relu_table,
     one_dimensional as one_dimensional,
     planted_regression as planted_regression,
     sklearn_binary as sklearn_binary,

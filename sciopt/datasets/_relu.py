@@ -67,3 +67,32 @@ def gaussian_blobs(n: int, d: int, seed: int, separation: float = 1.0):
     mean[0] = separation
     X = rng.standard_normal((2 * n, d)) * 0.7 + y[:, None] * mean[None, :]
     return X[:n], y[:n], X[n:], y[n:]
+
+
+def load_relu_table(data: dict, quick: bool = False):
+    """Train/test arrays `(X, y, X_test, y_test)` of a relu problem-file table.
+
+    The table's `dataset` is one of `planted`, `one_dimensional`, `gaussian`,
+    `breast_cancer`, `digits`; `n` (or `quick_n` when `quick`) its size, `seed` its
+    seed, plus each generator's own keys (`d`, `planted_width`, `noise`, `classes`).
+    """
+    size = data.get("quick_n" if quick else "n", data.get("n", 100))
+    seed = int(data.get("seed", 0))
+    kind = data["dataset"]
+    if kind == "planted":
+        return planted_regression(
+            size,
+            int(data["d"]),
+            int(data.get("planted_width", 5)),
+            float(data.get("noise", 0.1)),
+            seed,
+        )
+    if kind == "one_dimensional":
+        return one_dimensional(size, seed)
+    if kind == "gaussian":
+        return gaussian_blobs(size, int(data["d"]), seed)
+    if kind in ("breast_cancer", "digits"):
+        labels = "pm1" if data.get("loss") == "hinge" else "01"
+        classes = tuple(data.get("classes", (3, 8)))
+        return sklearn_binary(kind, size, seed, classes, labels)
+    raise ValueError(f"Unknown dataset {kind!r}.")

@@ -11,6 +11,7 @@ the relative objective gap), `max_steps`, and `adam = {seeds, steps, learning_ra
 import math
 import pathlib
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -19,12 +20,7 @@ import optax
 
 import sciopt
 
-from ..datasets import (
-    gaussian_blobs,
-    one_dimensional,
-    planted_regression,
-    sklearn_binary,
-)
+from ..datasets import load_relu_table
 from ..relu import (
     accuracy,
     AdversarialReLUProblem,
@@ -32,6 +28,7 @@ from ..relu import (
     cvxpy_solve,
     enumerate_patterns,
     FISTA,
+    from_spec,
     init_network,
     nonconvex_objective,
     sample_directions,
@@ -41,56 +38,10 @@ from ..relu import (
 )
 
 
-def _load(data: dict, quick: bool):
-    """Train/test arrays for a gallery table (`dataset` and its size keys)."""
-    size = data.get("quick_n" if quick else "n", data.get("n", 100))
-    seed = int(data.get("seed", 0))
-    kind = data["dataset"]
-    if kind == "planted":
-        return planted_regression(
-            size,
-            int(data["d"]),
-            int(data.get("planted_width", 5)),
-            float(data.get("noise", 0.1)),
-            seed,
-        )
-    if kind == "one_dimensional":
-        return one_dimensional(size, seed)
-    if kind == "gaussian":
-        return gaussian_blobs(size, int(data["d"]), seed)
-    if kind in ("breast_cancer", "digits"):
-        labels = "pm1" if data.get("loss") == "hinge" else "01"
-        classes = tuple(data.get("classes", (3, 8)))
-        return sklearn_binary(kind, size, seed, classes, labels)
-    raise ValueError(f"Unknown dataset {kind!r}.")
-
-
-def _patterns(data, X, quick, key):
-    bias = bool(data.get("bias", True))
-    if data.get("patterns") == "exact":
-        return enumerate_patterns(X, bias=bias)
-    num = int(data.get("quick_num_patterns" if quick else "num_patterns", 20))
-    return sample_patterns(key, X, num, bias=bias)
-
-
 def _build(data, quick):
-    X, y, Xt, yt = _load(data, quick)
-    key = jax.random.key(int(data.get("seed", 0)))
-    patterns = _patterns(data, X, quick, key)
-    bias = bool(data.get("bias", True))
-    beta = float(data["beta"])
-    if data.get("kind") == "adversarial":
-        problem = AdversarialReLUProblem(X, y, patterns, beta, data["eps"], bias=bias)
-    else:
-        problem = ConvexReLUProblem(
-            X, y, patterns, beta, data.get("loss", "squared"), bias=bias
-        )
-    return problem, (X, y, Xt, yt)
-
-
-def from_spec(spec):
-    """The (full-size) problem of a gallery table."""
-    return _build(spec.data, quick=False)[0]
+    """The gallery table's problem, and its train/test arrays."""
+    spec = types.SimpleNamespace(name=data.get("name", "?"), data=data)
+    return from_spec(spec, quick=quick), load_relu_table(data, quick)
 
 
 def _timed_solve(problem, solver, max_steps):
@@ -287,7 +238,7 @@ def _convex_row(
 
 
 def _exact_vs_sampled(spec, data, quick, out_dir):
-    X, y, Xt, yt = _load(data, quick)
+    X, y, Xt, yt = load_relu_table(data, quick)
     bias = bool(data.get("bias", True))
     beta = float(data["beta"])
     exact = enumerate_patterns(X, bias=bias)

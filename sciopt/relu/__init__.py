@@ -30,3 +30,4 @@ from ._scp import (
     SampledConvexProgram as SampledConvexProgram,
 )
 from ._sharding import shard_rows as shard_rows
+from ._spec import from_spec as from_spec
