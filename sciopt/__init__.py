@@ -25,6 +25,7 @@ from ._progress import (
     TextProgressMeter as TextProgressMeter,
     TqdmProgressMeter as TqdmProgressMeter,
 )
+from ._saveat import SaveAt as SaveAt
 from ._solution import RESULTS as RESULTS, Solution as Solution
 from ._solve import solve as solve
 from ._solver import (

@@ -101,6 +101,7 @@ class Solution(eqx.Module):
         the residuals the solver watches (each solver documents its entries).
     - `state`: the solver's final internal state.
     - `aux`: auxiliary output of the solver (for example Lagrange multipliers).
+    - `history`: what `sciopt.SaveAt` recorded (`None` unless `saveat` was given).
     """
 
     value: PyTree[Any]
@@ -108,3 +109,4 @@ class Solution(eqx.Module):
     stats: dict[str, PyTree[ArrayLike]]
     state: Any
     aux: Any = None
+    history: PyTree[Any] = None

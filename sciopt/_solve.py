@@ -12,12 +12,13 @@ import optimistix as optx
 from ._custom_types import Args, Y
 from ._misc import check_finite_input, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
+from ._saveat import SaveAt
 from ._solution import RESULTS, Solution
 from ._solver import AbstractProblem, AbstractSolver
 
 
 def _iterate(inputs):
-    (problem, solver, y0, args, options, max_steps, meter, while_loop) = inputs
+    (problem, solver, y0, args, options, max_steps, meter, saveat, while_loop) = inputs
     del inputs
     state0 = solver.init(problem, y0, args, options)
     aux_struct = eqx.filter_eval_shape(
@@ -36,14 +37,24 @@ def _iterate(inputs):
     )
     dynamic_state0, static_state = eqx.partition(state0, eqx.is_array)
     meter_state0 = meter.init()
-    carry0 = (y0, jnp.array(0), dynamic_state0, aux0, done0, result0, meter_state0)
+    history0 = _init_history(saveat, max_steps, y0, state0, aux0)
+    carry0 = (
+        y0,
+        jnp.array(0),
+        dynamic_state0,
+        aux0,
+        done0,
+        result0,
+        meter_state0,
+        history0,
+    )
 
     def cond_fun(carry):
-        _, _, _, _, done, result, _ = carry
+        _, _, _, _, done, result, _, _ = carry
         return jnp.invert(done) & (result == RESULTS.successful)
 
     def body_fun(carry):
-        y, num_steps, dynamic_state, _, _, _, meter_state = carry
+        y, num_steps, dynamic_state, _, _, _, meter_state, history = carry
         state = eqx.combine(static_state, dynamic_state)
         new_y, new_state, aux = solver.step(problem, y, args, options, state)
         done, result = terminate_and_result(new_y, new_state)
@@ -52,10 +63,20 @@ def _iterate(inputs):
         num_steps = num_steps + 1
         fraction = jax.lax.stop_gradient(num_steps / max_steps)
         meter_state = meter.step(meter_state, fraction)
-        return (new_y, num_steps, new_dynamic_state, aux, done, result, meter_state)
+        history = _record(saveat, history, num_steps, new_y, new_state, aux)
+        return (
+            new_y,
+            num_steps,
+            new_dynamic_state,
+            aux,
+            done,
+            result,
+            meter_state,
+            history,
+        )
 
     carry = while_loop(cond_fun, body_fun, carry0, max_steps=max_steps)
-    y, num_steps, dynamic_state, aux, done, result, meter_state = carry
+    y, num_steps, dynamic_state, aux, done, result, meter_state, history = carry
     meter.close(meter_state)
     state = eqx.combine(static_state, dynamic_state)
     result = RESULTS.where(
@@ -73,7 +94,36 @@ def _iterate(inputs):
         RESULTS.nonfinite,
         result,
     )
-    return y, (num_steps, result, dynamic_state, eqxi.Static(static_state), aux, stats)
+    static = eqxi.Static(static_state)
+    return y, (num_steps, result, dynamic_state, static, aux, stats, history)
+
+
+def _init_history(saveat, max_steps, y0, state0, aux0):
+    if saveat is None:
+        return None
+    first = saveat.fn(y0, state0, aux0)
+    length = max_steps // saveat.every + 1
+
+    def buffer(x):
+        x = jnp.asarray(x)
+        fill = jnp.nan if jnp.issubdtype(x.dtype, jnp.inexact) else -1
+        return jnp.full((length, *x.shape), fill, x.dtype).at[0].set(x)
+
+    return jax.tree.map(buffer, first)
+
+
+def _record(saveat, history, num_steps, y, state, aux):
+    if saveat is None:
+        return history
+    # Steps that are not multiples of `every` write out of bounds, which is dropped.
+    length = jax.tree.leaves(history)[0].shape[0]
+    index = jnp.where(num_steps % saveat.every == 0, num_steps // saveat.every, length)
+    value = saveat.fn(y, state, aux)
+    return jax.tree.map(
+        lambda h, v: h.at[index].set(jnp.asarray(v, h.dtype), mode="drop"),
+        history,
+        value,
+    )
 
 
 def _rewrite(root, _, inputs):
@@ -82,8 +132,8 @@ def _rewrite(root, _, inputs):
 
 
 @eqx.filter_jit
-def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter):
-    inputs = (problem, solver, y0, args, options, max_steps, meter)
+def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter, saveat):
+    inputs = (problem, solver, y0, args, options, max_steps, meter, saveat)
     if isinstance(adjoint, optx.ImplicitAdjoint):
         # optimistix's implicit adjoint appends the while-loop to `inputs`.
         out = adjoint.apply(_iterate, _rewrite, inputs, frozenset())
@@ -94,10 +144,12 @@ def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter):
             "`adjoint` must be optimistix.ImplicitAdjoint or "
             f"optimistix.RecursiveCheckpointAdjoint, got {type(adjoint).__name__}."
         )
-    y, (num_steps, result, dynamic_state, static_state, aux, stats) = out
+    y, (num_steps, result, dynamic_state, static_state, aux, stats, history) = out
     state = eqx.combine(static_state.value, dynamic_state)
     stats = {"num_steps": num_steps, "max_steps": max_steps, **stats}
-    return Solution(value=y, result=result, stats=stats, state=state, aux=aux)
+    return Solution(
+        value=y, result=result, stats=stats, state=state, aux=aux, history=history
+    )
 
 
 def _scalar_to_array(leaf):
@@ -158,6 +210,7 @@ def solve(
     throw: bool = True,
     progress: None | bool | str | AbstractProgressMeter = None,
     adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
+    saveat: SaveAt | None = None,
 ) -> Solution:
     """Solve `problem` with `solver`, starting from `y0`.
 
@@ -183,6 +236,8 @@ def solve(
       `False`, check `sol.result` instead.
     - `progress`: `None`, `True`/`"tqdm"`, `"text"` or a progress meter.
     - `adjoint`: how to differentiate through the solve.
+    - `saveat`: a `sciopt.SaveAt` to record iterates (or any function of them) every
+        few steps into `sol.history`; `None` records nothing.
 
     **Dtypes.** The working dtype is the dtype of the problem's own floating arrays,
     else that of the floating arrays in `args`, else that of `y0`; floating leaves of
@@ -216,7 +271,11 @@ def solve(
     problem.check(y0, args)
     options = {} if options is None else options
     meter = progress_meter(progress)
-    sol = _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter)
+    if saveat is not None and not isinstance(saveat, SaveAt):
+        raise TypeError(f"`saveat` must be a sciopt.SaveAt, got {type(saveat)}.")
+    sol = _solve_jit(
+        problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
+    )
     if throw:
         # Attach the check to the value only: states may hold PRNG keys, which host
         # callbacks reject.
