@@ -56,3 +56,16 @@ def test_readme_quick_start_runs(capsys):
     out = capsys.readouterr().out.split("\n")
     assert out[0].strip() == "[-0.70710678 -0.70710678]"
     assert abs(float(out[2]) + 2**0.5) < 1e-8
+
+
+@pytest.mark.parametrize(
+    "family", ["nlp", "relu", "bilevel", "pde", "prox", "datasets"]
+)
+def test_api_reference_lists_every_public_name(family):
+    """Every name a family exports has an entry on its API reference page."""
+    init = (ROOT / "sciopt" / family / "__init__.py").read_text()
+    exported = set(re.findall(r"\b(\w+) as \1\b", init))
+    page = (ROOT / "docs" / "api" / f"{family}.md").read_text()
+    listed = set(re.findall(rf"^::: sciopt\.{family}\.(\w+)", page, re.M))
+    assert exported - listed == set(), "missing from the API page"
+    assert listed - exported == set(), "listed but not exported"
