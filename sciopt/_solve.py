@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from ._code_key import wrap_functions
 from ._custom_types import Args, Y
 from ._misc import check_finite_input, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
@@ -273,6 +274,8 @@ def solve(
     meter = progress_meter(progress)
     if saveat is not None and not isinstance(saveat, SaveAt):
         raise TypeError(f"`saveat` must be a sciopt.SaveAt, got {type(saveat)}.")
+    # Callables compare by their code: a re-declared problem reuses the compiled loop.
+    problem, solver = wrap_functions((problem, solver))
     sol = _solve_jit(
         problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
     )

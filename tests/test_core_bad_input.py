@@ -192,3 +192,54 @@ def test_fit_reuses_its_compiled_step():
     np.testing.assert_allclose(again.losses, reference.losses, rtol=1e-12)
     # Full-batch L-BFGS on a least-squares problem with an exact fit reaches it.
     np.testing.assert_allclose(lbfgs.model, [1.5, -0.5], rtol=1e-6)
+
+
+# --- re-declared problems ---
+
+
+def _circle_problem(shift):
+    from sciopt.nlp import EqualityConstrainedProblem
+
+    # New lambdas on every call, closing over `shift`.
+    return EqualityConstrainedProblem(
+        objective=lambda x, r: (x[0] - shift) + x[1],
+        constraints=lambda x, r: jnp.array([x[0] ** 2 + x[1] ** 2 - r**2]),
+    )
+
+
+def test_redeclared_problem_with_the_same_code_does_not_recompile():
+    from sciopt.nlp import AdaSketchNewton
+
+    y0, r = jnp.array([-1.0, -0.5]), jnp.array(2.0)
+    first = sciopt.solve(_circle_problem(0.0), AdaSketchNewton(), y0, r)
+    with _Compilations() as compiles:
+        again = sciopt.solve(_circle_problem(0.0), AdaSketchNewton(), y0, r)
+    assert compiles.count == 0
+    np.testing.assert_array_equal(first.value, again.value)
+
+
+def test_functions_that_differ_are_never_confused():
+    from sciopt._code_key import SameCode
+
+    def make(c):
+        return lambda x: x + c
+
+    assert SameCode(make(1.0)) == SameCode(make(1.0))
+    assert SameCode(make(1.0)) != SameCode(make(2.0))
+    assert SameCode(make(1)) != SameCode(make(1.0))  # equal values, other types
+    assert SameCode(make(jnp.ones(2))) != SameCode(make(jnp.ones(2)))  # arrays: id
+    assert SameCode(lambda x: x + 1) != SameCode(lambda x: x + 2)
+
+    def recursive(n):
+        return 1 if n == 0 else n * recursive(n - 1)
+
+    assert SameCode(recursive)(4) == 24
+    # A problem whose closure differs in value solves to its own answer.
+    from sciopt.nlp import AdaSketchNewton
+
+    y0, r = jnp.array([-1.0, -0.5]), jnp.array(2.0)
+    a = sciopt.solve(_circle_problem(0.0), AdaSketchNewton(), y0, r).value
+    b = sciopt.solve(_circle_problem(5.0), AdaSketchNewton(), y0, r).value
+    np.testing.assert_allclose(a, b, rtol=1e-8)  # the shift is a constant: same x*
+    obj = [_circle_problem(s).objective(a, r) for s in (0.0, 5.0)]
+    np.testing.assert_allclose(obj[0] - obj[1], 5.0, rtol=1e-12)
