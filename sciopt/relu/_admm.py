@@ -105,7 +105,10 @@ class ADMM(AbstractSolver):
 
     **Arguments:**
 
-    - `rtol`, `atol`: the residual stopping rule below.
+    - `rtol`, `atol`: the residual stopping rule below. `None` (the default) takes
+      the default of the problem's precision: `(1e-6, 1e-8)` in float64, `(1e-4,
+      1e-5)` in float32 (whose rounding error keeps the residuals from float64's
+      tolerances).
     - `rho`: the initial penalty (default 0.1, chosen by measurement).
     - `gamma`: the dual step, in (0, 1.618).
     - `relaxation`: over-relaxation alpha in (0, 2) (Boyd et al. 2011, 3.4.3;
@@ -148,6 +151,14 @@ class ADMM(AbstractSolver):
     `cone_violation`, `primal_residual`, `dual_residual` and `rho`; for
     `ConvexReLUProblem` also `lower_bound` (a certified lower bound on the optimum)
     and `duality_gap` (`objective - lower_bound`).
+
+    Data traced under `jax.jit` (which the problem's constructor cannot check) are
+    checked in `init`: nan or inf in `X`, `y`, `patterns` or `beta` stop the solve
+    with `RESULTS.nonfinite_data`, `beta <= 0`, pattern entries other than 0/1 or
+    labels outside the loss's domain with `RESULTS.invalid_data`, before any step.
+    Residuals, scales, objectives or bounds that overflowed never pass a stopping
+    test: the solve stops with `RESULTS.nonfinite`. The default step budget of
+    `sciopt.solve(..., max_steps=None)` is 100 000 (`default_max_steps`).
 
     ??? cite "References"
 

@@ -29,6 +29,21 @@ from ._losses import loss_value
 from ._problem import ADMMVariables, ConvexReLUProblem, data_result
 
 
+def _one_at_a_time(fn, *batched):
+    """`fn` applied to each matrix of a batch in turn (`jax.lax.map`), so that every
+    LAPACK call on the CPU sees a batch of one.
+
+    jaxlib's CPU LAPACK kernels (jax 0.10) split a batch into chunks, schedule them
+    on XLA's intra-op thread pool (the pool the calling kernel itself runs on) and
+    block until they finish. When every worker of the pool blocks so, nobody runs the
+    chunks and the process deadlocks, idle (the InteriorPoint hang of the gallery;
+    `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false` avoided it). A batch of one runs
+    inline, without the pool. Other backends keep their batched kernels."""
+    if jax.default_backend() != "cpu":
+        return fn(*batched)
+    return jax.lax.map(lambda args: fn(*args), batched)
+
+
 def _loss_derivatives(loss: str, yhat, y):
     """The gradient and the (diagonal) curvature of the summed loss at `yhat`."""
     grad_fn = jax.grad(lambda z: loss_value(loss, z, y))
@@ -77,7 +92,7 @@ def _interior_directions(problem: ConvexReLUProblem, steps: int):
             axis=1,
         )
         g = jnp.concatenate([g_h, g_s[:, None]], axis=1)
-        step = -jnp.linalg.solve(H, g[:, :, None])[..., 0]
+        step = -_one_at_a_time(jnp.linalg.solve, H, g[:, :, None])[..., 0]
         dh, ds = step[:, :d], step[:, d]
         slope = jnp.sum(g * step, axis=1)
         f0 = barrier(h, sigma, t)
@@ -141,8 +156,12 @@ def _triangular_factor(stacked):
         pad = (-m) % chunks
         stacked = jnp.pad(stacked, ((0, 0), (0, pad), (0, 0)))
         stacked = stacked.reshape(batch * chunks, (m + pad) // chunks, k)
-        stacked = jnp.linalg.qr(stacked, mode="r").reshape(batch, chunks * k, k)
-    return jnp.linalg.qr(stacked, mode="r")
+        stacked = _one_at_a_time(_qr_r, stacked).reshape(batch, chunks * k, k)
+    return _one_at_a_time(_qr_r, stacked)
+
+
+def _qr_r(a):
+    return jnp.linalg.qr(a, mode="r")
 
 
 def _group_point(u, tau):
@@ -193,7 +212,8 @@ class InteriorPoint(AbstractSolver):
 
     **Arguments:**
 
-    - `rtol`, `atol`: the certified duality gap to stop at.
+    - `rtol`, `atol`: the certified duality gap to stop at (`rtol=None`, the
+      default: 1e-6 in float64, 1e-3 in float32).
     - `step_fraction`: the fraction of the step to the boundary taken (default 0.99).
     - `phase_one_steps`: the most Newton steps of the search for interior directions
       (it stops as soon as every pattern has one: 50 steps at (2000, 20, 100), about
@@ -417,7 +437,13 @@ class InteriorPoint(AbstractSolver):
         # 0.072 s against 0.001 s at (2000, 20, 100)), and the inverses turn every
         # later block solve into two small batched products
         eye = jnp.broadcast_to(jnp.eye(d + 1, dtype=dtype), R.shape)
-        R_inv = jax.lax.linalg.triangular_solve(R, eye, left_side=True, lower=False)
+        R_inv = _one_at_a_time(
+            lambda r, e: jax.lax.linalg.triangular_solve(
+                r, e, left_side=True, lower=False
+            ),
+            R,
+            eye,
+        )
 
         def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1, k)
             w = jnp.einsum("gji,gjk->gik", R_inv, r)

@@ -142,7 +142,9 @@ class FISTA(AbstractSolver):
 
     Step 1/L with L = ||Phi||_2^2 times the loss curvature bound (1 for squared, 1/4
     for cross-entropy), Phi the hidden activations. Stops when the proximal-gradient
-    residual ||alpha - prox(alpha - grad / L)|| L <= atol + rtol ||grad||.
+    residual ||alpha - prox(alpha - grad / L)|| L <= atol + rtol ||grad|| (`None`,
+    the default: `rtol = 1e-8, atol = 1e-10` in float64, `1e-5, 1e-6` in float32).
+    The default step budget of `sciopt.solve(..., max_steps=None)` is 100 000.
     `Solution.stats` holds `objective` and `residual`.
 
     ??? cite "References"
