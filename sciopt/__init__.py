@@ -13,7 +13,7 @@ from ._cache import (
     enable_compilation_cache as enable_compilation_cache,
 )
 from ._fit import fit as fit, FitResult as FitResult
-from ._misc import two_norm as two_norm, verbose_printer as verbose_printer
+from ._misc import verbose_printer as verbose_printer
 from ._problems import (
     load_problem as load_problem,
     load_problem_specs as load_problem_specs,

@@ -66,10 +66,3 @@ def check_finite_input(name: str, value: PyTree) -> None:
                     "clean or impute the data before solving."
                 )
 
-
-def two_norm(x: PyTree) -> Array:
-    """Euclidean norm of a pytree of arrays."""
-    leaves = jtu.tree_leaves(x)
-    if not leaves:
-        return jnp.array(0.0)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(jnp.abs(leaf))) for leaf in leaves))
