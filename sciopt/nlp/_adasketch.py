@@ -24,6 +24,7 @@ class _AdaSketchState(eqx.Module):
     grad_lagrangian: Float[Array, " n"]
     constraint: Float[Array, " m"]
     kkt_norm: Float[Array, ""]
+    objective0: Float[Array, ""]
     mu: Float[Array, ""]
     nu: Float[Array, ""]
     delta: Float[Array, ""]
@@ -71,6 +72,12 @@ class AdaSketchNewton(AbstractSolver):
        `L_{mu,nu} = f + lam^T c + mu/2 ||c||^2 + nu/2 ||grad_x L||^2`;
     4. backtracks (Armijo) on `L_{mu,nu}` and updates `x` and `lam` together.
 
+    Where the constraint Jacobian is rank deficient the KKT system is regularised
+    (Levenberg-Marquardt), with a restoration step on `||c||^2` as fallback; a
+    stationary point of `||c||^2` with `c != 0` stops with `RESULTS.infeasible`, an
+    objective that falls without bound on the feasible set with `RESULTS.unbounded`
+    (see the arguments `rank_tol`, `infeasibility_tol`, `unbounded_threshold`).
+
     `sol.value` is `x`; `sol.aux` holds the multipliers `lam`. `sol.stats` holds
     `kkt_residual`, `multipliers`, `mu`, `nu`, and per-step histories
     `kkt_history` (entry 0 at `x0`), `sketch_steps`, `mu_history`, `nu_history`,
@@ -102,6 +109,17 @@ class AdaSketchNewton(AbstractSolver):
             year={2023}
         }
 
+        @article{byrd2010infeasibility,
+            title={Infeasibility Detection and {SQP} Methods for Nonlinear
+                   Optimization},
+            author={Byrd, Richard H. and Curtis, Frank E. and Nocedal, Jorge},
+            journal={SIAM Journal on Optimization},
+            volume={20},
+            number={5},
+            pages={2281--2299},
+            year={2010}
+        }
+
         @article{lucidi1990recursive,
             title={Recursive Quadratic Programming Algorithm That Uses an Exact
                    Augmented {L}agrangian Function},
@@ -130,6 +148,10 @@ class AdaSketchNewton(AbstractSolver):
     regularisation: float = 0.1
     curvature_tol: float = 1e-6
     rank_tol: float = 1e-10
+    rank_regularisation: float | None = None
+    infeasibility_tol: float | None = None
+    unbounded_threshold: float = 1e10
+    max_expansions: int = 30
     armijo_c: float = 0.1
     penalty_factor: float = 1.5
     mu_max: float = 1e8
@@ -160,6 +182,21 @@ class AdaSketchNewton(AbstractSolver):
             raise ValueError(
                 f"`recycle` must be a non-negative int, got {self.recycle!r}."
             )
+        if not isinstance(self.max_expansions, int) or self.max_expansions < 0:
+            raise ValueError(
+                "`max_expansions` must be a non-negative int, got "
+                f"{self.max_expansions!r}."
+            )
+        if not self.unbounded_threshold > 0:
+            raise ValueError(
+                "`unbounded_threshold` must be positive, got "
+                f"{self.unbounded_threshold!r}."
+            )
+        if self.infeasibility_tol is not None and not 0 < self.infeasibility_tol < 1:
+            raise ValueError(
+                "`infeasibility_tol` must lie in (0, 1), got "
+                f"{self.infeasibility_tol!r}."
+            )
         if self.penalty_factor <= 1:
             raise ValueError(
                 f"`penalty_factor` must exceed 1, got {self.penalty_factor}."
@@ -181,6 +218,16 @@ class AdaSketchNewton(AbstractSolver):
         if self.accuracy_floor is None:
             return float(np.sqrt(np.finfo(dtype).eps))
         return self.accuracy_floor
+
+    def _rank_regularisation(self, dtype):
+        if self.rank_regularisation is None:
+            return float(np.sqrt(np.finfo(dtype).eps))
+        return self.rank_regularisation
+
+    def _infeasibility_tol(self, dtype):
+        if self.infeasibility_tol is None:
+            return float(np.cbrt(np.finfo(dtype).eps))
+        return self.infeasibility_tol
 
     def _problem_check(self, problem):
         if not isinstance(problem, EqualityConstrainedProblem):
@@ -218,6 +265,7 @@ class AdaSketchNewton(AbstractSolver):
             grad_lagrangian=gl,
             constraint=c,
             kkt_norm=kkt_norm,
+            objective0=jnp.asarray(problem.objective(x, args), dtype),
             mu=jnp.asarray(self.mu, dtype),
             nu=jnp.asarray(self.nu, dtype),
             delta=jnp.asarray(self.delta, dtype),
@@ -261,15 +309,35 @@ class AdaSketchNewton(AbstractSolver):
         )
         key, probe_key, sketch_key = jr.split(state.key, 3)
         result = RESULTS.successful
-        if self._is_dense(n, m):
+        dense = self._is_dense(n, m)
+        if dense:
             kmat = jax.jacfwd(kkt_flat)(z0)
             kmat = 0.5 * (kmat + kmat.T)
             pc, pd = pieces @ kmat
             hess = kmat[:n, :n]
             jac = kmat[n:, :n]
-            gram_eigs = jnp.linalg.eigvalsh(jac @ jac.T)
-            xi_g = gram_eigs[0]
-            rank_deficient = xi_g <= self.rank_tol * jnp.maximum(gram_eigs[-1], one)
+            gram = jac @ jac.T
+            gram_eigs = jnp.linalg.eigvalsh(gram)
+            gram_max = jnp.maximum(gram_eigs[-1], one)
+            rank_deficient = gram_eigs[0] <= self.rank_tol * gram_max
+            # Rank-deficient G (LICQ fails here): a Levenberg-Marquardt / Tikhonov
+            # regularisation with tik = sqrt(eps) max(1, lambda_max(G G^T)). The
+            # constraint residual is filtered to its part that the linearisation
+            # can reach, c_fit = G G^T (G G^T + tik I)^{-1} c (the constraint
+            # change of the Levenberg-Marquardt step lm_step below), and the KKT
+            # matrix gets -tik I in its (2, 2) block, so K stays invertible and
+            # the multiplier step stays bounded (stabilised SQP; Wright 1998,
+            # Nocedal & Wright 2006, sections 10.3 and 18.5).
+            tik = jnp.where(
+                rank_deficient,
+                self._rank_regularisation(dtype) * gram_max,
+                jnp.zeros((), dtype),
+            )
+            gram_reg = gram + tik * jnp.eye(m, dtype=dtype)
+            lm_mult = jnp.linalg.solve(gram_reg, c)
+            c_fit = jnp.where(rank_deficient, gram @ lm_mult, c)
+            lm_step = -jac.T @ lm_mult
+            xi_g = jnp.maximum(gram_eigs[0], tik)
             hess_f2 = jnp.sum(hess**2)
             jac_f2 = jnp.sum(jac**2)
             if m < n:
@@ -285,12 +353,14 @@ class AdaSketchNewton(AbstractSolver):
             else:
                 reg = jnp.zeros((), dtype)
             b_f2 = hess_f2 + 2 * reg * jnp.trace(hess) + n * reg**2
-            shift = jnp.concatenate([jnp.full(n, reg, dtype), zeros_m])
+            shift = jnp.concatenate([jnp.full(n, reg, dtype), jnp.full(m, -tik, dtype)])
             operator = lx.MatrixLinearOperator(kmat + jnp.diag(shift), lx.symmetric_tag)
-            result = RESULTS.where(
-                rank_deficient, RESULTS.rank_deficient_constraints, result
-            )
         else:
+            # Matrix-free: no rank test (documented); G is taken to have full rank.
+            rank_deficient = jnp.array(False)
+            c_fit = c
+            lm_step = zeros_n
+            hess = None
             _, lin = jax.linearize(kkt_flat, z0)
             pc, pd = jax.vmap(lin)(pieces)
             probes = jr.normal(probe_key, (self.num_probes, n), dtype)
@@ -311,6 +381,28 @@ class AdaSketchNewton(AbstractSolver):
         )
         upsilon = jnp.maximum(jnp.maximum(jnp.sqrt(jac_f2), jnp.sqrt(hess_f2)), one)
         beta = self.armijo_c
+
+        # Infeasibility: x is a stationary point of the constraint violation
+        # 1/2 ||c||^2 (its gradient G^T c vanishes relative to ||c||) that is not
+        # feasible. Byrd, Curtis & Nocedal (2010) stop SQP there as infeasible.
+        tau = self._infeasibility_tol(dtype)
+        c_norm = jnp.sqrt(jnp.sum(c**2))
+        gtc_norm = jnp.sqrt(jnp.sum(pc[:n] ** 2))
+        infeasible = (c_norm > float(np.sqrt(tau))) & (
+            gtc_norm <= tau * jnp.maximum(jnp.sqrt(jac_f2), one) * c_norm
+        )
+        # Unboundedness: a (nearly) feasible iterate whose objective fell by more
+        # than `unbounded_threshold` times the start's scale (or to -inf).
+        f_now = problem.objective(x, args)
+        f0 = state.objective0
+        feasible = c_norm <= float(np.sqrt(tau))
+        unbounded = feasible & (
+            (f_now <= f0 - self.unbounded_threshold * jnp.maximum(jnp.abs(f0), one))
+            | (f_now == -jnp.inf)
+        )
+        result = RESULTS.where(unbounded, RESULTS.unbounded, result)
+        result = RESULTS.where(infeasible, RESULTS.infeasible, result)
+        rhs = -jnp.concatenate([gl, c_fit])
 
         def delta_trial(mu, nu):
             return (0.5 - beta) * nu / ((1 + mu + nu) * upsilon**2 * psi**2)
@@ -351,7 +443,7 @@ class AdaSketchNewton(AbstractSolver):
                 opts = {}
             lin_state = self.linear_solver.init(operator, opts)
             value, lin_result, lin_stats = self.linear_solver.compute(
-                lin_state, -kkt_vec, opts
+                lin_state, rhs, opts
             )
             steps = lin_stats["num_steps"] if is_inexact else jnp.array(0)
             ok = lin_result == lx.RESULTS.successful
@@ -386,6 +478,10 @@ class AdaSketchNewton(AbstractSolver):
                 jnp.invert(is_descent(dz, mu, nu))
                 & (mu < self.mu_max)
                 & (nu > self.nu_min)
+                # Rank-deficient G: the penalties cannot restore the merit's
+                # exactness; a non-descent step becomes a restoration step below.
+                & jnp.invert(rank_deficient)
+                & (result == RESULTS.successful)
             )
             return first | more
 
@@ -424,51 +520,125 @@ class AdaSketchNewton(AbstractSolver):
             pen_cond, pen_body, carry
         )
         slope = slope_of(dz, mu, nu)
+        # No descent direction of the merit (G rank deficient, where the penalty
+        # loop is skipped, or the penalties at their bounds): a restoration step
+        # instead, the (Levenberg-Marquardt) Gauss-Newton step on 1/2 ||c||^2 with
+        # the multipliers kept, as in the restoration phase of filter methods
+        # (Fletcher & Leyffer 2002). It is a descent direction of ||c||^2 unless
+        # G^T c = 0, where the infeasibility test above applies.
+        no_merit_descent = jnp.invert(slope < 0) | jnp.invert(jnp.isfinite(slope))
+        restore = (
+            (rank_deficient & jnp.invert(is_descent(dz, mu, nu))) | no_merit_descent
+            if dense
+            else jnp.array(False)
+        )
+        feas_slope = -jnp.dot(c, c_fit)
+        dz = jnp.where(restore, jnp.concatenate([lm_step, zeros_m]), dz)
+        slope = jnp.where(restore, feas_slope, slope)
         no_descent = jnp.invert(slope < 0) | jnp.invert(jnp.isfinite(slope))
         result = RESULTS.where(
             (result == RESULTS.successful) & no_descent,
             RESULTS.where(
-                inner_ok, RESULTS.not_descent_direction, RESULTS.inner_solve_failed
+                rank_deficient,
+                RESULTS.rank_deficient_constraints,
+                RESULTS.where(
+                    inner_ok,
+                    RESULTS.not_descent_direction,
+                    RESULTS.inner_solve_failed,
+                ),
             ),
             result,
         )
 
-        # Armijo backtracking on the exact augmented Lagrangian.
-        merit0 = (
-            lagrangian(x, lam) + 0.5 * mu * jnp.sum(c**2) + 0.5 * nu * jnp.sum(gl**2)
-        )
+        # Armijo backtracking on the exact augmented Lagrangian (on 1/2 ||c||^2 for
+        # a restoration step).
+        def merit_of(z, g, cc):
+            exact = (
+                lagrangian(z[:n], z[n:])
+                + 0.5 * mu * jnp.sum(cc**2)
+                + 0.5 * nu * jnp.sum(g**2)
+            )
+            return jnp.where(restore, 0.5 * jnp.sum(cc**2), exact)
+
+        merit0 = merit_of(z0, gl, c)
 
         # Armijo with a roundoff allowance: near the solution the merit's decrease
         # (~ ||grad L||^2) falls below the rounding error of its value.
         roundoff = 16 * jnp.finfo(dtype).eps * jnp.abs(merit0)
 
+        def armijo(alpha, value):
+            return jnp.isfinite(value) & (
+                value <= merit0 + beta * alpha * slope + roundoff
+            )
+
         def ls_cond(carry):
             alpha, value, _, _, count = carry
-            armijo = value <= merit0 + beta * alpha * slope + roundoff
-            return jnp.invert(armijo) & (count <= self.max_backtracks)
+            return jnp.invert(armijo(alpha, value)) & (count <= self.max_backtracks)
+
+        def trial(alpha):
+            z = z0 + alpha * dz
+            g, cc = kkt(z[:n], z[n:])
+            return merit_of(z, g, cc), g, cc
 
         def ls_body(carry):
             alpha, _, _, _, count = carry
             alpha = 0.5 * alpha
-            z = z0 + alpha * dz
-            g, cc = kkt(z[:n], z[n:])
-            value = (
-                lagrangian(z[:n], z[n:])
-                + 0.5 * mu * jnp.sum(cc**2)
-                + 0.5 * nu * jnp.sum(g**2)
-            )
+            value, g, cc = trial(alpha)
             return alpha, value, g, cc, count + 1
 
         ls_init = (2 * one, jnp.asarray(jnp.inf, dtype), gl, c, jnp.array(0))
         alpha, value, g_new, c_new, _ = lax.while_loop(ls_cond, ls_body, ls_init)
-        ls_ok = jnp.isfinite(value) & (
-            value <= merit0 + beta * alpha * slope + roundoff
-        )
+        ls_ok = armijo(alpha, value)
         result = RESULTS.where(
             (result == RESULTS.successful) & jnp.invert(ls_ok),
             RESULTS.line_search_failed,
             result,
         )
+
+        if dense and self.max_expansions > 0:
+            # Extrapolation (Nocedal & Wright 2006, section 3.5): when the Hessian
+            # was shifted and the step has non-positive curvature, the model has no
+            # minimiser along it and the unit step is set by the shift alone; while
+            # the Armijo test holds and the merit keeps falling, double the step.
+            # An objective unbounded below is then followed geometrically and
+            # reported as `unbounded` within a few steps.
+            dx = dz[:n]
+            expand = (
+                (result == RESULTS.successful)
+                & jnp.invert(restore)
+                & (alpha == 1)
+                & (reg > 0)
+                & (jnp.dot(dx, hess @ dx) <= 0)
+            )
+
+            def ex_cond(carry):
+                *_, count, go = carry
+                return go & (count < self.max_expansions)
+
+            def ex_body(carry):
+                alpha, value, g, cc, count, _ = carry
+                value2, g2, cc2 = trial(2 * alpha)
+                better = (
+                    armijo(2 * alpha, value2)
+                    & (value2 < value)
+                    & (jnp.sum(cc2**2) <= jnp.sum(cc**2))
+                )
+                pick = lambda a, b: jnp.where(better, a, b)  # noqa: E731
+                return (
+                    pick(2 * alpha, alpha),
+                    pick(value2, value),
+                    pick(g2, g),
+                    pick(cc2, cc),
+                    count + 1,
+                    better,
+                )
+
+            alpha, value, g_new, c_new, _, _ = lax.while_loop(
+                ex_cond,
+                ex_body,
+                (alpha, value, g_new, c_new, jnp.array(0), expand),
+            )
+
         ok = result == RESULTS.successful
         z_new = jnp.where(ok, z0 + alpha * dz, z0)
         g_new = jnp.where(ok, g_new, gl)
@@ -491,6 +661,7 @@ class AdaSketchNewton(AbstractSolver):
             grad_lagrangian=g_new,
             constraint=c_new,
             kkt_norm=new_norm,
+            objective0=state.objective0,
             mu=mu,
             nu=nu,
             delta=delta,
@@ -578,8 +749,27 @@ AdaSketchNewton.__init__.__doc__ = """**Arguments:**
     `delta_min` its floor, `psi_scale` the constant of `Psi`.
 - `regularisation`, `curvature_tol`: the Hessian shift `xi_B` and the reduced-Hessian
     eigenvalue below which it applies.
-- `rank_tol`: `lambda_min(G G^T) <= rank_tol * lambda_max(G G^T)` stops with
-    `RESULTS.rank_deficient_constraints`.
+- `rank_tol`, `rank_regularisation`: where `lambda_min(G G^T) <= rank_tol *
+    max(1, lambda_max(G G^T))` (LICQ fails; materialised `K` only) the step
+    solves `[[B, G^T], [G, -tau I]] dz = -(grad_x L, c_fit)` with
+    `tau = rank_regularisation * max(1, lambda_max)` (default `sqrt(eps)`) and
+    `c_fit = G G^T (G G^T + tau I)^{-1} c`, the part of `c` the linearisation reaches
+    (a Levenberg-Marquardt / stabilised Newton step). If that is no descent direction
+    of the merit (or the penalty loop found none), a restoration step, the
+    Levenberg-Marquardt step on `||c||^2 / 2`, is taken instead.
+    `RESULTS.rank_deficient_constraints` only when neither makes progress (a
+    rank-deficient, nearly feasible point: LICQ fails at the limit).
+- `infeasibility_tol`: `RESULTS.infeasible` at a stationary point of `||c||^2 / 2`
+    that is not feasible: `||G^T c|| <= tol * max(1, ||G||_F) ||c||` and
+    `||c|| > sqrt(tol)` (default `eps^(1/3)`; Byrd, Curtis and Nocedal, 2010).
+- `unbounded_threshold`: `RESULTS.unbounded` at an iterate with `||c|| <=
+    sqrt(infeasibility_tol)` and `f(x) <= f(x0) - unbounded_threshold * max(1, |f(x0)|)`
+    (or `f = -inf`).
+- `max_expansions`: when the Hessian was shifted, the step has non-positive
+    curvature and the unit step passes the Armijo test, the step is doubled up to this
+    many times while the Armijo test holds, the merit falls and `||c||` does not grow
+    (extrapolation, so an unbounded objective is followed geometrically; 0 turns it
+    off).
 - `armijo_c`, `max_backtracks`: the Armijo constant `beta` and the halving limit.
 - `penalty_factor`, `mu_max`, `nu_min`: the update `mu *= rho^2`, `nu /= rho`, and
     its bounds.

@@ -3,9 +3,12 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
+import jax.extend.core as jex_core
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 from jaxtyping import Array, ArrayLike, Float
 
 from .._solver import AbstractProblem
@@ -151,6 +154,119 @@ class EqualityConstrainedProblem(AbstractProblem):
                 f"{list(self.variables)}."
             )
         self.shapes(y0, args)
+        self._check_indexing(y0, args)
+
+    def _check_indexing(self, y0, args):
+        """Raise if `objective` or `constraints` index `x` out of bounds at `y0`.
+
+        JAX clamps out-of-bounds indices (`x[2]` of a length-2 `x` reads `x[1]`),
+        so a `y0` shorter than the variables the callables use would be solved
+        silently as a different problem. The callables are traced once with
+        `jax.experimental.checkify`'s index checks (on shapes only), the index
+        computations are cut out of the trace, and only they are evaluated: on the
+        concrete `y0`/`args` when the error depends on their values, and not at all
+        when those are tracers (under `jit`/`vmap`, where only indices fixed at
+        trace time, the common `x[2]`, are checked). No float arithmetic of the
+        callables runs, so the check costs little next to a solve's compilation.
+        """
+        leaves = jax.tree.leaves((y0, args))
+        concrete = not any(isinstance(v, jax.core.Tracer) for v in leaves)
+        struct = jax.tree.map(
+            lambda v: (
+                jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v))
+                if eqx.is_array_like(v)
+                else v
+            ),
+            (y0, args),
+        )
+        try:
+            struct_leaves, struct_def = jax.tree.flatten(struct)
+            key = (self.objective, self.constraints, tuple(struct_leaves), struct_def)
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in _INDEX_CHECKS:
+            message = _INDEX_CHECKS[key]
+        else:
+            message, static = self._index_message(struct, leaves, concrete)
+            if static and key is not None:
+                if len(_INDEX_CHECKS) >= 256:
+                    _INDEX_CHECKS.pop(next(iter(_INDEX_CHECKS)))
+                _INDEX_CHECKS[key] = message
+        if message:
+            if "Tracer" in message:  # the payload is traced under jit
+                message = "an index is out of bounds."
+            raise ValueError(
+                f"`objective` or `constraints` index `x` out of bounds for `y0` of "
+                f"length {jnp.shape(y0)[0]}: {message.strip()} Pass a `y0` with an "
+                "entry for every variable the callables use (JAX would otherwise "
+                "clamp the index and solve a different problem)."
+            )
+
+    def _index_message(self, struct, leaves, concrete):
+        """(message or None, whether it holds for every value of y0/args)."""
+        treedef = []
+
+        def errors(y, a):
+            def both(y, a):
+                return self.objective(y, a), self.constraints(y, a)
+
+            err, _ = checkify.checkify(both, errors=checkify.index_checks)(y, a)
+            err_leaves, err_def = jax.tree.flatten(err)
+            treedef.append(err_def)
+            return err_leaves
+
+        try:
+            closed = jax.make_jaxpr(errors)(*struct)
+        except Exception:  # noqa: BLE001
+            # The callables fail under checkify (e.g. an unsupported primitive):
+            # the solve traces them again and reports any real error.
+            return None, False
+        values, static = _eval_outputs(closed, leaves, concrete)
+        if values is None:
+            return None, False
+        return jax.tree.unflatten(treedef[0], values).get(), static
+
+
+def _eval_outputs(closed, inputs, concrete):
+    """Evaluate only the equations of `closed` that its outputs need.
+
+    Returns `(values, static)`, `static` when they do not depend on the inputs'
+    values; `(None, False)` when they do and those are not concrete.
+    """
+    jaxpr = closed.jaxpr
+    needed = {v for v in jaxpr.outvars if isinstance(v, jex_core.Var)}
+    kept = []
+    for eqn in reversed(jaxpr.eqns):
+        if any(v in needed for v in eqn.outvars):
+            kept.append(eqn)
+            needed.update(v for v in eqn.invars if isinstance(v, jex_core.Var))
+    kept.reverse()
+    static = not any(v in needed for v in jaxpr.invars)
+    if not concrete and not static:
+        return None, False
+    env = dict(zip(jaxpr.constvars, closed.consts))
+    env.update(zip(jaxpr.invars, inputs))
+
+    def read(v):
+        return v.val if isinstance(v, jex_core.Literal) else env[v]
+
+    with jax.ensure_compile_time_eval():
+        for eqn in kept:
+            params = eqn.primitive.get_bind_params(eqn.params)
+            subfuns = ()
+            if isinstance(params, tuple):  # older JAX: (subfuns, params)
+                subfuns, params = params
+            out = eqn.primitive.bind(*subfuns, *map(read, eqn.invars), **params)
+            if not eqn.primitive.multiple_results:
+                out = [out]
+            env.update(zip(eqn.outvars, out))
+    return [read(v) for v in jaxpr.outvars], static
+
+
+# Index checks that hold for every value of y0/args, keyed by the callables and the
+# shapes (a repeated solve of the same problem pays for the check once).
+_INDEX_CHECKS: dict = {}
 
 
 def from_spec(spec) -> EqualityConstrainedProblem:
