@@ -62,6 +62,18 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "The starting point `y0` or the parameters `args` contain non-finite values "
         "(nan or inf). Pass finite values."
     )
+    nonfinite_data = (
+        "The problem data (`X`, `y`, `patterns`, `beta` or another array of the "
+        "problem) contain nan or inf. Clean or impute them; built outside `jax.jit`, "
+        "the problem's constructor raises a ValueError naming the array."
+    )
+    invalid_data = (
+        "The problem data are outside their domain: `beta` <= 0, `patterns` with "
+        "entries other than 0 and 1 or an all-zero column, labels `y` outside the "
+        "loss's domain ({0, 1} for 'bce', {-1, +1} for 'hinge'), or `eps` < 0. Fix "
+        "that input; built outside `jax.jit`, the problem's constructor raises a "
+        "ValueError naming it."
+    )
     inversion_failed = (
         "Inverting the learned map (a convex conjugate solve) did not converge; the "
         "returned value is inaccurate. Raise the inner `max_steps` or check that the "

@@ -14,8 +14,8 @@ from .helpers import relu_instance
 
 
 # the codes for invalid data (with the closest existing codes until the core has them)
-NONFINITE_DATA = getattr(RESULTS, "nonfinite_data", RESULTS.nonfinite_start)
-INVALID_DATA = getattr(RESULTS, "invalid_data", RESULTS.infeasible)
+NONFINITE_DATA = RESULTS.nonfinite_data
+INVALID_DATA = RESULTS.invalid_data
 
 
 def _instance(seed=0, n=30, num_patterns=8, loss="squared"):

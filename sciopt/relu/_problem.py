@@ -46,12 +46,6 @@ class ADMMVariables(eqx.Module):
         return self.v.reshape(2, -1, self.v.shape[-1])
 
 
-def data_code(name: str, fallback: RESULTS) -> RESULTS:
-    """`RESULTS.<name>` where the core defines it, else `fallback` (the closest code
-    that exists)."""
-    return getattr(RESULTS, name, fallback)
-
-
 def _all(condition) -> Array:
     return jnp.all(condition) if jnp.size(condition) else jnp.array(True)
 
@@ -81,10 +75,10 @@ def data_result(problem) -> RESULTS:
         valid = valid & _all((y == -1) | (y == 1))
     if eps is not None:
         valid = valid & (eps >= 0)
-    nonfinite = data_code("nonfinite_data", RESULTS.nonfinite_start)
-    invalid = data_code("invalid_data", RESULTS.infeasible)
     return RESULTS.where(
-        finite, RESULTS.where(valid, RESULTS.successful, invalid), nonfinite
+        finite,
+        RESULTS.where(valid, RESULTS.successful, RESULTS.invalid_data),
+        RESULTS.nonfinite_data,
     )
 
 
