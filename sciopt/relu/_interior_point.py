@@ -207,8 +207,7 @@ class InteriorPoint(AbstractSolver):
     stops when `objective - lower_bound <= atol + rtol |objective|`. The iterate is
     strictly feasible (cone violation 0 up to rounding). This is a float64 method: in
     float32 the scaled Newton systems lose their accuracy early and the solve stops
-    with `RESULTS.newton_stalled` (on the (500, 10, 50) benchmark after 26 steps, at
-    a true relative gap of 1.6e-3 but a certified gap of only 0.37).
+    with `RESULTS.newton_stalled` (measured on the relu benchmark page).
 
     **Arguments:**
 
@@ -216,18 +215,16 @@ class InteriorPoint(AbstractSolver):
       default: 1e-6 in float64, 1e-3 in float32).
     - `step_fraction`: the fraction of the step to the boundary taken (default 0.99).
     - `phase_one_steps`: the most Newton steps of the search for interior directions
-      (it stops as soon as every pattern has one: 50 steps at (2000, 20, 100), about
-      700 on the standardised breast-cancer data).
+      (it stops as soon as every pattern has one).
     - `centrality_correctors`: the most centrality correctors per step (default 2).
       Each re-solves Newton's system with the factorization at hand for a direction
       that pushes the products s_k z_k of the cone constraints, at twice the current
       step, into [0.1, 10] sigma mu (Gondzio 1996); it is kept when it lengthens the
-      step by at least 1 %. 0 turns them off. At (2000, 20, 100) they cut the steps
-      from 44 to 31.
+      step by at least 1 %. 0 turns them off.
     - `refinement_steps`: steps of iterative refinement of every Newton solve
       (default 2; each costs one more solve with the factorization at hand and one
-      product with Newton's matrix, O(n d P)). On small instances they lower the
-      floor at which the certified gap stalls 10-200x; 0 turns them off.
+      product with Newton's matrix, O(n d P)); they lower the floor at which the
+      certified gap stalls. 0 turns them off.
     - `verbose`: print the duality measure mu, sigma, the step and the certified gap
       every step.
 
