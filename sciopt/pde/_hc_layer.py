@@ -77,6 +77,11 @@ class _HCBase(eqx.Module):
     def _dtype(self):
         return self.basis.mlp.layers[0].weight.dtype
 
+    def _instance(self, instance) -> Array:
+        """Check an instance's length (trace time) and cast it to the basis' dtype."""
+        self.problem.check_instance(instance)
+        return jnp.asarray(instance, self._dtype())
+
     def _sample_points(self, key: PRNGKeyArray) -> tuple[Array, Array]:
         """`num_points` grid nodes per expert (indices, shape `(K, m)`)."""
         nt, nx = self.grid
@@ -137,7 +142,7 @@ class _HCBase(eqx.Module):
         instance: per-basis terms at the sampled points and the IC/BC rows that
         touch each block. `sciopt.pde.constraint_residual` turns them into `r`."""
         dtype = self._dtype()
-        instance = jnp.asarray(instance, dtype)
+        instance = self._instance(instance)
         sensors = self.problem.sensors(instance)
         t, x = self.coordinates(dtype)
         nt, nx = self.grid
@@ -197,8 +202,20 @@ class _HCBase(eqx.Module):
         An `HCSolution`. Gradients reach the basis network by the implicit function
         theorem on each expert's stationarity condition `J^T r = 0` (or through the
         iterations with `adjoint=optx.RecursiveCheckpointAdjoint()`).
+
+        The solve is jit-compiled (`equinox.filter_jit`): the first call with a
+        layer compiles it, later calls with the same layer structure reuse the
+        compilation; under an outer `jax.jit` it is inlined.
+
+        **Raises:**
+
+        `ValueError` when `instance` is not one vector of the problem's
+        `num_params` parameters.
         """
-        instance = jnp.asarray(instance, self._dtype())
+        instance = self._instance(instance)
+        return _solve_jit(self, instance, key)
+
+    def _solve(self, instance, key) -> HCSolution:
         rows = self.constraint_rows(instance, key)
 
         def one_expert(r):
@@ -231,7 +248,7 @@ class _HCBase(eqx.Module):
         """The assembled solution (and derivatives `names`) at grid nodes `(it, ix)`:
         each node uses the weights of the expert that owns it."""
         dtype = self._dtype()
-        instance = jnp.asarray(instance, dtype)
+        instance = self._instance(instance)
         t, x = self.coordinates(dtype)
         terms = basis_terms(
             self.basis, self.problem.sensors(instance), t[it], x[ix], names
@@ -260,6 +277,7 @@ class _HCBase(eqx.Module):
         """Mean squared jump of the value (and of the normal slope times the grid
         step) across the interfaces between neighbouring experts; zero for `K = 1`."""
         dtype = self._dtype()
+        instance = self._instance(instance)
         if self.num_experts == 1:
             return jnp.zeros((), dtype)
         nt, nx = self.grid
@@ -290,7 +308,7 @@ class _HCBase(eqx.Module):
         along_x = jnp.asarray(np.concatenate(along_x))
         terms = basis_terms(
             self.basis,
-            self.problem.sensors(jnp.asarray(instance, dtype)),
+            self.problem.sensors(instance),
             pts_t,
             pts_x,
             ("u", "u_t", "u_x"),
@@ -308,6 +326,30 @@ class _HCBase(eqx.Module):
             )
             penalty = penalty + jnp.mean(slope**2)
         return penalty
+
+
+@eqx.filter_jit
+def _solve_jit(layer, instance, key):
+    return layer._solve(instance, key)
+
+
+def check_settings(**settings) -> None:
+    """`ValueError` naming the setting unless `ridge`, `ic_weight`, `bc_weight`,
+    `rtol`, `atol` are finite and non-negative and `max_steps` a positive int."""
+    for name, value in settings.items():
+        if name == "max_steps":
+            if not (isinstance(value, (int, np.integer)) and value >= 1):
+                raise ValueError(f"`max_steps` must be a positive int, got {value!r}.")
+            continue
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"`{name}` must be finite and non-negative, got {value!r}"
+                + (
+                    ": a negative ridge makes the least-squares problem indefinite."
+                    if name == "ridge"
+                    else "."
+                )
+            )
 
 
 def _check_common(problem, basis, grid, num_points, method, splits, overlap):
@@ -437,9 +479,19 @@ class HardConstraintLayer(_HCBase):
         **Raises:**
 
         `ValueError` for `num_points < N`, an unknown `method`, `"qr"` on a nonlinear
-        problem, or a basis whose sensor count does not match the problem.
+        problem, a basis whose sensor count does not match the problem, a negative
+        or non-finite `ridge`, `ic_weight`, `bc_weight`, `rtol` or `atol`, or
+        `max_steps < 1`.
         """
         method = _check_common(problem, basis, grid, num_points, method, (1, 1), 0.0)
+        check_settings(
+            ridge=ridge,
+            ic_weight=ic_weight,
+            bc_weight=bc_weight,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+        )
         self.basis = basis
         self.problem = problem
         self.grid = (int(grid[0]), int(grid[1]))

@@ -4,7 +4,7 @@ import jax
 import optimistix as optx
 
 from ._hc_basis import BasisNetwork
-from ._hc_layer import _check_common, _HCBase
+from ._hc_layer import _check_common, _HCBase, check_settings
 from ._hc_problems import HCProblem
 
 
@@ -88,12 +88,20 @@ class MoEHardConstraint(_HCBase):
         **Raises:**
 
         `ValueError` when an axis of the grid is not divisible by its number of
-        experts (naming the axis), for `num_points` below `N`, or a mesh axis that
-        does not divide `K`.
+        experts (naming the axis), for `num_points` below `N`, a mesh axis that
+        does not divide `K`, or the settings `HardConstraintLayer` rejects.
         """
         splits = (int(splits[0]), int(splits[1]))
         method = _check_common(
             problem, basis, grid, num_points, method, splits, overlap
+        )
+        check_settings(
+            ridge=ridge,
+            ic_weight=ic_weight,
+            bc_weight=bc_weight,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
         )
         if mesh is not None:
             if mesh_axis not in mesh.shape:

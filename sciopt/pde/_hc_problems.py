@@ -59,6 +59,26 @@ class HCProblem(eqx.Module):
     omega_init: float = eqx.field(static=True, default=0.0)
     reference_source: str = eqx.field(static=True, default="")
 
+    @property
+    def num_params(self) -> int:
+        """The length of an instance's parameter vector (from `sample`'s shape)."""
+        shape = jax.eval_shape(lambda key: self.sample(key, 1), jr.key(0)).shape
+        return int(shape[-1])
+
+    def check_instance(self, instance, name: str = "instance") -> None:
+        """Raise `ValueError` unless `instance` is one parameter vector of length
+        `num_params` (checked at trace time, on shapes only)."""
+        shape = jnp.shape(instance)
+        expected = self.num_params
+        if shape != (expected,):
+            got = f"length {shape[0]}" if len(shape) == 1 else f"shape {shape}"
+            raise ValueError(
+                f"`{name}` has {got}, but problem {self.name!r} describes an "
+                f"instance by {expected} parameters: pass a vector of length "
+                f"{expected} (one row of `problem.sample(key, n)`); for a batch, "
+                "`jax.vmap` over the rows."
+            )
+
     def sensors(self, p: Array) -> Float[Array, " s"]:
         """The instance's initial condition at `num_sensors` equispaced points."""
         x0, x1 = self.x_span

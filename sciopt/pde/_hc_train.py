@@ -77,6 +77,7 @@ class SoftConstraintModel(_HCBase):
 
     def solve(self, instance: Float[Array, " p"], key: PRNGKeyArray) -> HCSolution:
         """The shared weight vector (no solve), in the layers' `HCSolution` form."""
+        self.problem.check_instance(instance)
         del instance, key
         zero = jnp.zeros((1,), self.head.dtype)
         stats = {

@@ -13,7 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from .._solution import RESULTS
 from ._domain import Domain
 from ._pde import PDE
-from ._pinn import _features, make_mlp, model_dtype
+from ._pinn import _features, grid_axes, make_mlp, model_dtype
 from ._sampling import Method, sample_initial, sample_interior
 
 
@@ -45,6 +45,7 @@ def _check_lagrangian(pde: PDE) -> None:
             "at the inflow boundary, which this two-branch form does not model. Use "
             "`Domain(..., periodic=True)` or an Eulerian `PINN`."
         )
+    pde.require_time_derivative("`LagrangianPINN`", first_order=True)
     pde.transport_form()  # raises for PDEs outside the supported class
 
 
@@ -191,15 +192,16 @@ class LagrangianPINN(eqx.Module):
     def predict(
         self, x: ArrayLike, t: ArrayLike, num_labels: int | None = None
     ) -> Float[Array, "nt nx"]:
-        """The Eulerian solution `u(x, t)` on the grid `t` (nt,) x `x` (nx,).
+        """The Eulerian solution `u(x, t)` on the grid `t` (nt,) x `x` (nx,): shape
+        `(nt, nx)`, or `(nx,)` for a scalar `t`. Other shapes (meshgrid arrays,
+        scattered points) raise `ValueError`.
 
         At each time the labels `xi` (`num_labels` uniform points, default
         `max(4 nx, 512)`) are moved to `X(xi, t)`, wrapped into the period, and `U` is
         interpolated linearly (periodically) at `x`. Valid while the characteristics
         do not cross (see `characteristics_result`).
         """
-        x = jnp.asarray(x)
-        t = jnp.asarray(t, x.dtype)
+        x, t, scalar_t = grid_axes("LagrangianPINN.predict", x, t)
         if num_labels is None:
             num_labels = max(4 * x.shape[0], 512)
         xi = _labels(self.domain, num_labels, x.dtype)
@@ -214,7 +216,8 @@ class LagrangianPINN(eqx.Module):
                 x, wrapped[order], u[order], period=jnp.asarray(dom.length, x.dtype)
             )
 
-        return jax.vmap(at_time)(t)
+        u = jax.vmap(at_time)(t)
+        return u[0] if scalar_t else u
 
 
 LagrangianPINN.__doc__ = (LagrangianPINN.__doc__ or "") + _CITE

@@ -351,8 +351,43 @@ class PDE(eqx.Module):
         d[f"{self.unknown}_t"] = jnp.zeros_like(d[self.unknown])
         return -self._residual(d, x, t, self.args(args))
 
-    def check_evolution_form(self) -> None:
+    def describe(self) -> str:
+        """The equation, for messages: its formula, or the callable's name and the
+        derivatives it reads."""
+        if self.formula is not None:
+            return f"{self.formula!r} = 0"
+        name = getattr(self._residual, "__name__", type(self._residual).__name__)
+        return f"{name!r} (a callable reading {list(self.derivatives)})"
+
+    def require_time_derivative(self, model: str, *, first_order: bool) -> None:
+        """Raise `ValueError`, naming `model` and the PDE, unless the PDE has a
+        first time derivative `u_t` (`first_order`) or any time derivative.
+
+        The evolution models (`PINNLoss` with its initial-condition term,
+        `LagrangianPINN`, `method_of_lines`) need one; a PDE without it (e.g.
+        `u_xx + u`) is stationary, and an initial condition does not determine its
+        solution.
+        """
+        u = self.unknown
+        ut = f"{u}_t"
+        times = [d for d in self.derivatives if "t" in d[len(u) + 1 :]]
+        missing = ut not in self.derivatives if first_order else not times
+        if missing:
+            need = ut if first_order else f"a time derivative ({ut}, {u}_tt, ...)"
+            raise ValueError(
+                f"{model} solves evolution equations {ut} + F(x, t, {u}, {u}_x, "
+                f"...) = 0, but the PDE {self.describe()} has no term in {need}. "
+                f"Add the {ut} term to the equation"
+                + (
+                    "; a callable equation must list it in `derivatives`."
+                    if self.formula is None
+                    else "."
+                )
+            )
+
+    def check_evolution_form(self, model: str = "This method") -> None:
         """Raise `ValueError` unless `R = u_t + F` with `F` free of time derivatives."""
+        self.require_time_derivative(model, first_order=True)
         u = self.unknown
         bad = [d for d in self.derivatives if "t" in d[len(u) + 1 :] and d != f"{u}_t"]
         if bad or f"{u}_t" not in self.derivatives:

@@ -25,6 +25,29 @@ def _features(domain: Domain, x: Array, t: Array, periodic: bool) -> Array:
     return jnp.stack([xs, tau])
 
 
+def grid_axes(name: str, x: ArrayLike, t: ArrayLike) -> tuple[Array, Array, bool]:
+    """Check the coordinates of a `predict` call: `x` one axis `(nx,)`, `t` one axis
+    `(nt,)` or a scalar. Returns `(x, t, scalar_t)` with `t` made 1-D.
+
+    **Raises:** `ValueError` naming `name` and the shapes for anything else (for
+    example meshgrid arrays, which would otherwise broadcast to a wrong shape).
+    """
+    x = jnp.asarray(x)
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.zeros(()).dtype)
+    t = t.astype(x.dtype)
+    if x.ndim != 1 or t.ndim > 1:
+        raise ValueError(
+            f"`{name}` takes the grid's axes: `x` of shape (nx,) and `t` of shape "
+            f"(nt,) or a scalar, and returns (nt, nx) (or (nx,) for a scalar `t`); "
+            f"got `x` of shape {x.shape} and `t` of shape {t.shape}. For a meshgrid "
+            "pass its axes, e.g. `X[0]` and `T[:, 0]`; for scattered points "
+            "`jax.vmap` the model over them."
+        )
+    return x, jnp.atleast_1d(t), t.ndim == 0
+
+
 def model_dtype(model) -> jnp.dtype:
     """The dtype of a model's first floating array (JAX's default float if none)."""
     leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
@@ -127,11 +150,13 @@ class PINN(eqx.Module):
         return out
 
     def predict(self, x: ArrayLike, t: ArrayLike) -> Float[Array, "nt nx"]:
-        """`u` on the grid `t` (nt,) x `x` (nx,)."""
-        x = jnp.asarray(x)
-        t = jnp.asarray(t, x.dtype)
+        """`u` on the grid `t` (nt,) x `x` (nx,): shape `(nt, nx)`, or `(nx,)` for a
+        scalar `t`. Other shapes raise `ValueError` (`jax.vmap` the model over
+        scattered points instead)."""
+        x, t, scalar_t = grid_axes("PINN.predict", x, t)
         row = jax.vmap(self, in_axes=(0, None))
-        return jax.vmap(lambda tt: row(x, tt))(t)
+        u = jax.vmap(lambda tt: row(x, tt))(t)
+        return u[0] if scalar_t else u
 
 
 class PINNLoss(eqx.Module):
@@ -180,6 +205,8 @@ class PINNLoss(eqx.Module):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+        # The loss has an initial-condition term: the PDE must evolve in time.
+        pde.require_time_derivative("`PINNLoss`", first_order=False)
         self.pde = pde
         self.num_interior = num_interior
         self.num_initial = num_initial

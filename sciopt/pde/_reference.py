@@ -196,7 +196,7 @@ def method_of_lines(
 
     `(x, u)`: the grid `(nx,)` and the solution `(len(t_eval), nx)`.
     """
-    pde.check_evolution_form()
+    pde.check_evolution_form("`method_of_lines`")
     if order not in (2, 4):
         raise ValueError(f"`order` must be 2 or 4, got {order!r}.")
     if order == 4 and not pde.domain.periodic:
