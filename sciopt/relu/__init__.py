@@ -11,12 +11,21 @@ from ._network import (
     ReLUNetwork as ReLUNetwork,
     to_network as to_network,
 )
+from ._optimal import optimal_network as optimal_network
 from ._patterns import (
     add_bias_column as add_bias_column,
     cone_matrices as cone_matrices,
     deduplicate_patterns as deduplicate_patterns,
     enumerate_patterns as enumerate_patterns,
     sample_patterns as sample_patterns,
+)
+from ._pricing import (
+    exact_pricing as exact_pricing,
+    merge_patterns as merge_patterns,
+    network_patterns as network_patterns,
+    price_patterns as price_patterns,
+    pricing_multiplier as pricing_multiplier,
+    PricingResult as PricingResult,
 )
 from ._problem import (
     ADMMVariables as ADMMVariables,
