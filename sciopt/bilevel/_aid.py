@@ -10,10 +10,18 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
-from .._misc import tree_all_finite, two_norm, verbose_printer
+from .._misc import tree_all_finite, verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
-from ._common import final_stats, get_key, start_flags
+from ._common import (
+    check_tolerances,
+    converged,
+    final_stats,
+    get_key,
+    safe_norm,
+    start_flags,
+    tolerance,
+)
 from ._problem import BilevelProblem
 from ._sets import Reals
 
@@ -44,8 +52,12 @@ class AID(AbstractSolver):
     $\nabla\Phi = \nabla_x F - \nabla^2_{xy} f\, [\nabla^2_{yy} f]^{-1} \nabla_y F$),
     and takes a fixed projected gradient step on $x$.
 
-    Stops when the projected-gradient residual
-    $\|x - P_X(x - \nabla\Phi(x))\| \le$ `atol + rtol * ||x||`, or after `steps`.
+    Stops (`RESULTS.successful`) when the projected-gradient residual
+    $\|x - P_X(x - \nabla\Phi(x))\| \le$ `atol + rtol * ||x||`; otherwise runs to
+    `max_steps` (default 1000, `sciopt.solve(..., max_steps=None)`) and returns
+    `RESULTS.steps_exhausted`. A failed lower-level solve gives
+    `RESULTS.inner_solve_failed`; a too-long step that makes the oracles non-finite,
+    `RESULTS.nonfinite`.
 
     **Arguments:**
 
@@ -53,9 +65,8 @@ class AID(AbstractSolver):
     - `lower_solver`: the optimistix minimiser of the lower level (default BFGS with
         tolerances `1e-10` in float64, `1e-5` in float32).
     - `lower_max_steps`: its step limit.
-    - `steps`: a fixed number of steps (then the tolerances are not used; pass
-        `max_steps >= steps` to `sciopt.solve`).
-    - `rtol`, `atol`: the stopping tolerances.
+    - `rtol`, `atol`: the stopping tolerances (default `None`: `1e-8` in float64,
+        `1e-4` in float32).
     - `verbose`: print progress.
 
     **Stats:** as `LVHBA` (`upper_objective` is the true `Phi(x)`), plus `residual`.
@@ -81,14 +92,17 @@ class AID(AbstractSolver):
     learning_rate: float = 1e-1
     lower_solver: optx.AbstractMinimiser | None = None
     lower_max_steps: int = eqx.field(static=True, default=1000)
-    steps: int | None = None
-    rtol: float = 1e-8
-    atol: float = 1e-8
+    rtol: float | None = None
+    atol: float | None = None
     verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
         if not self.learning_rate > 0:
             raise ValueError("`learning_rate` must be positive.")
+        check_tolerances(self, "rtol", "atol")
+
+    def default_max_steps(self) -> int:
+        return 1000
 
     def lower_solve(self, problem: BilevelProblem, x, y0, args):
         """`y*(x)` by `optimistix.minimise` (implicitly differentiable in `x`)."""
@@ -152,7 +166,7 @@ class AID(AbstractSolver):
         lr = jnp.asarray(self.learning_rate, x.dtype)
         value, grad, y_star, ok = self._safe_hypergradient(problem, x, yy, args)
         new_x = problem.upper_set.project(x - lr * grad)
-        residual = two_norm(x - problem.upper_set.project(x - grad))
+        residual = safe_norm(x - problem.upper_set.project(x - grad))
         verbose_printer(self.verbose)(
             step=("AID step", state.step + 1),
             upper=("Phi(x)", value),
@@ -168,10 +182,9 @@ class AID(AbstractSolver):
 
     def terminate(self, problem, y, args, options, state: _AIDState):
         x, _ = y
-        if self.steps is None:
-            done = state.residual <= self.atol + self.rtol * two_norm(x)
-        else:
-            done = state.step >= self.steps
+        rtol = tolerance(self.rtol, x.dtype, 1e-8, 1e-4)
+        atol = tolerance(self.atol, x.dtype, 1e-8, 1e-4)
+        done = converged(state.residual, atol + rtol * safe_norm(x))
         result = RESULTS.where(
             state.inner_ok, RESULTS.successful, RESULTS.inner_solve_failed
         )

@@ -10,11 +10,19 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int
 
-from .._misc import two_norm, verbose_printer
+from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
 from ._aid import _check_unconstrained
-from ._common import final_stats, get_key, start_flags
+from ._common import (
+    check_tolerances,
+    converged,
+    final_stats,
+    get_key,
+    safe_norm,
+    start_flags,
+    tolerance,
+)
 from ._problem import BilevelProblem
 
 
@@ -24,6 +32,8 @@ class _BOREPState(eqx.Module):
     momentum: Array
     step: Int[Array, ""]
     momentum_norm: Float[Array, ""]
+    lower_gradient_norm: Float[Array, ""]
+    z_residual: Float[Array, ""]
     finite_start: Bool[Array, ""]
     key: Array
 
@@ -63,12 +73,21 @@ class BOREP(AbstractSolver):
 
     **Arguments:** `learning_rate` ($\eta$), `momentum` ($\beta$), `lower_learning_rate`
     (SGD step on $y$), `z_learning_rate` ($\nu$), `radius` ($R$), `period` ($I$),
-    `lower_steps` ($N$), `init_steps` ($T_0$), `init_epochs`, `decay`, `steps` (fixed
-    budget; pass `max_steps >= steps` to `sciopt.solve`), `atol` (without `steps`:
-    stop when $\|m\| \le$ `atol`), `verbose`.
+    `lower_steps` ($N$), `init_steps` ($T_0$), `init_epochs`, `decay`, `atol` (stop,
+    with `RESULTS.successful`, when $\|m\|$, the lower-level gradient
+    $\|\nabla_y f\|$ and the residual $\|\nabla^2_{yy} f\, z - \nabla_y F\|$ of the
+    linear system are all at most `atol`; default `None`: `1e-6` in float64, `1e-4`
+    in float32), `verbose`.
+
+    Without `decay` the normalised steps keep their length $\eta$, so $x$ settles in
+    a neighbourhood of size about $\eta$ and $\|m\|$ stops falling at a level set by
+    $\eta$: choose `atol` above that level, or `decay > 0`. Otherwise the solve runs
+    to `max_steps` (default 2000, `sciopt.solve(..., max_steps=None)`) and returns
+    `RESULTS.steps_exhausted`; a run of a fixed number of steps, as in the paper's
+    experiments, is `max_steps=N` with `throw=False`, judged by its stats.
 
     **Stats:** as `LVHBA` (`upper_objective` is the true $\Phi(x)$), plus
-    `momentum_norm`.
+    `momentum_norm`, `lower_gradient_norm` and `z_residual` (of the last step).
 
     ??? cite "References"
 
@@ -94,8 +113,7 @@ class BOREP(AbstractSolver):
     init_steps: int = eqx.field(static=True, default=200)
     init_epochs: int = eqx.field(static=True, default=4)
     decay: float = 0.0
-    steps: int | None = None
-    atol: float = 1e-6
+    atol: float | None = None
     verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
@@ -115,6 +133,12 @@ class BOREP(AbstractSolver):
             raise ValueError("`period` must be >= 1; `lower_steps`, `init_steps` >= 0.")
         if self.init_epochs < 1:
             raise ValueError("`init_epochs` must be >= 1.")
+        if not self.decay >= 0:
+            raise ValueError(f"`decay` must be non-negative, got {self.decay}.")
+        check_tolerances(self, "atol")
+
+    def default_max_steps(self) -> int:
+        return 2000
 
     def init(self, problem: BilevelProblem, y, args, options: dict[str, Any]):
         _check_unconstrained(problem, "BOREP")
@@ -128,6 +152,8 @@ class BOREP(AbstractSolver):
             momentum=jnp.zeros_like(x),
             step=jnp.array(0),
             momentum_norm=jnp.array(jnp.inf, x.dtype),
+            lower_gradient_norm=jnp.array(jnp.inf, x.dtype),
+            z_residual=jnp.array(jnp.inf, x.dtype),
             finite_start=finite,
             key=jr.key_data(key),
         )
@@ -162,12 +188,15 @@ class BOREP(AbstractSolver):
         def grad_y_lower(x, y, key):
             return jax.grad(problem.f, argnums=1)(x, y, args, key)
 
-        hz = jax.jvp(lambda y: grad_y_lower(x, y, key_z1), (yy,), (state.z,))[1]
+        lower_grad, hz = jax.jvp(
+            lambda y: grad_y_lower(x, y, key_z1), (yy,), (state.z,)
+        )
         grad_upper_y = jax.grad(problem.F, argnums=1)(x, yy, args, key_z2)
         nu = jnp.asarray(self.z_learning_rate, dtype)
+        z_residual = safe_norm(hz - grad_upper_y)
         z = state.z - nu * (hz - grad_upper_y)
         radius = jnp.asarray(self.radius, dtype)
-        norm_z = two_norm(z)
+        norm_z = safe_norm(z)
         z = jnp.where(norm_z > radius, radius / jnp.where(norm_z > 0, norm_z, 1), 1) * z
 
         # Hypergradient estimate and normalised momentum on x.
@@ -176,7 +205,7 @@ class BOREP(AbstractSolver):
         estimate = grad_upper_x - cross
         beta = jnp.asarray(self.momentum, dtype)
         m = beta * state.momentum + (1 - beta) * estimate
-        m_norm = two_norm(m)
+        m_norm = safe_norm(m)
         eta = jnp.asarray(self.learning_rate, dtype) / (
             1 + jnp.asarray(self.decay, dtype) * k.astype(dtype)
         )
@@ -194,16 +223,23 @@ class BOREP(AbstractSolver):
             momentum=m,
             step=k + 1,
             momentum_norm=m_norm,
+            lower_gradient_norm=safe_norm(lower_grad),
+            z_residual=z_residual,
             finite_start=state.finite_start,
             key=state.key,
         )
         return (new_x, yy), new_state, None
 
     def terminate(self, problem, y, args, options, state: _BOREPState):
-        if self.steps is None:
-            done = state.momentum_norm <= self.atol
-        else:
-            done = state.step >= self.steps
+        x, _ = y
+        atol = tolerance(self.atol, x.dtype, 1e-6, 1e-4)
+        # The momentum estimates the hypergradient only once y and z have caught
+        # up with x: all three must be small.
+        worst = jnp.maximum(
+            state.momentum_norm,
+            jnp.maximum(state.lower_gradient_norm, state.z_residual),
+        )
+        done = converged(worst, jnp.asarray(atol, x.dtype))
         result = RESULTS.where(
             state.finite_start, RESULTS.successful, RESULTS.nonfinite_start
         )
@@ -213,4 +249,6 @@ class BOREP(AbstractSolver):
         x, yy = y
         stats = final_stats(problem, x, yy, args)
         stats["momentum_norm"] = state.momentum_norm
+        stats["lower_gradient_norm"] = state.lower_gradient_norm
+        stats["z_residual"] = state.z_residual
         return y, aux, stats

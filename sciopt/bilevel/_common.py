@@ -9,6 +9,39 @@ from .._misc import tree_all_finite
 from ._problem import BilevelProblem
 
 
+def safe_norm(tree) -> Array:
+    """The Euclidean norm of a pytree, computed as `m ||x / m||` with `m` the largest
+    absolute entry, so that it does not overflow while the entries are finite."""
+    leaves = [jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.array(0.0)
+    x = jnp.concatenate(leaves)
+    m = jnp.max(jnp.abs(x), initial=0)
+    safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1)
+    return jnp.where(jnp.isfinite(m), safe_m * jnp.linalg.norm(x / safe_m), m)
+
+
+def converged(quantity, tol) -> Array:
+    """`quantity <= tol` with both finite: an overflowed norm never passes."""
+    return jnp.isfinite(quantity) & jnp.isfinite(tol) & (quantity <= tol)
+
+
+def tolerance(value: float | None, dtype, float64: float, float32: float) -> float:
+    """A stopping tolerance: `value`, or the default for `dtype` when it is `None`
+    (float32 iterates cannot reach float64 tolerances)."""
+    if value is not None:
+        return value
+    return float64 if jnp.finfo(dtype).bits >= 64 else float32
+
+
+def check_tolerances(solver, *names: str) -> None:
+    """`ValueError` unless each named tolerance is `None` or non-negative."""
+    for name in names:
+        value = getattr(solver, name)
+        if value is not None and not value >= 0:
+            raise ValueError(f"`{name}` must be non-negative or None, got {value}.")
+
+
 def get_key(options) -> Array:
     """The solver's random key: `options["key"]`, or a fixed default."""
     key = options.get("key")
