@@ -137,8 +137,9 @@ class EqualityConstrainedProblem(AbstractProblem):
         if m > n:
             raise ValueError(
                 f"`constraints` returned m = {m} constraints for n = {n} variables: "
-                "more equality constraints than variables is over-determined; remove "
-                "redundant constraints."
+                "more equality constraints than variables is over-determined: the "
+                "extra constraints are either redundant (remove them) or inconsistent "
+                "(the problem is infeasible)."
             )
         return n, m
 
