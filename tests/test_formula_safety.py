@@ -252,6 +252,9 @@ def test_problem_file_formulas_parse_as_before():
         )
         after = parse(text, names)
         assert sympy.srepr(after) == sympy.srepr(before), text
+        # sympy's printed form parses back (PDE and boundary values re-read it;
+        # floats print to 15 digits, so compare printed forms)
+        assert str(parse(str(after), names)) == str(after), text
 
 
 def test_function_whitelist_and_constants_lower_correctly():

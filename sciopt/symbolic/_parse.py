@@ -40,6 +40,7 @@ FUNCTIONS: dict[str, Callable] = {
 }
 FUNCTIONS["abs"] = sympy.Abs
 FUNCTIONS["ln"] = sympy.log
+FUNCTIONS["Mod"] = sympy.Mod  # how sympy prints `a % b`: str(expr) parses back
 
 #: The named constants a formula may use.
 CONSTANTS: dict[str, sympy.Expr] = {"pi": sympy.pi, "E": sympy.E}
@@ -401,7 +402,7 @@ def parse(
     constants `pi` and `E`, `+ - * / % **`, `^` (a power, exactly like `**`),
     unary `+`/`-`, parentheses, and calls with positional arguments of `sin cos tan
     asin acos atan atan2 sinh cosh tanh asinh acosh atanh exp log ln sqrt Abs abs
-    sign Min Max erf floor ceiling`. Anything else (attribute access, subscripts,
+    sign Min Max Mod erf floor ceiling`. Anything else (attribute access, subscripts,
     strings, lambdas, comprehensions, comparisons, keyword arguments, names
     beginning with `__`, ...) is refused. A formula has at most 10 000 characters
     and 100 levels of nesting, and may not build exact numbers of more than 10 000
