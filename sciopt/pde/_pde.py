@@ -396,7 +396,8 @@ class PDE(eqx.Module):
                 f"method; it uses time derivatives {bad or 'none'}."
             )
         if self.formula is not None:
-            expr = sympy.sympify(self.formula)
+            names = ["x", "t", u, *self.derivatives, *(n for n, _ in self.parameters)]
+            expr = parse(self.formula, names)
             coeff = sympy.simplify(sympy.diff(expr, sympy.Symbol(f"{u}_t")))
             if coeff != 1:
                 raise ValueError(
@@ -430,7 +431,7 @@ class PDE(eqx.Module):
 
 @functools.lru_cache(maxsize=128)
 def _transport_form(formula, u, names, derivatives):
-    expr = sympy.expand(sympy.sympify(formula))
+    expr = sympy.expand(parse(formula, ["x", "t", u, *derivatives, *names]))
     ut, ux, uxx = (sympy.Symbol(f"{u}_{s}") for s in ("t", "x", "xx"))
     allowed = {f"{u}_t", f"{u}_x", f"{u}_xx"}
     extra = [d for d in derivatives if d not in allowed]
