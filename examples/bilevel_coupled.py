@@ -39,8 +39,8 @@ def coupled_inequality():
         lower_constraints=problem.lower_constraints,
         coupled_set=sb.Polyhedron.from_affine(problem, x0, y0),
     )
-    solver = sb.LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0, steps=2000)
-    sol = sciopt.solve(problem, solver, (x0, y0), max_steps=2000)
+    solver = sb.LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0)
+    sol = sciopt.solve(problem, solver, (x0, y0))
     x, _ = sol.value
     print("LV-HBA x =", np.round(np.asarray(x), 6), "(closed form [1, -0.5, 2, 0.5])")
     print("  Phi(x) =", float(sol.stats["upper_objective"]), "(closed form 1.125)")
@@ -56,11 +56,13 @@ def from_formulas():
         constraints=["y1**2 + y2**2 - x1"],
         upper_set=sb.Box(0.0, 10.0),
     )
-    solver = sb.LVHBA(alpha=0.5, beta=0.5, eta=0.2, penalty=2.0, steps=1500)
-    sol = sciopt.solve(
-        problem, solver, (jnp.array([2.0]), jnp.zeros(2)), max_steps=1500
-    )
+    solver = sb.LVHBA(alpha=0.5, beta=0.5, eta=0.2, penalty=2.0)
+    # A fixed budget of 1500 steps: `throw=False` keeps the iterate when the stopping
+    # test has not held yet (`sol.result` says so).
+    start = (jnp.array([2.0]), jnp.zeros(2))
+    sol = sciopt.solve(problem, solver, start, max_steps=1500, throw=False)
     print("formulas: x =", float(sol.value[0][0]), "(closed form 0.5)")
+    print("  result:", sciopt.RESULTS[sol.result].split(".")[0] or "converged")
 
 
 def unbounded_smoothness():
@@ -73,7 +75,7 @@ def unbounded_smoothness():
     )
     x_star = np.linalg.solve(a, b)
     start = (jnp.asarray(x_star + 3.0), jnp.zeros(4))
-    aid = sb.AID(learning_rate=1 / np.linalg.norm(a, 2) ** 2, steps=200)
+    aid = sb.AID(learning_rate=1 / np.linalg.norm(a, 2) ** 2)
     sol = sciopt.solve(problem, aid, start, max_steps=200, throw=False)
     print("AID (step 1/L at x*):", sciopt.RESULTS[sol.result].split(".")[0])
     borep = sb.BOREP(
@@ -81,9 +83,8 @@ def unbounded_smoothness():
         decay=0.05,
         lower_learning_rate=0.5,
         z_learning_rate=0.5,
-        steps=2000,
     )
-    sol = sciopt.solve(problem, borep, start, max_steps=2000)
+    sol = sciopt.solve(problem, borep, start, max_steps=2000, throw=False)
     print("BO-REP: ||x - x*|| =", float(np.linalg.norm(sol.value[0] - x_star)))
 
 

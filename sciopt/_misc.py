@@ -66,3 +66,16 @@ def check_finite_input(name: str, value: PyTree) -> None:
                     "clean or impute the data before solving."
                 )
 
+
+def safe_norm(tree) -> Array:
+    """The Euclidean norm of a pytree, computed as `m ||x / m||` with `m` the largest
+    absolute entry, so that it does not overflow while the entries are finite (a
+    stopping test on it cannot pass because a norm overflowed to `inf`)."""
+    leaves = [jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.array(0.0)
+    dtype = jnp.result_type(*[leaf.dtype for leaf in leaves])
+    x = jnp.concatenate([leaf.astype(dtype) for leaf in leaves])
+    m = jnp.max(jnp.abs(x), initial=0)
+    safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1)
+    return jnp.where(jnp.isfinite(m), safe_m * jnp.linalg.norm(x / safe_m), m)

@@ -21,9 +21,11 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "(float32 may not reach tight tolerances)."
     )
     rank_deficient_constraints = (
-        "The constraint Jacobian is rank deficient (or nearly so) at the current "
-        "iterate: the multipliers are not unique. Start from another `y0`, remove "
-        "redundant constraints, or raise the solver's `regularisation`."
+        "The constraint Jacobian is rank deficient at a (nearly) feasible point where "
+        "no step makes progress: the constraint qualification (LICQ) fails there and "
+        "the point may have no Lagrange multipliers. Reformulate the constraints "
+        "(remove redundant ones, avoid squared constraints such as c(x)**2 = 0) or "
+        "start from another `y0`."
     )
     not_descent_direction = (
         "No descent direction of the merit function was found even after the penalty "
@@ -40,12 +42,15 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
         "inner iteration limit or use an exact inner solver."
     )
     infeasible = (
-        "The problem appears infeasible (no point satisfies the constraints). Check "
-        "the constraints and the data."
+        "The iterates reached a stationary point of the constraint violation ||c||^2 "
+        "with c != 0: the problem appears (locally) infeasible. Check the constraints "
+        "and the data for inconsistent equalities; if a feasible point should exist, "
+        "start from another `y0`."
     )
     unbounded = (
-        "The problem appears unbounded below. Check the objective's sign and add "
-        "bounds or regularisation."
+        "The objective fell without bound on the feasible set: the problem appears "
+        "unbounded below. Check the objective's sign, add constraints or "
+        "regularisation, or raise the solver's `unbounded_threshold`."
     )
     lower_level_infeasible = (
         "The lower-level problem is infeasible at the current upper-level point: no y "
@@ -98,7 +103,8 @@ class RESULTS(optx.RESULTS):  # pyright: ignore
     )
     diverged = (
         "The iterates diverged (grew by many orders of magnitude). Lower the step "
-        "sizes; for LV-HBA keep `eta * ||grad_y g||` below 1 and `alpha` below 1/L."
+        "sizes (PnP-PGD: `step_size` below 2/L, or `None`; LV-HBA: keep "
+        "`eta * ||grad_y g||` below 1 and `alpha` below 1/L)."
     )
 
 

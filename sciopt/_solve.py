@@ -170,17 +170,29 @@ def _inexact_leaves(tree):
 
 
 def _working_dtype(problem, y0, args):
+    """The widest floating dtype of the problem's arrays, else of `args`, else of `y0`
+    (Python scalars left out).
+
+    Promotion is computed under JAX's standard rules, whatever the caller's
+    `jax_numpy_dtype_promotion` setting: a problem that mixes float32 and float64
+    arrays works in float64.
+    """
     for tree in (problem, args, y0):
-        leaves = _inexact_leaves(tree)
+        # Python scalars (weakly typed) do not decide the dtype: `args=1.0` with a
+        # float32 start works in float32.
+        leaves = [
+            x for x in _inexact_leaves(tree) if not getattr(x, "weak_type", False)
+        ]
         if leaves:
-            return jnp.result_type(*[x.dtype for x in leaves])
+            with jax.numpy_dtype_promotion("standard"):
+                return jnp.result_type(*[x.dtype for x in leaves])
     return None
 
 
 def _cast_to_problem_dtype(problem, y0, args):
     dtype = _working_dtype(problem, y0, args)
     if dtype is None:
-        return y0, args
+        return problem, y0, args
     complex_target = jnp.issubdtype(dtype, jnp.complexfloating)
 
     def cast(name):
@@ -197,7 +209,11 @@ def _cast_to_problem_dtype(problem, y0, args):
 
         return _cast
 
-    return jax.tree.map(cast("y0"), y0), jax.tree.map(cast("args"), args)
+    return (
+        jax.tree.map(cast("problem"), problem),
+        jax.tree.map(cast("y0"), y0),
+        jax.tree.map(cast("args"), args),
+    )
 
 
 def solve(
@@ -240,10 +256,11 @@ def solve(
     - `saveat`: a `sciopt.SaveAt` to record iterates (or any function of them) every
         few steps into `sol.history`; `None` records nothing.
 
-    **Dtypes.** The working dtype is the dtype of the problem's own floating arrays,
-    else that of the floating arrays in `args`, else that of `y0`; floating leaves of
-    `y0` and `args` are cast to it, so a float32 start on a float64 problem (or a
-    float64 warm start on a float32 one) solves in the problem's precision.
+    **Dtypes.** The working dtype is the widest dtype of the problem's own floating
+    arrays, else that of the floating arrays in `args`, else that of `y0`; floating
+    leaves of the problem, `y0` and `args` are cast to it, so a float32 start on a
+    float64 problem (or a float64 warm start on a float32 one) solves in the
+    problem's precision.
 
     **Returns:**
 
@@ -266,7 +283,7 @@ def solve(
     if y0 is None:
         y0 = problem.default_y0(args)
     y0 = jax.tree.map(jnp.asarray, y0)
-    y0, args = _cast_to_problem_dtype(problem, y0, args)
+    problem, y0, args = _cast_to_problem_dtype(problem, y0, args)
     check_finite_input("y0", y0)
     check_finite_input("args", args)
     problem.check(y0, args)

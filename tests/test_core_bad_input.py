@@ -78,7 +78,7 @@ def test_float32_start_with_float64_args_solves_in_float64():
         constraints=lambda x, r: jnp.array([x[0] ** 2 + x[1] ** 2 - r**2]),
     )
     y0 = jnp.array([-1.0, -0.5], jnp.float32)
-    sol = sciopt.solve(nlp, AdaSketchNewton(), y0, jnp.array(2.0))
+    sol = sciopt.solve(nlp, AdaSketchNewton(), y0, jnp.array(2.0, jnp.float64))
     assert sol.value.dtype == jnp.float64
     np.testing.assert_allclose(sol.value, [-np.sqrt(2), -np.sqrt(2)], rtol=1e-8)
 
@@ -243,3 +243,19 @@ def test_functions_that_differ_are_never_confused():
     np.testing.assert_allclose(a, b, rtol=1e-8)  # the shift is a constant: same x*
     obj = [_circle_problem(s).objective(a, r) for s in (0.0, 5.0)]
     np.testing.assert_allclose(obj[0] - obj[1], 5.0, rtol=1e-12)
+
+
+def test_problem_mixing_float32_and_float64_works_in_float64():
+    # Strict promotion is on in the tests: the working dtype is still found.
+    problem = _ScaledProblem(A.astype(jnp.float32), B)  # float32 matrix, float64 b
+    sol = sciopt.solve(problem, _ScaledDescent(), args=1.0, max_steps=2000)
+    assert sol.value.dtype == jnp.float64
+    np.testing.assert_allclose(sol.value, X_STAR, rtol=1e-6)
+
+
+def test_python_scalar_args_do_not_decide_the_dtype():
+    y0 = jnp.zeros(2, jnp.float32)
+    problem = _ScaledProblem(A.astype(jnp.float32), B.astype(jnp.float32))
+    sol = sciopt.solve(problem, _ScaledDescent(atol=1e-5), y0, 2.0, max_steps=2000)
+    assert sol.value.dtype == jnp.float32
+    np.testing.assert_allclose(sol.value, 2 * X_STAR, rtol=1e-4)

@@ -5,20 +5,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool
 
-from .._misc import tree_all_finite
+from .._misc import safe_norm as safe_norm, tree_all_finite
 from ._problem import BilevelProblem
-
-
-def safe_norm(tree) -> Array:
-    """The Euclidean norm of a pytree, computed as `m ||x / m||` with `m` the largest
-    absolute entry, so that it does not overflow while the entries are finite."""
-    leaves = [jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)]
-    if not leaves:
-        return jnp.array(0.0)
-    x = jnp.concatenate(leaves)
-    m = jnp.max(jnp.abs(x), initial=0)
-    safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1)
-    return jnp.where(jnp.isfinite(m), safe_m * jnp.linalg.norm(x / safe_m), m)
 
 
 def converged(quantity, tol) -> Array:

@@ -274,11 +274,21 @@ def _standardise(z_train, *others):
     return [(z - mean) / std for z in (z_train, *others)]
 
 
-def ridge_data(dataset: str = "diabetes", n_train: int = 150, n_val: int = 150, seed=0):
+def _sklearn_data(name: str, allowed: tuple[str, ...]):
+    """`(X, y)` of one of scikit-learn's bundled data sets, by name (a problem file's
+    `dataset` key: only the names in `allowed` are accepted)."""
     import sklearn.datasets
 
-    loader = getattr(sklearn.datasets, f"load_{dataset}")
-    z, t = loader(return_X_y=True)
+    if name not in allowed:
+        raise ValueError(
+            f"`dataset` must be one of {', '.join(allowed)}, got {name!r}."
+        )
+    return getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
+
+
+def ridge_data(dataset: str = "diabetes", n_train: int = 150, n_val: int = 150, seed=0):
+
+    z, t = _sklearn_data(dataset, ("diabetes",))
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(t))
     tr, va, te = (
@@ -347,10 +357,8 @@ def ridge(dataset: str = "diabetes", bounds=(-8.0, 4.0), **kwargs) -> BilevelCas
 def hyperclean_data(
     dataset="digits", n_train=500, n_val=200, flip=0.3, seed=0
 ) -> dict[str, np.ndarray]:
-    import sklearn.datasets
 
-    loader = getattr(sklearn.datasets, f"load_{dataset}")
-    z, t = loader(return_X_y=True)
+    z, t = _sklearn_data(dataset, ("digits", "iris", "wine", "breast_cancer"))
     n_classes = int(t.max()) + 1
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(t))

@@ -25,7 +25,7 @@ def _run_one(
             )
         ]
     try:
-        module = importlib.import_module(f"sciopt.{spec.family}._gallery")
+        module = importlib.import_module(f"sciopt.gallery.{spec.family}")
     except ModuleNotFoundError:
         return [
             GalleryRow(

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from .._misc import verbose_printer
+from .._misc import safe_norm as safe_norm, verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
 from ._problem import LinearInverseProblem
@@ -29,17 +29,6 @@ def check_prox_problem(prox, problem):
 
 def record(history, k, value):
     return history.at[k].set(value, mode="drop")
-
-
-def safe_norm(x: Array) -> Float[Array, ""]:
-    """`||x||_2` computed as `m ||x / m||` with `m = max |x|`, so that it does not
-    overflow to `inf` while every entry of `x` is finite."""
-    x = jnp.ravel(x)
-    m = jnp.max(jnp.abs(x), initial=0)
-    safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1)
-    return jnp.where(
-        jnp.isfinite(m), safe_m * jnp.linalg.norm(x / safe_m), jnp.asarray(m)
-    )
 
 
 # Growth of the iterate by this factor over its starting scale means divergence.
