@@ -59,6 +59,18 @@ def first_and_second(first, second):
         "second": t2 - t1, **snapshot}))
 """
 
+_RELU = """
+from sciopt.relu import ADMM, ConvexReLUProblem, cvxpy_solve, InteriorPoint
+from sciopt.relu import sample_patterns
+def problem(seed, n, d, P):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)); y = np.tanh(X @ rng.standard_normal(d))
+    P = sample_patterns(jax.random.key(seed), jnp.asarray(X), P)
+    return ConvexReLUProblem(X, y, P, 0.1, "squared")
+"""
+_SMALL = _RELU + "p1, p2 = problem(0, 20, 3, 8), problem(1, 20, 3, 8)\n"
+_HELDOUT = _RELU + "p1, p2 = problem(0, 300, 10, 50), problem(1, 300, 10, 50)\n"
+
 CASES = {
     "optx_bfgs": (
         "optimistix BFGS, 2-D Rosenbrock (reference)",
@@ -107,57 +119,29 @@ first_and_second(lambda: block(1.0), lambda: block(2.0))
     ),
     "relu_interior_point": (
         "relu InteriorPoint, n = 20",
-        """
-from sciopt.relu import ConvexReLUProblem, InteriorPoint, sample_patterns
-def problem(seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((20, 3)); y = rng.standard_normal(20)
-    P = sample_patterns(jax.random.key(0), jnp.asarray(X), 8)
-    return ConvexReLUProblem(X, y, P, 0.1, "squared")
-p1, p2 = problem(0), problem(1)
-first_and_second(lambda: sciopt.solve(p1, InteriorPoint()).value,
+        _SMALL
+        + """first_and_second(lambda: sciopt.solve(p1, InteriorPoint()).value,
                  lambda: sciopt.solve(p2, InteriorPoint()).value)
 """,
     ),
     "relu_admm": (
         "relu ADMM, n = 20",
-        """
-from sciopt.relu import ADMM, ConvexReLUProblem, sample_patterns
-def problem(seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((20, 3)); y = rng.standard_normal(20)
-    P = sample_patterns(jax.random.key(0), jnp.asarray(X), 8)
-    return ConvexReLUProblem(X, y, P, 0.1, "squared")
-p1, p2 = problem(0), problem(1)
-first_and_second(lambda: sciopt.solve(p1, ADMM()).value,
+        _SMALL
+        + """first_and_second(lambda: sciopt.solve(p1, ADMM()).value,
                  lambda: sciopt.solve(p2, ADMM()).value)
 """,
     ),
     "relu_heldout_ip": (
         "convex ReLU (n, d, P) = (300, 10, 50), InteriorPoint",
-        """
-from sciopt.relu import ConvexReLUProblem, InteriorPoint, sample_patterns
-def problem(seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((300, 10)); y = np.tanh(X @ rng.standard_normal(10))
-    P = sample_patterns(jax.random.key(seed), jnp.asarray(X), 50)
-    return ConvexReLUProblem(X, y, P, 0.1, "squared")
-p1, p2 = problem(0), problem(1)
-first_and_second(lambda: sciopt.solve(p1, InteriorPoint()).value,
+        _HELDOUT
+        + """first_and_second(lambda: sciopt.solve(p1, InteriorPoint()).value,
                  lambda: sciopt.solve(p2, InteriorPoint()).value)
 """,
     ),
     "relu_heldout_clarabel": (
         "convex ReLU (300, 10, 50), cvxpy + Clarabel (reference)",
-        """
-from sciopt.relu import ConvexReLUProblem, cvxpy_solve, sample_patterns
-def problem(seed):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((300, 10)); y = np.tanh(X @ rng.standard_normal(10))
-    P = sample_patterns(jax.random.key(seed), jnp.asarray(X), 50)
-    return ConvexReLUProblem(X, y, P, 0.1, "squared")
-p1, p2 = problem(0), problem(1)
-first_and_second(lambda: cvxpy_solve(p1), lambda: cvxpy_solve(p2))
+        _HELDOUT
+        + """first_and_second(lambda: cvxpy_solve(p1), lambda: cvxpy_solve(p2))
 """,
     ),
 }
