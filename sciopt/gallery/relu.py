@@ -5,7 +5,14 @@ Table keys (see `problems/relu.toml`): `dataset` (`planted`, `one_dimensional`,
 `d`, `seed`, `beta`, `loss`, `bias`, `num_patterns` / `quick_num_patterns` (sampled;
 `patterns = "exact"` enumerates), `kind` (`convex`, `adversarial` with `eps`,
 `exact_vs_sampled`), `cvxpy` (compare with cvxpy/Clarabel), `rtol` (the tolerance on
-the relative objective gap), `max_steps`, and `adam = {seeds, steps, learning_rate}`.
+the relative objective gap), `max_steps`, and `adam = {seeds, steps, learning_rate,
+widths}` (`widths` defaults to `[2 P, max(8, P // 2)]`).
+
+Every problem with Adam runs also gets a `sciopt.relu.optimal_network` row: the
+sampled patterns plus the patterns of every Adam network, then pattern pricing
+(Pilanci & Ergen 2020's dual condition; column generation). It passes only when its
+network's weight-decay objective is at most the best Adam objective (relative 1e-6);
+the sampled-patterns row stays as the plain-sampling baseline.
 """
 
 import math
@@ -31,6 +38,7 @@ from ..relu import (
     from_spec,
     init_network,
     nonconvex_objective,
+    optimal_network,
     sample_directions,
     sample_patterns,
     SampledConvexProgram,
@@ -120,6 +128,99 @@ def _adam_rows(spec, problem, data, arrays, convex_obj, quick, width):
         checked=False,
     )
     return row, nets, test_acc
+
+
+def _adam_widths(data, num_patterns):
+    widths = data.get("adam", {}).get("widths")
+    if widths is None:
+        widths = sorted({2 * num_patterns, max(8, num_patterns // 2)}, reverse=True)
+    return [int(w) for w in widths]
+
+
+def _adam_best(spec, problem, data, arrays, convex_obj, quick, widths):
+    """Adam rows for every width; the networks of all runs and the best objective."""
+    rows, nets, accs = [], [], []
+    for width in widths:
+        row, width_nets, acc = _adam_rows(
+            spec, problem, data, arrays, convex_obj, quick, width
+        )
+        row.solver = f"{row.solver.replace(' (baseline)', '')}, width {width}"
+        row.solver += " (baseline)"
+        rows.append(row)
+        nets += width_nets
+        accs += acc
+    best = min(row.objective for row in rows)
+    return rows, nets, accs, best
+
+
+def _optimal_row(spec, data, quick, arrays, problem, adam_nets, adam_best):
+    """`optimal_network` with the Adam networks' patterns, checked against the best
+    Adam objective (relative 1e-6)."""
+    X, y, Xt, yt = arrays
+    beta = float(problem.beta)
+    loss = problem.loss
+    num = int(data.get("quick_num_patterns" if quick else "num_patterns", 20))
+    start = time.perf_counter()
+    net, sol = optimal_network(
+        X,
+        y,
+        beta,
+        loss=loss,
+        key=jax.random.key(int(data.get("seed", 0))),
+        bias=problem.bias,
+        num_patterns=num,
+        networks=adam_nets,
+        max_rounds=int(data.get("pricing_rounds", 20)),
+        throw=False,
+    )
+    elapsed = time.perf_counter() - start
+    obj = float(nonconvex_objective(net, X, y, beta, loss))
+    stats = sol.stats
+    exact = bool(stats["pricing_exact"])
+    passed = obj <= adam_best * (1 + 1e-6) and math.isfinite(obj)
+    note = (
+        f"sampled ({num}) + Adam networks' patterns ({len(adam_nets)} nets) + "
+        f"pricing: {int(stats['pricing_rounds'])} rounds, "
+        f"{int(stats['num_patterns'])} patterns in the last program "
+        f"({int(stats['patterns_generated'])} generated), largest violation found "
+        f"{float(stats['max_violation']):.1e} of beta "
+        + (
+            "(exact pricing: every pattern checked)"
+            if exact
+            else f"(search: {int(stats['pricing_searches'])} directions, last round)"
+        )
+        + f"; certified gap of the last program "
+        f"{float(stats['duality_gap']) / abs(obj):.1e}; width {net.width}; "
+        f"reference: best Adam objective; {_result_name(sol)}"
+    )
+    if loss != "squared":
+        note += (
+            f"; train acc {float(accuracy(net, X, y)):.3f}, "
+            f"test acc {float(accuracy(net, Xt, yt)):.3f}"
+        )
+    else:
+        mse = float(jnp.mean(jnp.square(net(jnp.asarray(Xt)) - yt)))
+        note += f"; test MSE {mse:.4g}"
+    return sciopt.gallery.GalleryRow(
+        problem=spec.name,
+        solver="optimal_network (sampling + Adam patterns + pricing)",
+        status="ok" if passed else "failed",
+        objective=obj,
+        reference=adam_best,
+        error=(obj - adam_best) / abs(adam_best),
+        iterations=int(stats["pricing_rounds"]),
+        time=elapsed,
+        passed=bool(passed),
+        note=note,
+    )
+
+
+def _result_name(sol):
+    """The result's name (`successful`, `steps_exhausted`, ...)."""
+    for name in ("successful", "steps_exhausted", "newton_stalled"):
+        if sol.result == getattr(sciopt.RESULTS, name):
+            return f"result {name}"
+    return "result failed"
 
 
 def _plot_accuracy(out_dir, name, convex_acc, adam_acc):
@@ -295,14 +396,22 @@ def _exact_vs_sampled(spec, data, quick, out_dir):
         )
     )
     nets["sampled convex program"] = to_network(scp, sol)
-    adam_row, adam_nets, _ = _adam_rows(
-        spec, p_exact, data, arrays, optimum, quick, 2 * exact.shape[1]
+    adam_rows, adam_nets, _, adam_best = _adam_best(
+        spec, p_exact, data, arrays, optimum, quick, [2 * exact.shape[1]]
     )
-    rows.append(adam_row)
+    rows += adam_rows
     best = int(
         np.argmin([float(nonconvex_objective(n, X, y, beta)) for n in adam_nets])
     )
     nets["Adam (best seed)"] = adam_nets[best]
+    opt_row = _optimal_row(spec, data, quick, arrays, p_s, adam_nets, adam_best)
+    # with exact pricing the result must also match the exact optimum
+    opt_row.note += f"; exact optimum {optimum:.8g}"
+    opt_row.passed = bool(
+        opt_row.passed
+        and opt_row.objective <= optimum * (1 + float(data.get("rtol", 1e-4)))
+    )
+    rows.append(opt_row)
     rows[0].figures = [_plot_1d(out_dir, spec.name, X, y, nets)]
     return rows
 
@@ -316,6 +425,10 @@ def run(spec, *, quick: bool, out_dir: pathlib.Path):
     problem, arrays = _build(data, quick)
     cache = {}
     row, sol, net = _convex_row(spec, problem, data, quick, arrays, cache=cache)
+    row.note = (
+        f"plain sampling baseline ({problem.num_patterns} sampled patterns); "
+        + row.note
+    )
     rows = [row]
     if data.get("interior_point", False):
         solver = sciopt.relu.InteriorPoint(rtol=float(data.get("ip_rtol", 1e-6)))
@@ -324,11 +437,14 @@ def run(spec, *, quick: bool, out_dir: pathlib.Path):
         )
         rows.append(ip_row)
     if "adam" in data and not isinstance(problem, AdversarialReLUProblem):
-        width = 2 * problem.num_patterns
-        adam_row, _, adam_acc = _adam_rows(
-            spec, problem, data, arrays, row.objective, quick, width
+        widths = _adam_widths(data, problem.num_patterns)
+        adam_rows, adam_nets, adam_acc, adam_best = _adam_best(
+            spec, problem, data, arrays, row.objective, quick, widths
         )
-        rows.append(adam_row)
+        rows += adam_rows
+        rows.append(
+            _optimal_row(spec, data, quick, arrays, problem, adam_nets, adam_best)
+        )
         if adam_acc:
             X, y, Xt, yt = arrays
             rows[0].figures = [

@@ -91,6 +91,7 @@ def optimal_network(
     max_steps: int | None = None,
     throw: bool = True,
     verbose: bool = False,
+    callback=None,
 ) -> tuple[ReLUNetwork, Solution]:
     """A two-layer ReLU network from the convex program, with patterns generated
     until no pattern found violates the dual condition.
@@ -151,6 +152,9 @@ def optimal_network(
     - `throw`: raise when a solve fails (a result other than `successful` or
       `newton_stalled`, whose point is feasible); else return it.
     - `verbose`: print each round's objective, violation and pattern count.
+    - `callback`: called after each round's pricing with a dict (`round`,
+      `objective`, `num_patterns`, `max_violation`, `new_patterns`, `time`: seconds
+      since the call began), e.g. to record the objective against the patterns.
 
     **Returns:**
 
@@ -274,6 +278,17 @@ def optimal_network(
         max_value = float(found.max_value)
         violation = float(found.violation)
         new = found.patterns.shape[1]
+        if callback is not None:
+            callback(
+                dict(
+                    round=rounds,
+                    objective=float(sol.stats["objective"]),
+                    num_patterns=int(patterns.shape[1]),
+                    max_violation=violation,
+                    new_patterns=new,
+                    time=time.perf_counter() - start_time,
+                )
+            )
         if verbose:
             print(
                 f"optimal_network: round {rounds}: P={patterns.shape[1]}, objective "
