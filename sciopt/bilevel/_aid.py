@@ -22,6 +22,7 @@ from ._common import (
     start_flags,
     tolerance,
 )
+from ._implicit import optimality
 from ._problem import BilevelProblem
 from ._sets import Reals
 
@@ -200,8 +201,7 @@ class AID(AbstractSolver):
         return (x, y_star), aux, stats
 
     def optimality(self, problem, y, args, options):
-        x, yy = y
-        _, grad, _, _ = self.hypergradient(problem, x, yy, args)
-        r_x = x - problem.upper_set.project(x - grad)
-        r_y = jax.grad(problem.f, argnums=1)(x, yy, args)
-        return r_x, r_y
+        # The shared bilevel condition (`_implicit.py`): the lower level's
+        # stationarity and the upper level's projected hypergradient, raising where
+        # the solution map is not differentiable.
+        return optimality(problem, y, args)
