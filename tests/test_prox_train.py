@@ -1,5 +1,7 @@
 """Training learned proximal networks on the 1-D Laplacian prior experiment."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -191,26 +193,99 @@ def test_weighted_sampler_trains():
     assert np.mean(res.losses[-50:]) < np.mean(res.losses[:50])
 
 
-def test_learning_rate_decay_within_a_stage():
-    from sciopt.prox._train import _learning_rates
+def _documented_learning_rate(stages, k):
+    """The learning rate at step `k` from the formula in `TrainingStage`'s docstring
+    (written out independently of optax)."""
+    begin = 0
+    for i, st in enumerate(stages):
+        if k < begin + st.steps or i == len(stages) - 1:
+            break
+        begin += st.steps
+    a, n, j = st.learning_rate, st.steps, min(k - begin, st.steps)
+    if st.end_learning_rate is None:
+        return a
+    b = st.end_learning_rate
+    if st.decay == "cosine":
+        return b + (a - b) * (1 + math.cos(math.pi * j / n)) / 2
+    return a + (b - a) * j / n
 
-    stages = [
-        sp.TrainingStage("proximal_matching", 10, 1e-3, 0.5),
-        sp.TrainingStage("proximal_matching", 100, 1e-4, 0.1, end_learning_rate=0.0),
-        sp.TrainingStage(
-            "proximal_matching", 100, 1e-4, 0.1, end_learning_rate=1e-5, decay="linear"
-        ),
-    ]
-    lr = _learning_rates(stages)
-    values = [float(lr(jnp.asarray(k, jnp.int32))) for k in (0, 9, 10, 60, 110, 160)]
+
+LR_STAGES = [
+    sp.TrainingStage("proximal_matching", 10, 1e-3, 0.5),
+    sp.TrainingStage("proximal_matching", 100, 1e-4, 0.1, end_learning_rate=0.0),
+    sp.TrainingStage(
+        "proximal_matching", 100, 1e-4, 0.1, end_learning_rate=1e-5, decay="linear"
+    ),
+    sp.TrainingStage("proximal_matching", 30, 2e-4, 0.05, end_learning_rate=5e-5),
+    sp.TrainingStage("proximal_matching", 7, 3e-5, 0.05),
+]
+
+
+def test_learning_rate_decay_within_a_stage():
+    from sciopt.prox._train import _gammas, _learning_rates
+
+    lr = jax.jit(_learning_rates(LR_STAGES))
+    steps = [0, 9, 10, 37, 60, 109, 110, 160, 209, 210, 225, 239, 240, 246, 400]
+    values = [float(lr(jnp.asarray(k, jnp.int32))) for k in steps]
+    expected = [_documented_learning_rate(LR_STAGES, k) for k in steps]
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-20)
+    # hand-checked points of the formula itself
     np.testing.assert_allclose(
-        values, [1e-3, 1e-3, 1e-4, 0.5e-4, 1e-4, 0.55e-4], rtol=1e-12
+        values[:2] + [values[2], values[4], values[6], values[7]],
+        [1e-3, 1e-3, 1e-4, 0.5e-4, 1e-4, 0.55e-4],
+        rtol=1e-12,
     )
-    assert float(lr(jnp.asarray(109, jnp.int32))) < 1e-7  # cosine nearly at 0
+    gamma = jax.jit(_gammas(LR_STAGES))
+    got = [float(gamma(jnp.asarray(k, jnp.int32))) for k in (0, 9, 10, 209, 210, 246)]
+    assert got == [0.5, 0.5, 0.1, 0.1, 0.05, 0.05]
     with pytest.raises(ValueError, match="decay"):
         sp.TrainingStage("l2", 10, 1e-3, end_learning_rate=0.0, decay="step")
     with pytest.raises(ValueError, match="end_learning_rate"):
         sp.TrainingStage("l2", 10, 1e-3, end_learning_rate=-1.0)
+
+
+def test_multi_stage_training_equals_chained_fits():
+    """`fit_lpn` over stages equals `sciopt.fit` runs chained by hand: one per group
+    of same-loss stages (key `fold_in(key, i)`), each Adam with the documented
+    piecewise learning rate."""
+    import optax
+    import sciopt
+
+    data = jr.laplace(jr.key(3), (40, 1))
+    lpn = sp.LearnedProximalNetwork(sp.ICNN(1, width=6, depth=2, key=jr.key(0)))
+    stages = [
+        sp.TrainingStage("l2", 6, 3e-3),
+        sp.TrainingStage("l2", 9, 1e-3, end_learning_rate=1e-4),
+        sp.TrainingStage("l2", 5, 2e-3, end_learning_rate=0.0, decay="linear"),
+        sp.TrainingStage("l1", 7, 1e-3),
+    ]
+    key = jr.key(4)
+    res = sp.fit_lpn(
+        lpn, data, sigma=0.5, stages=stages, key=key, batch_size=8, chunk_size=4
+    )
+
+    model, losses = lpn, []
+    for i, group in enumerate([stages[:3], stages[3:]]):
+        total = sum(st.steps for st in group)
+        schedule = jnp.asarray(
+            [_documented_learning_rate(group, k) for k in range(total)]
+        )
+        fit = sciopt.fit(
+            model,
+            sp.denoising_loss(group[0].loss, sigma=0.5),
+            data,
+            key=jr.fold_in(key, i),
+            steps=len(schedule),
+            optimiser=optax.adam(lambda k, s=schedule: s[k]),
+            batch_size=8,
+            chunk_size=4,
+        )
+        model = fit.model
+        losses.append(np.asarray(fit.losses))
+    assert res.num_steps == 27
+    np.testing.assert_allclose(res.losses, np.concatenate(losses), rtol=1e-10)
+    for a, b in zip(jax.tree.leaves(res.model), jax.tree.leaves(model)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_laplacian_recipes():

@@ -81,8 +81,10 @@ class TrainingStage(eqx.Module):
 
     `gamma` is the proximal matching width (ignored by the l2 and l1 losses). With
     `end_learning_rate` set, the learning rate decays within the stage from
-    `learning_rate` to `end_learning_rate` along `decay`: `"cosine"` (half a cosine
-    period) or `"linear"`; otherwise it is constant.
+    `learning_rate` (`a`) to `end_learning_rate` (`b`) along `decay`: at step `k` of
+    `steps` (`n`), `"cosine"` gives `b + (a - b) (1 + cos(pi k / n)) / 2` (half a
+    cosine period, `optax.cosine_decay_schedule`) and `"linear"` gives
+    `a + (b - a) k / n` (`optax.linear_schedule`); otherwise it is constant.
     """
 
     loss: LossKind = eqx.field(static=True)
@@ -243,40 +245,55 @@ def _follow_schedule(schedule):
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _piecewise(values, lengths):
-    boundaries = np.cumsum(lengths)[:-1]
-    values = jnp.asarray(values)
-
-    def schedule(count):
-        return values[jnp.searchsorted(jnp.asarray(boundaries), count, side="right")]
-
-    return schedule
+def _boundaries(stages) -> list[int]:
+    """The step counts at which each stage after the first begins."""
+    return [int(b) for b in np.cumsum([st.steps for st in stages])[:-1]]
 
 
-def _learning_rates(stages):
-    """The learning rate of consecutive `stages` as a function of the step count."""
-    lengths = np.array([st.steps for st in stages])
-    boundaries = np.cumsum(lengths)
-    starts = jnp.asarray([st.learning_rate for st in stages])
-    ends = jnp.asarray(
-        [
-            st.learning_rate if st.end_learning_rate is None else st.end_learning_rate
-            for st in stages
-        ]
+def _float_count(schedule: optax.Schedule) -> optax.Schedule:
+    """`schedule` called on the step count as a float (optax's schedules mix the
+    integer count with Python floats, which strict dtype promotion refuses)."""
+
+    def wrapped(count):
+        return schedule(jnp.asarray(count, jnp.result_type(float)))
+
+    return wrapped
+
+
+def _gammas(stages) -> optax.Schedule:
+    """The proximal matching width of consecutive `stages` as a function of the step
+    count: piecewise constant (`optax.join_schedules` of constant schedules)."""
+    return _float_count(
+        optax.join_schedules(
+            [optax.constant_schedule(st.gamma) for st in stages], _boundaries(stages)
+        )
     )
-    cosine = jnp.asarray([st.decay == "cosine" for st in stages])
-    offsets = jnp.asarray(np.concatenate([[0], boundaries[:-1]]), starts.dtype)
-    lengths = jnp.asarray(lengths, starts.dtype)
-    boundaries = jnp.asarray(boundaries[:-1])
 
-    def schedule(count):
-        count = jnp.asarray(count)
-        i = jnp.searchsorted(boundaries, count.astype(boundaries.dtype), side="right")
-        t = jnp.clip((count.astype(starts.dtype) - offsets[i]) / lengths[i], 0, 1)
-        factor = jnp.where(cosine[i], 0.5 * (1 + jnp.cos(jnp.pi * t)), 1 - t)
-        return ends[i] + (starts[i] - ends[i]) * factor
 
-    return schedule
+def _stage_learning_rate(stage: TrainingStage) -> optax.Schedule:
+    """One stage's learning rate as a function of the step count within the stage."""
+    if stage.end_learning_rate is None:
+        return optax.constant_schedule(stage.learning_rate)
+    if stage.decay == "cosine":
+        return optax.cosine_decay_schedule(
+            stage.learning_rate,
+            stage.steps,
+            alpha=stage.end_learning_rate / stage.learning_rate,
+        )
+    return optax.linear_schedule(
+        stage.learning_rate, stage.end_learning_rate, stage.steps
+    )
+
+
+def _learning_rates(stages) -> optax.Schedule:
+    """The learning rate of consecutive `stages` as a function of the step count:
+    each stage's optax schedule (constant, `cosine_decay_schedule` or
+    `linear_schedule`), joined by `optax.join_schedules` at the stage boundaries."""
+    return _float_count(
+        optax.join_schedules(
+            [_stage_learning_rate(st) for st in stages], _boundaries(stages)
+        )
+    )
 
 
 def _segments(stages):
@@ -352,7 +369,7 @@ def fit_lpn(
         lengths = [st.steps for st in group]
         lr = _learning_rates(group)
         if kind == "proximal_matching":
-            gamma = _piecewise([st.gamma for st in group], lengths)
+            gamma = _gammas(group)
             dtype = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype
             trainee = _WithGamma(model, jnp.asarray(group[0].gamma, dtype))
             optimiser = optax.multi_transform(
