@@ -14,6 +14,12 @@ from ._cache import (
 )
 from ._fit import fit as fit, FitResult as FitResult
 from ._misc import verbose_printer as verbose_printer
+from ._nystrom import (
+    nystrom_approximation as nystrom_approximation,
+    NystromPCG as NystromPCG,
+    NystromPreconditioner as NystromPreconditioner,
+    ShiftedLinearOperator as ShiftedLinearOperator,
+)
 from ._problems import (
     load_problem as load_problem,
     load_problem_specs as load_problem_specs,
