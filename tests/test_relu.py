@@ -722,3 +722,120 @@ def test_interior_point_bad_input(monkeypatch):
     assert sol.result == sciopt.RESULTS.empty_cone_interior
     with pytest.raises(Exception, match="interior is empty"):
         sciopt.solve(problem, sr.InteriorPoint(), max_steps=50)
+
+
+# ----------------------------------------------------------------------------------
+# Loss proximal operators (optimistix bisection, implicit derivatives)
+# ----------------------------------------------------------------------------------
+
+
+def _central_difference(fn, x, h=1e-6):
+    return (fn(x + h) - fn(x - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0])
+def test_bce_prox_matches_brentq_and_finite_differences(label):
+    from sciopt.relu._losses import loss_prox
+    from scipy.optimize import brentq
+
+    p0 = np.array([-3.0, -0.4, 0.0, 0.7, 5.0])
+    rho = 0.8
+    y = np.full_like(p0, label)
+    got = np.asarray(loss_prox("bce", jnp.asarray(p0), jnp.asarray(y), rho))
+
+    def reference(p0, rho):  # stationarity of softplus(-s p) + rho/2 (p - p0)^2
+        s = 2 * label - 1
+
+        def grad(p):
+            return -s / (1 + np.exp(s * p)) + rho * (p - p0)
+
+        return brentq(grad, p0 - 2 / rho - 1, p0 + 2 / rho + 1, xtol=1e-14)
+
+    np.testing.assert_allclose(got, [reference(a, rho) for a in p0], atol=1e-12)
+
+    def one(a, r):
+        return loss_prox("bce", a, jnp.asarray(label), r)
+
+    d_p0 = jax.vmap(jax.grad(one), in_axes=(0, None))(jnp.asarray(p0), rho)
+    d_rho = jax.vmap(jax.grad(one, argnums=1), in_axes=(0, None))(
+        jnp.asarray(p0), jnp.asarray(rho)
+    )
+    for i, a in enumerate(p0):
+        fd_p0 = _central_difference(lambda t: reference(t, rho), a)
+        fd_rho = _central_difference(lambda t: reference(a, t), rho)
+        np.testing.assert_allclose(d_p0[i], fd_p0, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(d_rho[i], fd_rho, rtol=1e-6, atol=1e-8)
+
+
+def _robust_hinge_prox_cvxpy(q0, x, y, eps, rho):
+    import cvxpy as cp
+
+    q = cp.Variable(len(q0))
+    hinge = cp.pos(1 - y * (x @ q) + eps @ cp.abs(q))
+    cp.Problem(cp.Minimize(hinge + rho / 2 * cp.sum_squares(q - q0))).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
+    )
+    return q.value
+
+
+@pytest.mark.parametrize(
+    "q0",
+    [
+        [0.3, -0.2, 0.1],  # multiplier inside (0, 1/rho)
+        [2.0, -1.5, 0.5],  # margin met: q = q0 (multiplier 0)
+        [-2.0, 1.0, 0.0],  # full step: multiplier 1/rho
+    ],
+)
+def test_robust_hinge_prox_matches_cvxpy_and_finite_differences(q0):
+    from sciopt.relu._losses import robust_hinge_prox
+
+    q0 = np.array(q0)
+    x, y, eps, rho = np.array([1.0, -0.5, 2.0]), 1.0, np.array([0.1, 0.2, 0.05]), 1.5
+    got = np.asarray(
+        robust_hinge_prox(jnp.asarray(q0), jnp.asarray(x), y, jnp.asarray(eps), rho)
+    )
+    np.testing.assert_allclose(
+        got, _robust_hinge_prox_cvxpy(q0, x, y, eps, rho), atol=1e-6
+    )
+
+    def f(q0, rho):
+        return jnp.sum(
+            jnp.sin(robust_hinge_prox(q0, jnp.asarray(x), y, jnp.asarray(eps), rho))
+        )
+
+    grad_q0, grad_rho = jax.grad(f, argnums=(0, 1))(jnp.asarray(q0), jnp.asarray(rho))
+    np.testing.assert_allclose(
+        grad_q0, finite_difference_grad(lambda v: f(v, rho), q0), atol=1e-6
+    )
+    fd_rho = _central_difference(lambda r: float(f(jnp.asarray(q0), r)), rho)
+    np.testing.assert_allclose(grad_rho, fd_rho, atol=1e-6)
+
+
+def test_robust_cone_projection_matches_cvxpy_and_finite_differences():
+    import cvxpy as cp
+    from sciopt.relu._losses import robust_cone_projection
+
+    s0 = np.array([0.2, -0.5, 1.0, -0.1])
+    t0 = np.array([0.8, -1.2, 0.3])
+    eps = np.array([0.5, 0.3, 0.0])
+    s, t = robust_cone_projection(jnp.asarray(s0), jnp.asarray(t0), jnp.asarray(eps))
+
+    sv, tv = cp.Variable(4), cp.Variable(3)
+    cons = [sv >= eps @ cp.abs(tv)]
+    cp.Problem(
+        cp.Minimize(cp.sum_squares(sv - s0) + cp.sum_squares(tv - t0)), cons
+    ).solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    np.testing.assert_allclose(s, sv.value, atol=1e-6)
+    np.testing.assert_allclose(t, tv.value, atol=1e-6)
+
+    def f(s0, t0):
+        s, t = robust_cone_projection(s0, t0, jnp.asarray(eps))
+        return jnp.sum(jnp.sin(s)) + jnp.sum(jnp.cos(t))
+
+    gs, gt = jax.grad(f, argnums=(0, 1))(jnp.asarray(s0), jnp.asarray(t0))
+    np.testing.assert_allclose(
+        gs, finite_difference_grad(lambda v: f(v, jnp.asarray(t0)), s0), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        gt, finite_difference_grad(lambda v: f(jnp.asarray(s0), v), t0), atol=1e-6
+    )

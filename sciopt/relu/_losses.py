@@ -11,6 +11,7 @@ Every loss is a sum over samples (not a mean):
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 from jaxtyping import Array, Float
 
 
@@ -53,25 +54,44 @@ def robust_hinge_value(
     return jnp.sum(jax.nn.relu(1 - y * yhat + eps * jnp.sum(jnp.abs(q), axis=1)))
 
 
-def _bisect(fn, lo, hi, steps: int):
-    """Root of a decreasing scalar function on [lo, hi] (elementwise), by bisection."""
-
-    def body(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        positive = fn(mid) > 0
-        return jnp.where(positive, mid, lo), jnp.where(positive, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, steps, body, (lo, hi))
-    return jax.lax.stop_gradient(0.5 * (lo + hi))
+# Bisection halvings: enough to shrink any interval to one unit in the last place in
+# float32 and float64 when the tolerance test cannot pass (a root of a function with
+# large terms, whose value is not small at round-off level).
+_BISECTION_STEPS = 64
 
 
-def _newton_polish(fn, x):
-    """One Newton step on `fn(x) = 0` from a converged `x`: gives `x` the derivative
-    of the implicit root (the bisection itself carries none)."""
-    value, slope = jax.jvp(fn, (x,), (jnp.ones_like(x),))
-    slope = jnp.where(jnp.abs(slope) > 0, slope, 1)
-    return x - value / slope
+def _decreasing_root(fn, lower, upper, args):
+    """The root of `fn(x, args)`, decreasing in the scalar `x`, on `[lower, upper]`
+    (with `fn(lower) >= 0 >= fn(upper)`), by `optimistix.Bisection`.
+
+    The tolerances are 16 machine epsilons; when `fn` cannot be evaluated that
+    accurately the bisection stops after `_BISECTION_STEPS` halvings (at the level of
+    round-off). The derivative with respect to `args` comes from optimistix's implicit
+    adjoint: `-(dfn/dx)^{-1} dfn/dargs` at the root.
+    """
+    lower, upper = jnp.broadcast_arrays(lower, upper)
+    tol = 16 * float(jnp.finfo(lower.dtype).eps)
+    solver = optx.Bisection(rtol=tol, atol=tol, flip=True)
+    sol = optx.root_find(
+        fn,
+        solver,
+        lower + 0.5 * (upper - lower),
+        args,
+        options=dict(lower=lower, upper=upper),
+        max_steps=_BISECTION_STEPS,
+        throw=False,
+    )
+    return sol.value
+
+
+def _bce_prox_root(z0, rho):
+    # the root of -(d/dz) [softplus(-z) + rho/2 (z - z0)^2], decreasing in z, lies in
+    # [z0, z0 + 1/rho]
+    def fn(z, args):
+        z0, rho = args
+        return jax.nn.sigmoid(-z) - rho * (z - z0)
+
+    return _decreasing_root(fn, z0, z0 + 1 / rho, (z0, rho))
 
 
 def loss_prox(loss: str, p0: Array, y: Array, rho: Array) -> Array:
@@ -87,13 +107,8 @@ def loss_prox(loss: str, p0: Array, y: Array, rho: Array) -> Array:
         sign = 2 * y - 1
         z0 = sign * p0
 
-        def grad(z):  # derivative of softplus(-z) + rho/2 (z - z0)^2, increasing
-            return rho * (z - z0) - jax.nn.sigmoid(-z)
-
-        # the root lies in [z0, z0 + 1/rho]; bisect on -grad (decreasing)
-        root = _bisect(lambda z: -grad(z), z0, z0 + 1 / rho, 60)
-        root = _newton_polish(grad, root)
-        return sign * root
+        z0, rho = jnp.broadcast_arrays(z0, jnp.asarray(rho, z0.dtype))
+        return sign * jnp.vectorize(_bce_prox_root)(z0, rho)
     raise ValueError(f"Unknown loss {loss!r}.")
 
 
@@ -115,19 +130,28 @@ def robust_hinge_prox(
     mu) unless an end of the interval is optimal.
     """
 
-    def q_of(mu):
+    def q_of(mu, args):
+        q0, x, y, eps, _ = args
         return _soft(q0 + mu * y * x, mu * eps)
 
-    def h(mu):
-        q = q_of(mu)
+    def h(mu, args):
+        _, x, y, eps, _ = args
+        q = q_of(mu, args)
         return 1 - y * jnp.dot(x, q) + jnp.sum(eps * jnp.abs(q))
 
+    def fn(mu, args):
+        # h when its root lies in [0, 1/rho], else `end - mu` whose root is the
+        # optimal end of the interval
+        inv = 1 / args[-1]
+        zero = jnp.zeros_like(inv)
+        low, high = h(zero, args) <= 0, h(inv, args) >= 0
+        end = jnp.where(low, zero, inv)
+        return jnp.where(low | high, end - mu, h(mu, args))
+
+    args = (q0, x, y, eps, rho)
     inv = 1 / rho
-    zero = jnp.zeros_like(inv)
-    mu = _bisect(h, zero, inv, 60)
-    mu = jnp.clip(_newton_polish(h, mu), 0, inv)
-    mu = jnp.where(h(zero) <= 0, zero, jnp.where(h(inv) >= 0, inv, mu))
-    return q_of(mu)
+    mu = _decreasing_root(fn, jnp.zeros_like(inv), inv, args)
+    return q_of(mu, args)
 
 
 def robust_cone_projection(
@@ -139,14 +163,14 @@ def robust_cone_projection(
     theta = sum_k (c - s0_k)_+, a decreasing equation in theta solved by bisection.
     """
 
-    def g(theta):
+    def g(theta, args):
+        s0, t0, eps = args
         c = jnp.sum(eps * jnp.abs(_soft(t0, theta * eps)))
         return jnp.sum(jax.nn.relu(c - s0)) - theta
 
     ratio = jnp.where(eps > 0, jnp.abs(t0) / jnp.where(eps > 0, eps, 1), 0)
     hi = jnp.maximum(jnp.max(ratio), jnp.sum(jax.nn.relu(-s0)))
-    theta = _bisect(g, jnp.zeros_like(hi), hi, 60)
-    theta = jnp.clip(_newton_polish(g, theta), 0, hi)
+    theta = _decreasing_root(g, jnp.zeros_like(hi), hi, (s0, t0, eps))
     t = _soft(t0, theta * eps)
     s = jnp.maximum(s0, jnp.sum(eps * jnp.abs(t)))
     return s, t
