@@ -47,8 +47,13 @@ def _gallery(ns: argparse.Namespace) -> int:
 
     import jax
 
+    from ._cache import enable_compilation_cache
+
     # The gallery checks references to 1e-6 and tighter: run in float64.
     jax.config.update("jax_enable_x64", True)
+    # Compiled programs are kept in the per-user cache folder (SCIOPT_CACHE_DIR moves
+    # it or, set to "off", turns it off): a second run skips most compilation.
+    enable_compilation_cache()
     from .gallery import format_table, run_gallery, write_report
 
     start = time.perf_counter()
