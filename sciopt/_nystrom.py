@@ -375,7 +375,8 @@ class NystromPreconditioner(lx.AbstractLinearOperator):
 
     def as_matrix(self):
         n = self.U.shape[0]
-        return jnp.eye(n, dtype=self.U.dtype) + (self.U * self._coef()) @ self.U.T
+        scaled = self.U * self._coef()[None, :]
+        return jnp.eye(n, dtype=self.U.dtype) + scaled @ self.U.T
 
     def transpose(self):
         return self
@@ -396,7 +397,7 @@ def _(op):
 
 @lx.diagonal.register(NystromPreconditioner)
 def _(op):
-    return 1 + jnp.sum(op.U**2 * op._coef(), axis=1)
+    return 1 + jnp.sum(op.U**2 * op._coef()[None, :], axis=1)
 
 
 @lx.tridiagonal.register(NystromPreconditioner)
