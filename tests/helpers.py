@@ -240,3 +240,318 @@ def hc_small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **
         return problem, sp.MoEHardConstraint(problem, basis, grid=grid, **kw)
     kw.setdefault("num_points", 48)
     return problem, sp.HardConstraintLayer(problem, basis, grid=grid, **kw)
+
+
+# ---------------------------------------------------------------------------
+# Conformance: one list of every public solver with a small problem
+# (driven by tests/test_conformance.py; adding a solver is one `Conformance(...)`)
+# ---------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+
+CONFORMANCE_CHECKS = (
+    "jit",
+    "vmap",
+    "grad_args",
+    "grad_data",
+    "float32",
+    "throw",
+    "steps_exhausted",
+    "no_recompile",
+    "optimality",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conformance:
+    """One solver on one small problem, and which conformance checks apply.
+
+    - `make(dtype)` returns `(problem, solver, y0, args)` in that floating dtype.
+    - `data(problem)` picks a floating array of the problem ("problem data") that
+      the vmap and gradient checks perturb (`None`: the problem holds none).
+    - `readout(value)`: the part of the solution the checks compare (default: every
+      floating leaf).
+    - `skip`: check name -> the reason it does not apply (or why it is expected to
+      fail: `xfail` holds those, as strict xfails).
+    - `grad_rtol`: relative tolerance against central differences (float64);
+      `f32_atol`: float32 solution against float64; `residual_atol`: the solver's
+      optimality residual at its solution.
+    """
+
+    name: str
+    make: Callable
+    data: Callable | None = None
+    readout: Callable | None = None
+    skip: dict = dataclasses.field(default_factory=dict)
+    xfail: dict = dataclasses.field(default_factory=dict)
+    grad_rtol: float = 1e-5
+    fd_eps: float = 1e-6
+    f32_atol: float = 1e-3
+    residual_atol: float = 1e-6
+    slow: bool = False
+
+
+def _nlp_case(linear_solver=None, **kw):
+    def make(dtype):
+        import lineax as lx  # noqa: F401
+
+        problem = sciopt.nlp.EqualityConstrainedProblem(
+            objective=lambda x, p: (
+                (x[0] - p[0]) ** 2 + (x[1] - p[1]) ** 2 + x[2] ** 2 + x[0] * x[2]
+            ),
+            constraints=lambda x, p: jnp.stack(
+                [x[0] ** 2 + x[1] + x[2] - p[2], x[0] - x[1] + 2 * x[2]]
+            ),
+        )
+        solver = sciopt.nlp.AdaSketchNewton(
+            **({} if linear_solver is None else {"linear_solver": linear_solver()}),
+            **kw,
+        )
+        return (
+            problem,
+            solver,
+            jnp.array([0.5, 0.5, 0.5], dtype),
+            jnp.array([1.0, -0.5, 2.0], dtype),
+        )
+
+    return make
+
+
+def _relu_case(kind):
+    def make(dtype):
+        import sciopt.relu as sr
+
+        X, y, patterns = relu_instance(1, n=10, d=2, num_patterns=4)
+        X, y = jnp.asarray(X, dtype), jnp.asarray(y, dtype)
+        tight = dtype == jnp.float64
+        if kind == "admm":
+            problem = sr.ConvexReLUProblem(X, y, patterns, 0.3)
+            solver = sr.ADMM(
+                rtol=1e-10 if tight else 1e-5, atol=1e-12 if tight else 1e-6
+            )
+        elif kind == "ip":
+            problem = sr.ConvexReLUProblem(X, y, patterns, 0.3)
+            solver = sr.InteriorPoint(rtol=1e-10 if tight else None)
+        elif kind == "adversarial":
+            yy = jnp.where(y > 0, 1.0, -1.0).astype(dtype)
+            problem = sr.AdversarialReLUProblem(X, yy, patterns, 0.1, 0.05)
+            solver = sr.ADMM(
+                rtol=1e-10 if tight else 1e-5, atol=1e-12 if tight else 1e-6
+            )
+        else:
+            H = sr.sample_directions(jax.random.key(0), 2, 10, dtype=dtype)
+            problem = sr.SampledConvexProgram(X, y, H, 0.2)
+            solver = sr.FISTA(rtol=1e-12 if tight else None)
+        return problem, solver, None, None
+
+    return make
+
+
+def _bilevel_box(dtype):
+    from sciopt.bilevel import BilevelProblem, LVHBA, Polyhedron
+
+    n = 3
+    eye = np.eye(n)
+    problem = BilevelProblem(
+        lambda x, y, p: 0.5 * jnp.sum((x - p[0]) ** 2) + 0.5 * jnp.sum((y - p[1]) ** 2),
+        lambda x, y, p: 0.5 * jnp.sum((y - p[2]) ** 2),
+        lower_constraints=lambda x, y, p: y - x,
+        coupled_set=Polyhedron(
+            a_ineq=np.concatenate([-eye, eye], 1).astype(dtype),
+            b_ineq=np.zeros(n, dtype),
+        ),
+    )
+    # Active (y = x) in coordinates 1 and 2, inactive in 0: not symmetric.
+    args = tuple(
+        jnp.asarray(v, dtype)
+        for v in ([1.3, 0.1, 0.7], [0.4, -1.1, -0.2], [0.2, 1.4, 1.9])
+    )
+    solver = LVHBA(alpha=0.5, beta=0.5, eta=0.5, penalty=8.0)
+    return problem, solver, (jnp.zeros(n, dtype), jnp.zeros(n, dtype)), args
+
+
+def _bilevel_quadratic(solver_name):
+    def make(dtype):
+        from sciopt.bilevel import AID, BilevelProblem, BOREP
+
+        q = jnp.asarray([[2.0, 0.3], [0.3, 1.0]], dtype)
+        m = jnp.asarray([[1.0, 0.5], [-0.4, 0.8]], dtype)
+        problem = BilevelProblem(
+            lambda x, y, p: (
+                0.5 * jnp.sum((x - p[0]) ** 2) + 0.5 * jnp.sum((y - p[1]) ** 2)
+            ),
+            lambda x, y, p: 0.5 * y @ q @ y - y @ (m @ x),
+        )
+        tight = dtype == jnp.float64
+        if solver_name == "aid":
+            # AID is not polished: tight tolerances make its solve smooth in args
+            # for the finite differences.
+            solver = AID(
+                learning_rate=0.5,
+                rtol=1e-12 if tight else None,
+                atol=1e-12 if tight else None,
+            )
+        else:
+            solver = BOREP(atol=5e-3 if tight else 1e-2)
+        args = (jnp.asarray([1.0, -0.5], dtype), jnp.asarray([0.3, 0.8], dtype))
+        return problem, solver, (jnp.zeros(2, dtype), jnp.zeros(2, dtype)), args
+
+    return make
+
+
+def _prox_case(kind):
+    def make(dtype):
+        import sciopt.prox as sp
+
+        op = sp.blur_operator((1, 4, 4), sigma=1.0, size=3, dtype=dtype)
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.uniform(size=(1, 4, 4)), dtype)
+        y = op.mv(x) + jnp.asarray(0.05 * rng.normal(size=(1, 4, 4)), dtype)
+        problem = sp.LinearInverseProblem(op, y)
+        tight = dtype == jnp.float64
+        tol = {"rtol": 1e-12, "atol": 1e-13} if tight else {"rtol": 1e-5}
+        if kind == "pgd":
+            solver = sp.PnPProximalGradient(sp.SoftThreshold(0.05), **tol)
+        elif kind == "admm":
+            solver = sp.PnPADMM(sp.TotalVariation(0.02), **tol)
+        else:
+            import jax.random as jr
+
+            lpn = sp.LearnedProximalNetwork(
+                sp.ICNN((1, 4, 4), 8, 2, key=jr.key(1), alpha=0.2, beta=5.0)
+            )
+            lpn = jax.tree.map(
+                lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, lpn
+            )
+            solver = sp.PnPProximalGradient(lpn, **tol)
+        return problem, solver, None, None
+
+    return make
+
+
+_SCHUR = (
+    "nlp bug (not in this suite's files): on this 3-variable, 2-constraint problem "
+    "(Lagrangian Hessian indefinite off the constraints' null space) the "
+    "Schur-complement CG inner solve stops with 'An inner (linear or subproblem) "
+    "solve did not reach its accuracy' (EquinoxRuntimeError) though the problem "
+    "solves with LU and the sketches"
+)
+_NO_ARGS = "the problem takes no `args`: its data are problem fields (grad_data)"
+_NO_DATA = "the problem holds callables only: its data enter through `args`"
+_PDE_FLUX = (
+    "HardConstraintLayer / MoEHardConstraint are not sciopt solvers (their own "
+    "`.solve`), and sciopt.pde is being reworked: entry pending the new API"
+)
+
+
+def _pending(make_name):
+    def make(dtype):
+        raise NotImplementedError(make_name)
+
+    return make
+
+
+CONFORMANCE = [
+    Conformance("nlp.AdaSketchNewton", _nlp_case(), skip={"grad_data": _NO_DATA}),
+    Conformance(
+        "nlp.AdaSketchNewton(LU)",
+        _nlp_case(lambda: __import__("lineax").LU()),
+        skip={"grad_data": _NO_DATA},
+    ),
+    Conformance(
+        "nlp.AdaSketchNewton(RowSketch)",
+        _nlp_case(lambda: sciopt.nlp.RowSketch(rtol=1e-10)),
+        skip={"grad_data": _NO_DATA},
+    ),
+    Conformance(
+        "nlp.AdaSketchNewton(BlockSketch)",
+        _nlp_case(lambda: sciopt.nlp.BlockSketch(block_size=2, rtol=1e-10)),
+        skip={"grad_data": _NO_DATA},
+    ),
+    Conformance(
+        "nlp.AdaSketchNewton(GaussianSketch)",
+        _nlp_case(lambda: sciopt.nlp.GaussianSketch(block_size=2, rtol=1e-10)),
+        skip={"grad_data": _NO_DATA},
+    ),
+    Conformance(
+        "nlp.AdaSketchNewton(SchurComplementCG)",
+        _nlp_case(lambda: sciopt.nlp.SchurComplementCG(), materialise=False),
+        skip={"grad_data": _NO_DATA},
+        xfail={
+            c: _SCHUR
+            for c in ("jit", "vmap", "grad_args", "float32", "no_recompile")
+            + ("optimality",)
+        },
+    ),
+    Conformance(
+        "relu.ADMM",
+        _relu_case("admm"),
+        data=lambda p: p.X,
+        readout=lambda v: v.v,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "relu.InteriorPoint",
+        _relu_case("ip"),
+        data=lambda p: p.X,
+        readout=lambda v: v.v,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "relu.ADMM(adversarial)",
+        _relu_case("adversarial"),
+        data=lambda p: p.X,
+        readout=lambda v: v.v,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "relu.SampledConvexProgram+FISTA",
+        _relu_case("scp"),
+        data=lambda p: p.X,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "bilevel.LVHBA(coupled y <= x)", _bilevel_box, skip={"grad_data": _NO_DATA}
+    ),
+    Conformance(
+        "bilevel.BOREP", _bilevel_quadratic("borep"), skip={"grad_data": _NO_DATA}
+    ),
+    Conformance("bilevel.AID", _bilevel_quadratic("aid"), skip={"grad_data": _NO_DATA}),
+    Conformance(
+        "prox.PnPProximalGradient(SoftThreshold)",
+        _prox_case("pgd"),
+        data=lambda p: p.measurement,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "prox.PnPADMM(TotalVariation)",
+        _prox_case("admm"),
+        data=lambda p: p.measurement,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "prox.PnPProximalGradient(LPN)",
+        _prox_case("lpn"),
+        data=lambda p: p.measurement,
+        skip={"grad_args": _NO_ARGS},
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "pde.HardConstraintLayer",
+        _pending("pde.HardConstraintLayer"),
+        skip={c: _PDE_FLUX for c in CONFORMANCE_CHECKS},
+    ),
+    Conformance(
+        "pde.MoEHardConstraint",
+        _pending("pde.MoEHardConstraint"),
+        skip={c: _PDE_FLUX for c in CONFORMANCE_CHECKS},
+    ),
+]

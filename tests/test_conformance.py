@@ -1,0 +1,208 @@
+"""The solver conformance suite: every public solver of `tests/helpers.CONFORMANCE`
+under jit, vmap, grad (against central differences), float32, throw, an exhausted
+budget, recompilation and its own optimality residual.
+
+Set `SCIOPT_CONFORMANCE_REPORT=path.json` to write the measured gradient errors
+(the table of `docs/conformance.md`)."""
+
+import json
+import os
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sciopt
+
+from .helpers import CONFORMANCE
+
+
+GRAD_ERRORS: dict[str, float] = {}
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
+    path = os.environ.get("SCIOPT_CONFORMANCE_REPORT")
+    if path:
+        with open(path, "w") as f:
+            json.dump(GRAD_ERRORS, f, indent=1, sort_keys=True)
+
+
+class _Compilations:
+    def __init__(self):
+        self.count = 0
+
+    def _listener(self, event, duration, **kwargs):
+        if event == _COMPILE_EVENT:
+            self.count += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self._listener)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listener)
+
+
+def _cases(check):
+    params = []
+    for case in CONFORMANCE:
+        marks = []
+        if check in case.skip:
+            marks.append(pytest.mark.skip(reason=case.skip[check]))
+        elif check in case.xfail:
+            marks.append(pytest.mark.xfail(strict=True, reason=case.xfail[check]))
+        if case.slow:
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(case, id=case.name, marks=marks))
+    return params
+
+
+def _has_floats(tree):
+    return bool(jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array)))
+
+
+def _setup(case, dtype=jnp.float64, kind=None):
+    """`(f, theta, problem, solver, y0, args)`: `f(theta, **solve_kw)` is the flat
+    readout of the solution as a function of the perturbed input `theta` (the
+    floating part of `args`, or the problem's data)."""
+    problem, solver, y0, args = case.make(dtype)
+    if kind is None:
+        kind = "args" if _has_floats(args) else "data"
+    if kind == "args":
+        theta = args
+    else:
+        theta = case.data(problem)
+
+    def f(theta, **kw):
+        if kind == "args":
+            p, a = problem, theta
+        else:
+            p, a = eqx.tree_at(case.data, problem, theta), args
+        sol = sciopt.solve(p, solver, y0, a, **kw)
+        value = sol.value if case.readout is None else case.readout(sol.value)
+        leaves = jax.tree.leaves(eqx.filter(value, eqx.is_inexact_array))
+        return jnp.concatenate([jnp.ravel(x) for x in leaves])
+
+    return f, theta, problem, solver, y0, args
+
+
+def _perturb(theta, scale=1e-2, seed=1):
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda x: x + scale * jnp.asarray(rng.normal(size=x.shape), x.dtype), theta
+    )
+
+
+def _close(a, b, rtol, atol=0.0):
+    a, b = np.asarray(a), np.asarray(b)
+    scale = 1 + np.max(np.abs(b))
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * scale)
+
+
+@pytest.mark.parametrize("case", _cases("jit"))
+def test_jit(case):
+    f, theta, *_ = _setup(case)
+    _close(jax.jit(f)(theta), f(theta), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", _cases("no_recompile"))
+def test_no_recompile(case):
+    f, theta, *_ = _setup(case)
+    f(theta)
+    new = _perturb(theta)
+    with _Compilations() as c:
+        f(new)
+    assert c.count == 0
+
+
+@pytest.mark.parametrize("case", _cases("vmap"))
+def test_vmap(case):
+    f, theta, *_ = _setup(case)
+    other = _perturb(theta)
+    batch = jax.tree.map(lambda a, b: jnp.stack([a, b]), theta, other)
+    out = jax.vmap(f)(batch)
+    _close(out[0], f(theta), rtol=1e-6, atol=1e-8)
+    _close(out[1], f(other), rtol=1e-6, atol=1e-8)
+
+
+def _grad_check(case, kind):
+    f, theta, *_ = _setup(case, kind=kind)
+    out = f(theta)
+    rng = np.random.default_rng(0)
+    weights = jnp.asarray(rng.normal(size=out.shape))
+
+    def loss(t):
+        return jnp.vdot(weights, f(t))
+
+    direction = jax.tree.map(
+        lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), theta
+    )
+    grad = jax.grad(loss)(theta)
+    exact = sum(
+        float(jnp.vdot(g, d))
+        for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction))
+    )
+    size = max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(theta))
+    eps = case.fd_eps * (1 + size)
+
+    def shifted(s):
+        return jax.tree.map(lambda x, d: x + s * d, theta, direction)
+
+    fd = (float(loss(shifted(eps))) - float(loss(shifted(-eps)))) / (2 * eps)
+    error = abs(exact - fd) / max(abs(fd), 1e-8)
+    GRAD_ERRORS[f"{case.name} / {kind}"] = error
+    assert error <= case.grad_rtol, (exact, fd)
+
+
+@pytest.mark.parametrize("case", _cases("grad_args"))
+def test_grad_args(case):
+    _grad_check(case, "args")
+
+
+@pytest.mark.parametrize("case", _cases("grad_data"))
+def test_grad_data(case):
+    _grad_check(case, "data")
+
+
+@pytest.mark.parametrize("case", _cases("float32"))
+def test_float32(case):
+    f64, theta64, *_ = _setup(case, jnp.float64)
+    problem, solver, y0, args = case.make(jnp.float32)
+    sol = sciopt.solve(problem, solver, y0, args)
+    value = sol.value if case.readout is None else case.readout(sol.value)
+    leaves = jax.tree.leaves(eqx.filter(value, eqx.is_inexact_array))
+    assert all(x.dtype == jnp.float32 for x in leaves)
+    flat = jnp.concatenate([jnp.ravel(x) for x in leaves])
+    _close(flat, f64(theta64), rtol=0.0, atol=case.f32_atol)
+
+
+@pytest.mark.parametrize("case", _cases("steps_exhausted"))
+def test_steps_exhausted(case):
+    problem, solver, y0, args = case.make(jnp.float64)
+    sol = sciopt.solve(problem, solver, y0, args, max_steps=1, throw=False)
+    assert sol.result == sciopt.RESULTS.steps_exhausted
+
+
+@pytest.mark.parametrize("case", _cases("throw"))
+def test_throw(case):
+    problem, solver, y0, args = case.make(jnp.float64)
+    with pytest.raises(Exception, match="maximum number of steps"):
+        sol = sciopt.solve(problem, solver, y0, args, max_steps=1)
+        jax.block_until_ready(sol.value)
+
+
+@pytest.mark.parametrize("case", _cases("optimality"))
+def test_optimality_residual(case):
+    problem, solver, y0, args = case.make(jnp.float64)
+    sol = sciopt.solve(problem, solver, y0, args)
+    residual = solver.optimality(problem, sol.value, args, {})
+    worst = max(float(jnp.max(jnp.abs(r))) for r in jax.tree.leaves(residual))
+    scale = 1 + max(
+        float(jnp.max(jnp.abs(x)))
+        for x in jax.tree.leaves(eqx.filter(sol.value, eqx.is_inexact_array))
+    )
+    assert worst <= case.residual_atol * scale
