@@ -88,6 +88,7 @@ def test_admm_squared_matches_cvxpy(seed, beta):
     X, y, patterns = relu_instance(seed)
     problem = sr.ConvexReLUProblem(X, y, patterns, beta)
     sol = _solve(problem)
+    assert isinstance(sol.value, sr.ConvexReLUVariables)
     ref, _ = sr.cvxpy_solve(problem)
     assert _rel(sol.stats["objective"], ref) <= 1e-5
     assert float(sol.stats["cone_violation"]) <= 1e-6
@@ -501,6 +502,7 @@ def test_interior_point_squared_matches_cvxpy(seed, beta):
     X, y, patterns = relu_instance(seed)
     problem = sr.ConvexReLUProblem(X, y, patterns, beta)
     sol = _solve(problem, sr.InteriorPoint(), max_steps=500)
+    assert isinstance(sol.value, sr.ConvexReLUVariables)  # the type ADMM returns
     ref, _ = sr.cvxpy_solve(problem)
     assert _rel(sol.stats["objective"], ref) <= 1e-5
     assert float(sol.stats["cone_violation"]) <= 1e-12  # strictly feasible (rounding)

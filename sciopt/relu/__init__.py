@@ -28,9 +28,9 @@ from ._pricing import (
     PricingResult as PricingResult,
 )
 from ._problem import (
-    ADMMVariables as ADMMVariables,
     AdversarialReLUProblem as AdversarialReLUProblem,
     ConvexReLUProblem as ConvexReLUProblem,
+    ConvexReLUVariables as ConvexReLUVariables,
 )
 from ._reference import cvxpy_solve as cvxpy_solve
 from ._scp import (

@@ -6,6 +6,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jaxtyping import Array, Bool, PyTree
 
 from .._misc import verbose_printer
@@ -16,8 +17,8 @@ from ._gap import dual_bound
 from ._losses import loss_prox, robust_cone_projection, robust_hinge_prox
 from ._problem import (
     AbstractConvexReLUProblem,
-    ADMMVariables,
     AdversarialReLUProblem,
+    ConvexReLUVariables,
     data_result,
 )
 
@@ -58,10 +59,6 @@ def _group_soft_threshold(z, threshold):
     return jax.nn.relu(1 - threshold / safe) * z
 
 
-def _norm(*arrays):
-    return jnp.sqrt(sum(jnp.sum(jnp.square(a)) for a in arrays))
-
-
 def _mt(problem, w, wp, zv, zs, zp, zt):
     """M^T z = w zv + L^T (wp zp) + G^T zs (+ zt for the robust cones), (2P, d)."""
     X = problem.X
@@ -79,7 +76,7 @@ def _mt(problem, w, wp, zv, zs, zp, zt):
     return w * zv + mixed @ X
 
 
-def _products(problem, w, wp, y: ADMMVariables):
+def _products(problem, w, wp, y: ConvexReLUVariables):
     """(M^T z, M^T dual) of an iterate: the u-step's right-hand side is
     `M^T z - M^T dual / rho`, and the dual residual is `rho ||M^T (z - z_old)||`.
     The solver carries both, so that each step needs only one product of each."""
@@ -146,7 +143,7 @@ class ADMM(AbstractSolver):
     no sooner than the residual rule. (The scaling of a dual candidate into dual
     feasibility is the construction of Ndiaye et al. 2017.)
 
-    `Solution.value` is an `ADMMVariables`; `value.v` (or `value.weights`) is the
+    `Solution.value` is a `ConvexReLUVariables`; `value.v` (or `value.weights`) is the
     convex solution. `Solution.stats` holds `objective` (the convex objective at `v`),
     `cone_violation`, `primal_residual`, `dual_residual` and `rho`; for
     `ConvexReLUProblem` also `lower_bound` (a certified lower bound on the optimum)
@@ -298,7 +295,7 @@ class ADMM(AbstractSolver):
             data_result=data,
         )
 
-    def _update(self, problem, y: ADMMVariables, method, factors, rho, Mz, My):
+    def _update(self, problem, y: ConvexReLUVariables, method, factors, rho, Mz, My):
         """One ADMM step; returns the new iterate, the pieces of the residuals and
         the products `M^T z`, `M^T dual` of the new iterate (see `_products`)."""
         adversarial = isinstance(problem, AdversarialReLUProblem)
@@ -348,7 +345,7 @@ class ADMM(AbstractSolver):
         else:
             Gu, hs, s, ht, t = y.s, y.s, y.s, y.t, y.t
         step = self.gamma * rho
-        new = ADMMVariables(
+        new = ConvexReLUVariables(
             u=u,
             v=v,
             s=s,
@@ -364,16 +361,17 @@ class ADMM(AbstractSolver):
         ut = u if adversarial else y.t
         sw = jnp.sqrt(w)
         swp = jnp.sqrt(wp)
-        primal = _norm(sw * (u - v), Gu - s, swp * (Lu - p), ut - t)
-        dual = rho * _norm(new_Mz - Mz)
+        primal = optx.two_norm((sw * (u - v), Gu - s, swp * (Lu - p), ut - t))
+        dual = rho * optx.two_norm(new_Mz - Mz)
         primal_scale = jnp.maximum(
-            _norm(sw * u, Gu, swp * Lu, ut), _norm(sw * v, s, swp * p, t)
+            optx.two_norm((sw * u, Gu, swp * Lu, ut)),
+            optx.two_norm((sw * v, s, swp * p, t)),
         )
         # u carries no objective, so M^T dual -> 0 at a solution and Boyd's scale
         # ||M^T dual|| alone degenerates to zero (leaving only atol); the u = v
         # term w dual_v (and dual_t) stays the size of the forces that cancel
         forces = (w * new.dual_v, new.dual_t) if adversarial else (w * new.dual_v,)
-        dual_scale = jnp.maximum(_norm(new_My), _norm(*forces))
+        dual_scale = jnp.maximum(optx.two_norm(new_My), optx.two_norm(forces))
         return new, primal, dual, primal_scale, dual_scale, new_Mz, new_My
 
     def _v_weight(self, problem):

@@ -26,7 +26,7 @@ from ._admm import ADMM
 from ._gap import dual_bound
 from ._linear import MAX_FACTOR
 from ._losses import loss_value
-from ._problem import ADMMVariables, ConvexReLUProblem, data_result
+from ._problem import ConvexReLUProblem, ConvexReLUVariables, data_result
 
 
 def _one_at_a_time(fn, *batched):
@@ -228,7 +228,7 @@ class InteriorPoint(AbstractSolver):
     - `verbose`: print the duality measure mu, sigma, the step and the certified gap
       every step.
 
-    `Solution.value` is an `ADMMVariables` (as for `ADMM`): `value.v` is the convex
+    `Solution.value` is a `ConvexReLUVariables` (as for `ADMM`): `value.v` is the convex
     solution; `s` the cone values G u, `dual_s = -z` the cone multipliers, `p` the
     predictions, `dual_p` the loss gradient and `dual_v` the group subgradients.
     `Solution.stats` holds `objective`, `lower_bound` (the best certified bound
@@ -622,7 +622,7 @@ class InteriorPoint(AbstractSolver):
         yhat = jnp.sum(problem.signed_patterns * XuT, axis=0)
         lgrad, _ = _loss_derivatives(problem.loss, yhat, problem.y)
         empty = jnp.zeros((0, problem.X.shape[1]), u.dtype)
-        return ADMMVariables(
+        return ConvexReLUVariables(
             u=u,
             v=u,
             s=problem.cone_signs * XuT,

@@ -13,8 +13,10 @@ from ._losses import check_labels, check_loss, loss_value, robust_hinge_value
 from ._patterns import add_bias_column
 
 
-class ADMMVariables(eqx.Module):
-    """The iterate of `sciopt.relu.ADMM` (the value of its `Solution`).
+class ConvexReLUVariables(eqx.Module):
+    """The variables of the convex ReLU programs: the iterate of `sciopt.relu.ADMM`
+    and the value of the `Solution` of both `ADMM` and `InteriorPoint` (which fills
+    `v`, `s`, `p`, `t` and the duals; see its docs), and the `y0` of either.
 
     Groups are stacked as `2P` rows: rows `0..P-1` are `v_1..v_P`, rows `P..2P-1` are
     `w_1..w_P`.
@@ -248,13 +250,13 @@ class ConvexReLUProblem(AbstractConvexReLUProblem):
             return jnp.zeros((), self.X.dtype)
         return jnp.max(jax.nn.relu(-self.cone_signs * (v @ self.X.T)))
 
-    def default_y0(self, args) -> ADMMVariables:
+    def default_y0(self, args) -> ConvexReLUVariables:
         n, d = self.X.shape
         P2 = 2 * self.num_patterns
         dt = self.X.dtype
         ns = 0 if self.gated else n
         z = jnp.zeros
-        return ADMMVariables(
+        return ConvexReLUVariables(
             u=z((P2, d), dt),
             v=z((P2, d), dt),
             s=z((P2, ns), dt),
@@ -356,12 +358,12 @@ class AdversarialReLUProblem(AbstractConvexReLUProblem):
         margin = jnp.sum(jnp.abs(v) * self.eps_weights[None, :], axis=1)
         return jnp.max(jax.nn.relu(margin[:, None] - self.cone_signs * (v @ self.X.T)))
 
-    def default_y0(self, args) -> ADMMVariables:
+    def default_y0(self, args) -> ConvexReLUVariables:
         n, d = self.X.shape
         P2 = 2 * self.num_patterns
         dt = self.X.dtype
         z = jnp.zeros
-        return ADMMVariables(
+        return ConvexReLUVariables(
             u=z((P2, d), dt),
             v=z((P2, d), dt),
             s=z((P2, n), dt),
@@ -378,9 +380,9 @@ class AdversarialReLUProblem(AbstractConvexReLUProblem):
 
 
 def _check_structure(expected, y0) -> None:
-    if not isinstance(y0, ADMMVariables):
+    if not isinstance(y0, ConvexReLUVariables):
         raise ValueError(
-            "`y0` must be a `sciopt.relu.ADMMVariables` (or None for zeros), got "
+            "`y0` must be a `sciopt.relu.ConvexReLUVariables` (or None for zeros), got "
             f"{type(y0).__name__}."
         )
     for name in expected.__dataclass_fields__:
