@@ -442,31 +442,41 @@ def _rank_schedule(rank, init_rank, max_rank, n):
 def _adaptive_nystrom(flat_mv, n, dtype, key, ranks, mu, rank_tol, shift):
     """Nystrom approximation at the first rank in `ranks` with `lam_l <= tol * mu`.
 
-    Stages reuse the earlier products: the test matrix is drawn once at the largest
-    rank and stage `k` multiplies only its new columns. Stages after the stopping rule
-    holds are skipped (`lax.cond`). The result is padded to the largest rank with
-    zero eigenvalues, which the preconditioner ignores.
+    Stages reuse the earlier products: stage `k` draws only its new Gaussian columns,
+    orthonormalised against the earlier ones, and multiplies those. Stages after the
+    stopping rule holds are skipped (`lax.cond`). The result is padded to the largest
+    rank with zero eigenvalues, which the preconditioner ignores.
     """
     top = ranks[-1]
-    omega = _orthonormal_test_matrix(key, n, top, dtype)
     zero = jnp.zeros((), dtype)
     u_pad = jnp.zeros((n, top), dtype)
     lam_pad = jnp.zeros((top,), dtype)
     used = jnp.array(0, jnp.int32)
     done = jnp.array(False)
+    omega = jnp.zeros((n, 0), dtype)
     y = jnp.zeros((n, 0), dtype)
+    keys = jr.split(key, len(ranks))
     prev = 0
-    for r in ranks:
-        block = omega[:, prev:r]
+    for stage, r in enumerate(ranks):
 
-        def _products(block=block):
-            return _sketch_products(flat_mv, block)
+        def _products(omega=omega, k=keys[stage], m=r - prev):
+            # A new Gaussian block, orthonormalised against the earlier columns
+            # (block Gram-Schmidt, twice), so the stage costs O(n r m), not O(n top^2).
+            g = jr.normal(k, (n, m), dtype=dtype)
+            for _ in range(2):
+                g = g - omega @ (omega.T @ g)
+                g, _ = jnp.linalg.qr(g)
+            return g, _sketch_products(flat_mv, g)
 
-        y_new = lax.cond(done, lambda block=block: jnp.zeros_like(block), _products)
+        def _skip(m=r - prev):
+            return jnp.zeros((n, m), dtype), jnp.zeros((n, m), dtype)
+
+        om_new, y_new = lax.cond(done, _skip, _products)
+        omega = jnp.concatenate([omega, om_new], axis=1)
         y = jnp.concatenate([y, y_new], axis=1)
 
-        def _approx(y=y, r=r):
-            u, lam = _nystrom_from_sketch(omega[:, :r], y, shift)
+        def _approx(omega=omega, y=y, r=r):
+            u, lam = _nystrom_from_sketch(omega, y, shift)
             u = jnp.pad(u, ((0, 0), (0, top - r)))
             lam = jnp.pad(lam, (0, top - r))
             return u, lam, jnp.array(r, jnp.int32)
