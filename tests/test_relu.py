@@ -841,3 +841,13 @@ def test_robust_cone_projection_matches_cvxpy_and_finite_differences():
     np.testing.assert_allclose(
         gt, finite_difference_grad(lambda v: f(jnp.asarray(s0), v), t0), atol=1e-6
     )
+
+
+def test_verbose_prints_the_step_number_under_jit(capfd):
+    X, y, _ = relu_instance(0, n=8, d=2, num_patterns=2)
+    directions = sr.sample_directions(jax.random.key(0), 2, 4)
+    problem = sr.SampledConvexProgram(X, y, directions, 0.1)
+    sciopt.solve(problem, sr.FISTA(verbose=True), max_steps=3, throw=False)
+    jax.effects_barrier()
+    out = capfd.readouterr().out
+    assert "step: 1, prox-grad residual:" in out and "step: 3," in out

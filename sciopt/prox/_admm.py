@@ -55,7 +55,9 @@ class PnPADMM(AbstractSolver):
       gradients with tolerances 1e-10 in float64 and 1e-5 in float32, at most 500
       iterations; the system `data_weight A^T A + rho I` is positive definite).
     - `history_length`: entries kept in `objective_history`.
-    - `verbose`: print the objective and residuals every iteration.
+    - `verbose`: `True` prints, every step, the step number, the objective and the
+      residuals; or a callable taking them as keyword arguments `name=(label, value)`
+      (see `sciopt.verbose_printer`).
 
     ??? cite "References"
 
@@ -84,7 +86,7 @@ class PnPADMM(AbstractSolver):
     atol: float = 1e-8
     linear_solver: lx.AbstractLinearSolver | None = None
     history_length: int = eqx.field(static=True, default=512)
-    verbose: bool | Callable = eqx.field(static=True, default=False)
+    verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
         check_parameter("penalty", self.penalty, strict=True)

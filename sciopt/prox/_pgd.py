@@ -90,7 +90,9 @@ class PnPProximalGradient(AbstractSolver):
       compiled solve); `None` uses `1/L` estimated by power iteration.
     - `rtol`, `atol`: stopping tolerances.
     - `history_length`: entries kept in `objective_history`.
-    - `verbose`: print the objective and step change every iteration.
+    - `verbose`: `True` prints, every step, the step number, the objective and the
+      change of the iterate; or a callable taking them as keyword arguments
+      `name=(label, value)` (see `sciopt.verbose_printer`).
 
     ??? cite "References"
 
@@ -118,7 +120,7 @@ class PnPProximalGradient(AbstractSolver):
     rtol: float = 1e-5
     atol: float = 1e-8
     history_length: int = eqx.field(static=True, default=512)
-    verbose: bool | Callable = eqx.field(static=True, default=False)
+    verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
         check_parameter("step_size", self.step_size, strict=True)

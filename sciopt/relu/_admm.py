@@ -119,7 +119,9 @@ class ADMM(AbstractSolver):
     - `linear_solver`: `"auto"`, `"dense"`, `"woodbury"`, `"cg"` or `"kron"`
       (adversarial problems).
     - `cg_rtol`, `cg_max_steps`: the inner CG solve (`linear_solver="cg"`).
-    - `verbose`: print the residuals and rho every step.
+    - `verbose`: `True` prints, every step, the step number, the primal and dual
+      residuals and rho; or a callable taking them as keyword arguments `name=(label,
+      value)` (see `sciopt.verbose_printer`).
 
     - `gap_rtol`: also stop when the duality gap certifies the objective:
       `objective(v) - lower_bound <= atol + gap_rtol |objective(v)|` with the cone
@@ -223,7 +225,7 @@ class ADMM(AbstractSolver):
     cg_max_steps: int = eqx.field(static=True, default=200)
     gap_rtol: float | None = None
     gap_check_every: int = eqx.field(static=True, default=50)
-    verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
+    verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
         if (
@@ -416,6 +418,7 @@ class ADMM(AbstractSolver):
             check = (state.num_steps + 1) % self.gap_check_every == 0
             certified = jax.lax.cond(check, certify, lambda: jnp.array(False))
         verbose_printer(self.verbose)(
+            step=("step", state.num_steps + 1),
             primal=("primal residual", primal),
             dual=("dual residual", dual),
             rho=("rho", state.rho),

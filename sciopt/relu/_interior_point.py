@@ -140,6 +140,7 @@ class _InteriorPointState(eqx.Module):
     certified: Array
     margin: Array
     stalled: Array
+    num_steps: Array
     data_result: RESULTS
 
 
@@ -225,8 +226,10 @@ class InteriorPoint(AbstractSolver):
       (default 2; each costs one more solve with the factorization at hand and one
       product with Newton's matrix, O(n d P)); they lower the floor at which the
       certified gap stalls. 0 turns them off.
-    - `verbose`: print the duality measure mu, sigma, the step and the certified gap
-      every step.
+    - `verbose`: `True` prints, every step (with `jax.debug.print`, so also under
+      `jit`), the step number, the duality measure mu, sigma, the step length and
+      the certified gap; or a callable taking those as keyword arguments `name=(label,
+      value)` (see `sciopt.verbose_printer`).
 
     `Solution.value` is a `ConvexReLUVariables` (as for `ADMM`): `value.v` is the convex
     solution; `s` the cone values G u, `dual_s = -z` the cone multipliers, `p` the
@@ -305,7 +308,7 @@ class InteriorPoint(AbstractSolver):
     phase_one_steps: int = eqx.field(static=True, default=2000)
     centrality_correctors: int = eqx.field(static=True, default=2)
     refinement_steps: int = eqx.field(static=True, default=2)
-    verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
+    verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
         if (
@@ -406,6 +409,7 @@ class InteriorPoint(AbstractSolver):
             certified=jnp.array(False),
             margin=jnp.min(margins),
             stalled=jnp.array(False),
+            num_steps=jnp.array(0),
             data_result=data,
         )
 
@@ -593,9 +597,10 @@ class InteriorPoint(AbstractSolver):
             & (objective - bound <= self.atol + rtol * jnp.abs(objective))
         )
         verbose_printer(self.verbose)(
+            step=("step", state.num_steps + 1),
             mu=("mu", mu),
             sigma=("sigma", sigma),
-            step=("step", a),
+            length=("step length", a),
             gap=("certified gap", objective - bound),
         )
         new_state = _InteriorPointState(
@@ -609,6 +614,7 @@ class InteriorPoint(AbstractSolver):
             certified=certified,
             margin=state.margin,
             stalled=(~finite | (a == 0)) & ~certified,
+            num_steps=state.num_steps + 1,
             data_result=state.data_result,
         )
         return self._variables(problem, u, z_cone, z_group), new_state, None

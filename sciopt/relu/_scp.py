@@ -10,6 +10,7 @@ import jax.random as jr
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from .._misc import verbose_printer
+from .._proximal_gradient import fista_init, fista_step, FISTAState
 from .._solution import RESULTS
 from .._solver import AbstractProblem, AbstractSolver
 from ._losses import check_loss, loss_value
@@ -125,11 +126,10 @@ class SampledConvexProgram(AbstractProblem):
 
 
 class _FISTAState(eqx.Module):
-    z: Array
-    momentum: Array
-    step_size: Array
+    fista: FISTAState
     residual: Array
     scale: Array
+    num_steps: Array
     data_result: RESULTS
 
 
@@ -140,12 +140,18 @@ def _soft(x, t):
 class FISTA(AbstractSolver):
     """FISTA with adaptive restart for `sciopt.relu.SampledConvexProgram`.
 
-    Step 1/L with L = ||Phi||_2^2 times the loss curvature bound (1 for squared, 1/4
-    for cross-entropy), Phi the hidden activations. Stops when the proximal-gradient
+    Each step is one iteration of the library's proximal-gradient routine
+    (`sciopt._proximal_gradient.fista_step`: Beck and Teboulle 2009, with the
+    gradient restart of O'Donoghue and Candes 2015) with the soft-threshold as the
+    proximal operator of the l1 penalty. Step 1/L with L = ||Phi||_2^2 times the
+    loss curvature bound (1 for squared, 1/4 for cross-entropy), Phi the hidden
+    activations. Stops when the proximal-gradient
     residual ||alpha - prox(alpha - grad / L)|| L <= atol + rtol ||grad|| (`None`,
     the default: `rtol = 1e-8, atol = 1e-10` in float64, `1e-5, 1e-6` in float32).
     The default step budget of `sciopt.solve(..., max_steps=None)` is 100 000.
-    `Solution.stats` holds `objective` and `residual`.
+    `Solution.stats` holds `objective` and `residual`. `verbose`: `True` prints the
+    step number and the residual every step; or a callable taking them as keyword
+    arguments `name=(label, value)` (see `sciopt.verbose_printer`).
 
     ??? cite "References"
 
@@ -165,7 +171,7 @@ class FISTA(AbstractSolver):
 
     rtol: float | None = None
     atol: float | None = None
-    verbose: bool | Callable[..., None] = eqx.field(static=True, default=False)
+    verbose: bool | Callable[..., None] = False
 
     def _lipschitz(self, problem):
         Phi = jax.lax.stop_gradient(problem.features)
@@ -185,34 +191,32 @@ class FISTA(AbstractSolver):
             )
         dtype = y.dtype
         return _FISTAState(
-            z=y,
-            momentum=jnp.ones((), dtype),
-            step_size=1 / self._lipschitz(problem),
+            fista=fista_init(y, self._lipschitz(problem)),
             residual=jnp.array(jnp.inf, dtype),
             scale=jnp.zeros((), dtype),
+            num_steps=jnp.array(0),
             data_result=data_result(problem),
         )
 
     def step(self, problem, y, args, options, state: _FISTAState):
-        t = state.step_size
-        grad = self._grad(problem, state.z)
-        new = _soft(state.z - t * grad, t * problem.beta)
-        momentum = 0.5 * (1 + jnp.sqrt(1 + 4 * state.momentum**2))
-        # gradient-based adaptive restart (O'Donoghue & Candes 2015)
-        restart = jnp.dot(state.z - new, new - y) > 0
-        momentum = jnp.where(restart, jnp.ones_like(momentum), momentum)
-        z = jnp.where(restart, new, new + ((state.momentum - 1) / momentum) * (new - y))
+        def prox(z, step):
+            return _soft(z, step * problem.beta)
+
+        fista = fista_step(lambda a: self._grad(problem, a), prox, state.fista)
+        new = fista.x
+        t = 1 / fista.lipschitz
+        # the stopping residual is the gradient mapping at the new iterate
         grad_new = self._grad(problem, new)
-        residual = (
-            jnp.linalg.norm(new - _soft(new - t * grad_new, t * problem.beta)) / t
+        residual = jnp.linalg.norm(new - prox(new - t * grad_new, t)) / t
+        verbose_printer(self.verbose)(
+            step=("step", state.num_steps + 1),
+            residual=("prox-grad residual", residual),
         )
-        verbose_printer(self.verbose)(residual=("prox-grad residual", residual))
         new_state = _FISTAState(
-            z=z,
-            momentum=momentum,
-            step_size=t,
+            fista=fista,
             residual=residual,
             scale=jnp.linalg.norm(grad_new),
+            num_steps=state.num_steps + 1,
             data_result=state.data_result,
         )
         return new, new_state, None
