@@ -67,6 +67,17 @@ def _models(
     return out
 
 
+def test_errors(model, instances, references, key):
+    """Relative L2 error per test instance on the model's grid, and the solves."""
+    keys = jr.split(key, instances.shape[0])
+
+    def one(p, k, ref):
+        sol = model.solve(p, k)
+        return sp.relative_l2(model.predict(p, sol.weights), ref), sol
+
+    return eqx.filter_jit(jax.vmap(one))(instances, keys, references)
+
+
 def accuracy(
     full: bool,
     out: Path,
@@ -85,9 +96,9 @@ def accuracy(
     grid = (16, 32)
     results = {}
     for pde in pdes or ("burgers", "diffusion_sorption"):
-        problem = sp.hc_problem(pde)
+        problem = sp.PDEFamily.preset(pde)
         test = problem.sample(jr.key(1000), 16)
-        refs = sp.hc_reference_grid(problem, test, *grid)
+        refs = problem.reference_grid(test, *grid)
         for seed in seeds:
             key = jr.key(seed)
             train = problem.sample(jr.fold_in(key, 7), 64)
@@ -114,7 +125,7 @@ def accuracy(
                     chunk_size=steps,
                     throw=False,
                 )
-                err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(3))
+                err, _ = test_errors(res.model, test, refs, jr.key(3))
                 err = np.asarray(err)
                 results.setdefault(pde, {}).setdefault(name, []).append(
                     {"seed": seed, "errors": err.tolist(), "wall": res.wall_time}
@@ -177,7 +188,7 @@ def timing(
     repeats=3,
     mesh_devices=0,
 ) -> dict:
-    problem = sp.hc_problem("diffusion_sorption")
+    problem = sp.PDEFamily.preset("diffusion_sorption")
     if points is None:
         points = [100, 1000, 10_000, 100_000] if full else [100, 1000, 10_000]
     if grid is None:

@@ -54,7 +54,28 @@ def main():
                 f"{'':15s} {sciopt.RESULTS[result] or 'characteristics ok'}; "
                 f"min X_xi = {float(min_jac):.3f}"
             )
-            P.plot_solution(x, t, u, reference, args.out, title=f"LPINN, c={args.c:g}")
+            _plot(x, t, u, reference, args.out, f"LPINN, c={args.c:g}")
+
+
+def _plot(x, t, u, reference, path, title):
+    """Prediction, reference and absolute error as images over (x, t)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    extent = (float(x.min()), float(x.max()), float(t.min()), float(t.max()))
+    for ax, (name, data) in zip(
+        axes,
+        (("prediction", u), ("reference", reference), ("|error|", abs(u - reference))),
+    ):
+        im = ax.imshow(data, origin="lower", aspect="auto", extent=extent)
+        ax.set_title(name)
+        fig.colorbar(im, ax=ax)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

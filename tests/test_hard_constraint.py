@@ -14,53 +14,86 @@ import pytest
 import sciopt
 import scipy.optimize
 from sciopt import pde as sp
-
-from .helpers import hc_small_layer
+from sciopt.pde._hc_solve import constraint_residual
 
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **kw):
+    """A tiny PI-HC layer (or MoE with `kind="moe"`) on a preset family."""
+    problem = sp.PDEFamily.preset(pde) if isinstance(pde, str) else pde
+    basis = sp.BasisNetwork(
+        num_basis,
+        problem.num_sensors,
+        problem.t_span,
+        problem.x_span,
+        width=12,
+        depth=2,
+        key=jr.key(0),
+    )
+    if kind == "moe":
+        kw.setdefault("num_points", 24)
+        return problem, sp.MoEHardConstraint(problem, basis, grid=grid, **kw)
+    kw.setdefault("num_points", 48)
+    return problem, sp.HardConstraintLayer(problem, basis, grid=grid, **kw)
+
+
+def _residual(layer, rows0, a):
+    def r(w):
+        return constraint_residual(
+            w, (rows0, a), layer.problem.pde, layer.ridge, layer.scale
+        )
+
+    return r
+
+
 # -- references -----------------------------------------------------------------
-
-
-def _autodiff_residual(u, problem, p, t, x):
-    def values(ti, xi):
-        f = lambda s, y: u(p, s, y)
-        u_t = jax.grad(f, 0)(ti, xi)
-        u_x = jax.grad(f, 1)(ti, xi)
-        u_xx = jax.grad(jax.grad(f, 1), 1)(ti, xi)
-        v = {"u": f(ti, xi), "u_t": u_t, "u_x": u_x, "u_xx": u_xx}
-        return problem.residual(v, ti, xi, p)
-
-    return jax.vmap(values)(t, x)
 
 
 @pytest.mark.parametrize("name", ["heat", "burgers"])
 def test_closed_forms_solve_their_pde(name):
-    problem = sp.hc_problem(name)
-    p = problem.sample(jr.key(0), 1)[0]
+    # The PDE core's autodiff residual of the family's closed-form reference.
+    family = sp.PDEFamily.preset(name)
+    p = family.sample(jr.key(0), 1)[0]
     t = jr.uniform(jr.key(1), (50,), minval=0.0, maxval=1.0)
     x = jr.uniform(jr.key(2), (50,))
+    a = family.args(p)
 
-    def u(p, s, y):
-        return problem.reference(p, s[None], y[None])[0, 0]
+    def u(y, s):
+        return family.reference_solution(p, s[None], y[None])[0, 0]
 
-    res = _autodiff_residual(u, problem, p, t, x)
+    res = jax.vmap(lambda y, s: family.pde.residual(u, y, s, a))(x, t)
     assert jnp.max(jnp.abs(res)) < 1e-10
-    tt, xx = problem.grid(5, 9)
-    ref = problem.reference(p, tt, xx)
+    tt, xx = family.grid(5, 9)
+    ref = family.reference_solution(p, tt, xx)
     np.testing.assert_allclose(ref[:, 0], 0.0, atol=1e-14)
     np.testing.assert_allclose(ref[:, -1], 0.0, atol=1e-12)
-    np.testing.assert_allclose(ref[0], problem.initial(p, xx), atol=1e-14)
+    np.testing.assert_allclose(ref[0], family.pde.initial_value(xx, a), atol=1e-14)
 
 
-def test_heat_reference_matches_pde_core():
-    problem = sp.hc_heat(nu=0.05)
-    p = problem.sample(jr.key(3), 1)[0]
-    t, x = problem.grid(6, 11)
-    core = sp.heat_sine_series(x, t, 0.05, p, sp.Domain(x=(0.0, 1.0), t=(0.0, 1.0)))
-    np.testing.assert_allclose(problem.reference(p, t, x), core, rtol=1e-12, atol=1e-14)
+def test_cole_hopf_family_matches_quadrature():
+    # The Burgers family's closed form against the real-line Cole-Hopf quadrature
+    # of its (odd, 2-periodic) initial condition, F = -2 nu log(phi0).
+    family = sp.PDEFamily.preset("burgers")
+    p = family.sample(jr.key(3), 1)[0]
+    nu = 0.05
+    t, x = family.grid(6, 11)
+    k = jnp.arange(1.0, 4.0) * jnp.pi
+
+    def phi0(y):
+        return 1 + jnp.cos(y[..., None] * k.reshape((1,) * y.ndim + (3,))) @ p
+
+    ref = sp.burgers_cole_hopf(
+        x,
+        t,
+        nu,
+        lambda y: family.pde.initial_value(y, family.args(p)),
+        lambda y: -2 * nu * jnp.log(phi0(y)),
+    )
+    np.testing.assert_allclose(
+        family.reference_solution(p, t, x), ref, rtol=1e-9, atol=1e-11
+    )
 
 
 def test_diffusion_sorption_reference_converges_under_refinement():
@@ -85,16 +118,14 @@ def test_diffusion_sorption_reference_converges_under_refinement():
 
 
 def test_affine_solve_is_exact_least_squares(getkey):
-    problem, layer = hc_small_layer("heat")
+    problem, layer = small_layer("heat")
     assert layer.method == "qr"
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
     sol = eqx.filter_jit(layer.solve)(p, key)
     rows = layer.constraint_rows(p, key)
     rows0 = jax.tree.map(lambda a: a[0], rows)
-
-    def r(w):
-        return sp.constraint_residual(w, (rows0, p), problem, layer.ridge)
+    r = _residual(layer, rows0, layer._parameters(p, {}))
 
     n = sol.weights.shape[-1]
     a = np.asarray(jax.jacfwd(r)(jnp.zeros(n)))
@@ -106,7 +137,7 @@ def test_affine_solve_is_exact_least_squares(getkey):
 
 
 def test_levenberg_marquardt_reaches_stationarity(getkey):
-    problem, layer = hc_small_layer("burgers", rtol=1e-10, atol=1e-10)
+    problem, layer = small_layer("burgers", rtol=1e-10, atol=1e-10)
     assert layer.method == "levenberg_marquardt"
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
@@ -115,15 +146,12 @@ def test_levenberg_marquardt_reaches_stationarity(getkey):
     # The residual rows are at the solver's tolerance: J^T r vanishes.
     assert float(sol.stats["gradient_norm"][0]) < 1e-8
     rows0 = jax.tree.map(lambda a: a[0], layer.constraint_rows(p, key))
+    fn = _residual(layer, rows0, layer._parameters(p, {}))
 
     def r(w):
-        return np.asarray(
-            sp.constraint_residual(jnp.asarray(w), (rows0, p), problem, layer.ridge)
-        )
+        return np.asarray(fn(jnp.asarray(w)))
 
-    jac = jax.jacfwd(
-        lambda w: sp.constraint_residual(w, (rows0, p), problem, layer.ridge)
-    )
+    jac = jax.jacfwd(fn)
     oracle = scipy.optimize.least_squares(
         r,
         np.asarray(sol.weights[0]) + 0.05,
@@ -140,8 +168,8 @@ def test_levenberg_marquardt_reaches_stationarity(getkey):
 
 def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
     tight = dict(rtol=1e-13, atol=1e-13, max_steps=300)
-    problem, layer = hc_small_layer("burgers", **tight)
-    _, unrolled = hc_small_layer(
+    problem, layer = small_layer("burgers", **tight)
+    _, unrolled = small_layer(
         "burgers", adjoint=optx.RecursiveCheckpointAdjoint(), **tight
     )
     p = problem.sample(getkey(), 1)[0]
@@ -170,7 +198,7 @@ def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
 
 
 def test_float32_solve_runs(getkey):
-    problem = sp.hc_heat()
+    problem = sp.PDEFamily.preset("heat")
     basis = sp.BasisNetwork(
         6,
         problem.num_sensors,
@@ -193,7 +221,7 @@ def test_float32_solve_runs(getkey):
 
 
 def test_bad_input_errors():
-    problem = sp.hc_heat()
+    problem = sp.PDEFamily.preset("heat")
     basis = sp.BasisNetwork(8, problem.num_sensors, (0, 1), (0, 1), key=jr.key(0))
     with pytest.raises(ValueError, match="underdetermined"):
         sp.HardConstraintLayer(problem, basis, grid=(8, 16), num_points=4)
@@ -202,18 +230,18 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="t axis"):
         sp.MoEHardConstraint(problem, basis, grid=(9, 16), splits=(2, 1), num_points=8)
     with pytest.raises(ValueError, match="nonlinear"):
-        sp.HardConstraintLayer(sp.hc_burgers(), basis, method="qr")
+        sp.HardConstraintLayer(sp.PDEFamily.preset("burgers"), basis, method="qr")
     with pytest.raises(ValueError, match="method"):
         sp.HardConstraintLayer(problem, basis, method="newton")
     wrong = sp.BasisNetwork(8, 3, (0, 1), (0, 1), key=jr.key(0))
     with pytest.raises(ValueError, match="sensors"):
         sp.HardConstraintLayer(problem, wrong)
     with pytest.raises(ValueError, match="positive"):
-        sp.hc_burgers(modes=4, amplitude=0.3)
+        sp.PDEFamily.preset("burgers", modes=4, amplitude=0.3)
 
 
 def test_nonfinite_basis_and_unconverged_solve_give_result_codes(getkey):
-    problem, layer = hc_small_layer("burgers", max_steps=2, rtol=1e-12, atol=1e-12)
+    problem, layer = small_layer("burgers", max_steps=2, rtol=1e-12, atol=1e-12)
     p = problem.sample(getkey(), 1)[0]
     sol = layer.solve(p, getkey())
     assert sol.result == sciopt.RESULTS.steps_exhausted
@@ -228,12 +256,12 @@ def test_nonfinite_basis_and_unconverged_solve_give_result_codes(getkey):
 
 
 def test_moe_routes_rows_and_assembles_blocks(getkey):
-    problem, moe = hc_small_layer(
+    problem, moe = small_layer(
         "heat", kind="moe", splits=(2, 2), boundary_rows="touching"
     )
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
-    _, moe_all = hc_small_layer("heat", kind="moe", splits=(2, 2))
+    _, moe_all = small_layer("heat", kind="moe", splits=(2, 2))
     assert moe_all.boundary_rows == "all"
     rows_all = moe_all.constraint_rows(p, key)
     assert np.all(np.asarray(rows_all.ic_w) > 0)
@@ -266,7 +294,7 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
 
 
 def test_moe_overlap_extends_sampling(getkey):
-    problem, moe = hc_small_layer("heat", kind="moe", splits=(1, 4), overlap=0.5)
+    problem, moe = small_layer("heat", kind="moe", splits=(1, 4), overlap=0.5)
     p = problem.sample(getkey(), 1)[0]
     rows = moe.constraint_rows(p, getkey())
     _, x = moe.coordinates()
@@ -283,7 +311,7 @@ def test_sharded_experts_equal_unsharded():
         jax.config.update("jax_enable_x64", True)
         from sciopt import pde as sp
         assert jax.device_count() == 4
-        problem = sp.hc_problem("burgers")
+        problem = sp.PDEFamily.preset("burgers")
         basis = sp.BasisNetwork(6, problem.num_sensors, problem.t_span,
                                 problem.x_span, width=12, depth=2, key=jr.key(0))
         mesh = jax.make_mesh((4,), ("experts",))
@@ -326,9 +354,9 @@ def test_sharded_experts_equal_unsharded():
 
 
 def test_loss_terms_and_data_option(getkey):
-    problem, layer = hc_small_layer("heat")
+    problem, layer = small_layer("heat")
     p = problem.sample(getkey(), 2)
-    refs = sp.hc_reference_grid(problem, p, *layer.grid)
+    refs = problem.reference_grid(p, *layer.grid)
     key = getkey()
     plain = sp.hc_loss(layer, p, key)
     with_data = sp.hc_loss(layer, (p, refs), key, data_weight=1.0)
@@ -337,13 +365,22 @@ def test_loss_terms_and_data_option(getkey):
         sp.hc_loss(layer, p, key, data_weight=1.0)
 
 
+def _test_errors(model, instances, references, key):
+    keys = jr.split(key, instances.shape[0])
+
+    def one(p, k, ref):
+        return sp.relative_l2(model.predict(p, model.solve(p, k).weights), ref)
+
+    return eqx.filter_jit(jax.vmap(one))(instances, keys, references)
+
+
 @pytest.mark.slow
 def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
-    problem = sp.hc_heat()
+    problem = sp.PDEFamily.preset("heat")
     grid = (16, 32)
     train = problem.sample(jr.key(10), 64)
     test = problem.sample(jr.key(11), 16)
-    refs = sp.hc_reference_grid(problem, test, *grid)
+    refs = problem.reference_grid(test, *grid)
     basis = sp.BasisNetwork(
         16,
         problem.num_sensors,
@@ -371,7 +408,7 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
             batch_size=4,
             chunk_size=150,
         )
-        err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(7))
+        err = _test_errors(res.model, test, refs, jr.key(7))
         errors[name] = float(err.mean())
     assert errors["hc"] < errors["sc"]
     assert errors["moe"] < errors["sc"]
@@ -379,12 +416,12 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
 
 @pytest.mark.slow
 def test_hard_constraints_beat_soft_constraints_fast():
-    problem, layer = hc_small_layer("heat")
-    _, moe = hc_small_layer("heat", kind="moe", splits=(1, 2))
+    problem, layer = small_layer("heat")
+    _, moe = small_layer("heat", kind="moe", splits=(1, 2))
     soft = sp.SoftConstraintModel(problem, layer.basis, grid=layer.grid, key=jr.key(3))
     train = problem.sample(jr.key(10), 16)
     test = problem.sample(jr.key(11), 8)
-    refs = sp.hc_reference_grid(problem, test, *layer.grid)
+    refs = problem.reference_grid(test, *layer.grid)
     errors = {}
     for name, model in {"sc": soft, "hc": layer, "moe": moe}.items():
         res = sciopt.fit(
@@ -396,7 +433,7 @@ def test_hard_constraints_beat_soft_constraints_fast():
             batch_size=4,
             chunk_size=20,
         )
-        err, _ = sp.hc_relative_l2(res.model, test, refs, jr.key(7))
+        err = _test_errors(res.model, test, refs, jr.key(7))
         errors[name] = float(err.mean())
     assert errors["hc"] < 0.5 * errors["sc"], errors
     assert errors["moe"] < 0.5 * errors["sc"], errors

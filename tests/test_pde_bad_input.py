@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from sciopt import pde as sp
 
-from .helpers import hc_small_layer, pde_periodic_domain
+from .helpers import pde_periodic_domain
+from .test_hard_constraint import small_layer as hc_small_layer
 
 
 # -- hard-constraint layers -------------------------------------------------------

@@ -296,8 +296,10 @@ def test_relative_l2_and_plots(tmp_path):
     with pytest.raises(ValueError, match="shape"):
         P.relative_l2(jnp.ones((3,)), ref)
     x, t = jnp.linspace(0, 1, 4), jnp.linspace(0, 1, 3)
-    p = P.plot_solution(x, t, ref, ref, tmp_path / "a.png", title="x")
-    q = P.plot_error_curves([1, 2], {"a": [0.1, 0.2]}, tmp_path / "b.png")
+    from sciopt.gallery._plots import plot_error_curves, plot_solution
+
+    p = plot_solution(x, t, ref, ref, tmp_path / "a.png", title="x")
+    q = plot_error_curves([1, 2], {"a": [0.1, 0.2]}, tmp_path / "b.png")
     assert p.stat().st_size > 0 and q.stat().st_size > 0
 
 

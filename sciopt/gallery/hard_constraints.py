@@ -1,6 +1,8 @@
 """Gallery runner for `kind = "hard_constraint"` problems: PI-SC vs PI-HC vs PI-HC-MoE.
 
-Each table names a problem family (`pde`), a train/test split of its instances, the
+Each table declares a family of PDE instances with formulas (`sciopt.pde.from_spec`:
+equation, domain, initial condition with parameters, boundary conditions, `sample`,
+`reference`), a train/test split of its instances, the
 model sizes and the training budget. Every model is trained by `sciopt.fit` on the
 same budget; the rows report the mean test relative L2 error against the reference
 (closed form or method of lines). PI-SC is a baseline row; the hard-constrained rows
@@ -13,28 +15,30 @@ import math
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
 from .. import fit
 from ..pde import (
     BasisNetwork,
+    from_spec,
     HardConstraintLayer,
     hc_loss,
-    hc_problem,
-    hc_reference_grid,
-    hc_relative_l2,
     MoEHardConstraint,
+    relative_l2,
     SoftConstraintModel,
 )
+from ._plots import plot_panels
 from ._row import GalleryRow
 
 
-def build_models(spec_data: dict, quick: bool, key) -> tuple:
-    """The problem, its models (name -> model) and the settings of one table."""
-    d = dict(spec_data)
-    problem = hc_problem(d["pde"], **d.get("pde_options", {}))
+def build_models(spec, quick: bool, key) -> tuple:
+    """The family, its models (name -> model) and the grid of one table."""
+    d = dict(spec.data)
+    problem = from_spec(spec)
     grid = tuple(d.get("quick_grid", d["grid"]) if quick else d["grid"])
     n_basis = int(d.get("num_basis", 16))
     basis = BasisNetwork(
@@ -84,43 +88,37 @@ def train_and_test(model, problem, train, test, refs, *, key, steps, d):
         learning_rate=float(d.get("learning_rate", 1e-3)),
         chunk_size=max(1, steps // 2),
     )
-    err, sol = hc_relative_l2(res.model, test, refs, jr.key(7))
+    err, sol = _test_errors(res.model, test, refs, jr.key(7))
     err = np.asarray(jax.block_until_ready(err))
     t0 = time.perf_counter()  # time a second (compiled) call
-    jax.block_until_ready(hc_relative_l2(res.model, test, refs, jr.key(7))[0])
+    jax.block_until_ready(_test_errors(res.model, test, refs, jr.key(7))[0])
     infer = time.perf_counter() - t0
     return res, err, sol, infer
 
 
-def _plot(path, t, x, panels):
-    import matplotlib
+@eqx.filter_jit
+def _test_errors(model, instances, references, key):
+    """Relative L2 error per test instance on the model's grid, and the solves."""
+    dtype = model._dtype()
+    instances = jnp.asarray(instances, dtype)
+    keys = jr.split(key, instances.shape[0])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def one(p, k, ref):
+        sol = model.solve(p, k)
+        return relative_l2(model.predict(p, sol.weights), ref), sol
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8))
-    extent = (float(x[0]), float(x[-1]), float(t[-1]), float(t[0]))
-    vmin = min(float(np.min(u)) for _, u in panels)
-    vmax = max(float(np.max(u)) for _, u in panels)
-    for ax, (title, u) in zip(np.atleast_1d(axes), panels):
-        im = ax.imshow(u, aspect="auto", extent=extent, vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("x")
-    np.atleast_1d(axes)[0].set_ylabel("t")
-    fig.colorbar(im, ax=axes, shrink=0.8)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    return jax.vmap(one)(instances, keys, jnp.asarray(references, dtype))
 
 
 def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
     d = spec.data
     key = jr.key(int(d.get("seed", 0)))
-    problem, models, grid = build_models(d, quick, key)
+    problem, models, grid = build_models(spec, quick, key)
     n_train = int(d.get("train_instances", 64))
     n_test = int(d.get("quick_test_instances" if quick else "test_instances", 16))
     train = problem.sample(jr.fold_in(key, 2), n_train)
     test = problem.sample(jr.fold_in(key, 3), n_test)
-    refs = hc_reference_grid(problem, test, *grid)
+    refs = problem.reference_grid(test, *grid)
     steps = int(d.get("quick_steps", 100) if quick else d.get("steps", 300))
     tolerance = float(d["tolerance"])
     # Hard-constrained rows must also beat the soft baseline trained on the same
@@ -169,7 +167,7 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
     fig = f"{spec.name}.png"
     t, x = problem.grid(*grid)
     try:
-        _plot(Path(out_dir) / fig, np.asarray(t), np.asarray(x), panels)
+        plot_panels(Path(out_dir) / fig, np.asarray(t), np.asarray(x), panels)
         rows[0].figures.append(fig)
     except Exception:  # plotting must not fail the run
         pass

@@ -38,10 +38,9 @@ from ..pde import (
     PDE,
     PINN,
     PINNLoss,
-    plot_error_curves,
-    plot_solution,
     relative_l2,
 )
+from ._plots import plot_error_curves, plot_solution
 from ._row import GalleryRow
 
 

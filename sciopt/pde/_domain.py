@@ -1,5 +1,6 @@
 """Space-time domains and boundary conditions of 1-D evolution PDEs."""
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -81,23 +82,32 @@ class Domain(eqx.Module):
 def _lower_value(
     value: Any, variables: Sequence[str], parameters: Sequence[str], what: str
 ) -> Callable:
-    """A formula, number or callable of the scalar `variables` -> `fn(*vars, args)`."""
+    """A formula, number or callable of the scalar `variables` -> `fn(*vars, args)`.
+
+    Formulas and numbers are lowered once per `(value, variables, parameters)`: the
+    same declaration gives the same function object, so re-declaring a PDE does not
+    change the static parts of a model (and does not recompile a jitted solve)."""
     if callable(value):
         return value
     if isinstance(value, (int, float, str)):
-        fn = lower(str(value), list(variables), list(parameters))
-
-        def lowered(*scalars_and_args):
-            *scalars, args = scalars_and_args
-            dtype = jnp.result_type(*scalars)
-            x = jnp.stack([jnp.asarray(s, dtype) for s in scalars])
-            return fn(x, args)
-
-        return lowered
+        return _lowered(str(value), tuple(variables), tuple(parameters))
     raise TypeError(
         f"{what} must be a number, a formula string or a callable, got "
         f"{type(value).__name__}."
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _lowered(value: str, variables: tuple, parameters: tuple) -> Callable:
+    fn = lower(value, list(variables), list(parameters))
+
+    def lowered(*scalars_and_args):
+        *scalars, args = scalars_and_args
+        dtype = jnp.result_type(*scalars)
+        x = jnp.stack([jnp.asarray(s, dtype) for s in scalars])
+        return fn(x, args)
+
+    return lowered
 
 
 class AbstractBoundaryCondition(eqx.Module):

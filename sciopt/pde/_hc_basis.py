@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-
-DERIVATIVES = ("u", "u_t", "u_x", "u_xx")
+from ._pde import derivative
 
 
 class BasisNetwork(eqx.Module):
@@ -21,8 +20,10 @@ class BasisNetwork(eqx.Module):
     **Arguments:**
 
     - `num_basis`: the number `N` of basis functions.
-    - `num_sensors`: the length of the sensor vector describing an instance.
-    - `t_span`, `x_span`: the space-time box `(lo, hi)` used to rescale inputs.
+    - `num_sensors`: the length of the sensor vector describing an instance
+      (`PDEFamily.num_sensors`).
+    - `t_span`, `x_span`: the space-time box `(lo, hi)` used to rescale inputs
+      (`PDEFamily.t_span`, `PDEFamily.x_span`).
     - `width`, `depth`: hidden width and number of hidden layers.
     - `key`: a `jax.random` key for the initial weights.
     - `dtype`: floating dtype of the weights (default: JAX's default float).
@@ -78,37 +79,25 @@ class BasisNetwork(eqx.Module):
 
 
 def basis_terms(
-    basis, sensors: Array, t: Array, x: Array, names: Sequence[str] = DERIVATIVES
+    basis: BasisNetwork, sensors: Array, t: Array, x: Array, which: Sequence[str]
 ) -> dict[str, Array]:
-    """Per-basis derivative terms at points `(t[i], x[i])`.
+    """Per-basis derivative terms at the points `(t[i], x[i])`.
 
-    Returns a dict mapping each name in `names` (from `"u"`, `"u_t"`, `"u_x"`,
-    `"u_xx"`) to an array of shape `(len(t), N)`: the basis functions and their
-    derivatives, so that a solution `u = b . omega` has `u_x = terms["u_x"] @ omega`.
-    The weights then enter the residual by contractions only.
+    `which` names derivatives by their letters (`""` the value, `"t"`, `"x"`, `"xx"`,
+    `"xt"`, ...); returns `{letters: (len(t), N)}`, so that a solution `u = b . omega`
+    has `u_xx = terms["xx"] @ omega`: the weights enter the residuals by
+    contractions only. Derivatives by nested forward-mode autodiff.
     """
-    for name in names:
-        if name not in DERIVATIVES:
-            raise ValueError(f"Unknown derivative {name!r}: choose from {DERIVATIVES}.")
 
     def one(ti, xi):
-        one_ = jnp.ones_like(ti)
-        out = {}
-        if "u" in names or "u_t" in names:
-            b, b_t = jax.jvp(lambda s: basis(s, xi, sensors), (ti,), (one_,))
-            out["u"], out["u_t"] = b, b_t
-        if "u_x" in names or "u_xx" in names:
+        def fn(xx, tt):
+            return basis(tt, xx, sensors)
 
-            def dx(y):
-                return jax.jvp(lambda s: basis(ti, s, sensors), (y,), (one_,))[1]
-
-            b_x, b_xx = jax.jvp(dx, (xi,), (one_,))
-            out["u_x"], out["u_xx"] = b_x, b_xx
-        return {k: out[k] for k in names}
+        return {w: fn(xi, ti) if w == "" else derivative(fn, xi, ti, w) for w in which}
 
     return jax.vmap(one)(t, x)
 
 
 def contract(terms: dict[str, Array], omega: Array) -> dict[str, Array]:
-    """Values `u`, `u_t`, ... at the points: each term contracted with `omega`."""
+    """Values at the points: each term contracted with `omega`."""
     return {k: v @ omega for k, v in terms.items()}

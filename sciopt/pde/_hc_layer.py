@@ -1,4 +1,7 @@
-"""`HardConstraintLayer` (PI-HC): a basis network whose weights solve the PDE."""
+"""The hard-constraint layers PI-HC and PI-HC-MoE: a basis network whose weights
+solve the PDE per instance (per space-time block for the mixture). A single-expert
+layer is a mixture with one expert: `HardConstraintLayer` is `MoEHardConstraint`
+with `splits = (1, 1)`."""
 
 import math
 
@@ -11,9 +14,33 @@ import optimistix as optx
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._solution import RESULTS
+from ._family import PDEFamily
 from ._hc_basis import basis_terms, BasisNetwork
-from ._hc_problems import HCProblem
-from ._hc_solve import ConstraintRows, METHODS, solve_weights
+from ._hc_solve import ConstraintRows, letters, METHODS, named, solve_weights
+from ._pde import PDE
+
+
+_CITE = r"""
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{negiar2023learning,
+            title={Learning differentiable solvers for systems with hard
+                   constraints},
+            author={N{\'e}giar, Geoffrey and Mahoney, Michael W. and
+                    Krishnapriyan, Aditi S.},
+            booktitle={International Conference on Learning Representations},
+            year={2023}
+        }
+        @inproceedings{chalapathi2024scaling,
+            title={Scaling physics-informed hard constraints with
+                   mixture-of-experts},
+            author={Chalapathi, Nithin and Du, Yiheng and Krishnapriyan, Aditi S.},
+            booktitle={International Conference on Learning Representations},
+            year={2024}
+        }
+        ```
+"""
 
 
 class HCSolution(eqx.Module):
@@ -34,27 +61,221 @@ class HCSolution(eqx.Module):
     stats: dict[str, Array]
 
 
-class _HCBase(eqx.Module):
+def as_family(problem) -> PDEFamily:
+    """A `PDEFamily` from a `PDE` (no instance parameters) or a family."""
+    if isinstance(problem, PDEFamily):
+        return problem
+    if isinstance(problem, PDE):
+        return PDEFamily(problem)
+    raise TypeError(
+        "`problem` must be a sciopt.pde.PDE or a sciopt.pde.PDEFamily (e.g. "
+        f"`PDEFamily.preset('heat')`), got {type(problem).__name__}."
+    )
+
+
+def check_settings(**settings) -> None:
+    """`ValueError` naming the setting unless `ridge`, `ic_weight`, `bc_weight`,
+    `rtol`, `atol`, `interface_weight` are finite and non-negative and `max_steps` a
+    positive int."""
+    for name, value in settings.items():
+        if name == "max_steps":
+            if not (isinstance(value, (int, np.integer)) and value >= 1):
+                raise ValueError(f"`max_steps` must be a positive int, got {value!r}.")
+            continue
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"`{name}` must be finite and non-negative, got {value!r}"
+                + (
+                    ": a negative ridge makes the least-squares problem indefinite."
+                    if name == "ridge"
+                    else "."
+                )
+            )
+
+
+class MoEHardConstraint(eqx.Module):
+    (
+        r"""A mixture of physics-informed hard-constraint experts (PI-HC-MoE); with one
+    expert, the hard-constraint layer PI-HC (`HardConstraintLayer`).
+
+    A basis network maps the instance (its initial condition at sensor points) and a
+    point `(t, x)` to `N` basis functions `b_j`. A fixed router splits the `nt x nx`
+    grid into `K = kt * kx` uniform blocks (`splits = (kt, kx)`); expert `k` owns
+    `u = sum_j omega_{k,j} b_j` on its block, where `omega_k` solves, per instance,
+    the nonlinear least-squares problem
+
+    $$\min_\omega 	frac12 \|r(\omega)\|^2,\quad r = [T\,R(u)(p_i)/\sqrt m;\ w_{ic}
+    (u(t_0, x_j) - u_0(x_j))/\sqrt{n_x};\ w_{bc}\,B(u)(t_l)/\sqrt{n_t};\ \lambda
+    \omega]$$
+
+    with `R` the PDE's residual (times the time span `T`, so rows are in units of
+    `u`) at `num_points` grid nodes `p_i` of its block (optionally extended by
+    `overlap` of a block width into its neighbours) drawn afresh with each key, `u_0`
+    the initial condition and `B` the boundary conditions (`RobinBC`: Dirichlet,
+    Neumann, Robin; `PeriodicBC`). Per-basis derivative terms are computed once by
+    forward-mode autodiff, so `omega` enters by contractions only. The solve is
+    optimistix's Levenberg-Marquardt (nonlinear PDEs) or a lineax QR solve (when
+    the PDE is affine in the unknown); `"gauss_newton"` is also available. Experts
+    are independent problems: they run under `vmap` and, given a `mesh`, are sharded
+    over its `mesh_axis`. Gradients (to the basis network and to the PDE's
+    parameters passed as `args`) use the implicit function theorem on `J^T r = 0`
+    (`optx.ImplicitAdjoint`), unless `adjoint` says otherwise.
+
+    Uncoupled experts may disagree across block interfaces; `interface_weight`
+    weights a continuity term (value, and slope times the grid step when
+    `interface_slope`) that `sciopt.pde.hc_loss` adds to the outer training loss, so
+    experts stay independent (and parallel) in the inner solves.
+
+    PDE parameters: an instance vector sets the family's instance parameters; the
+    others (e.g. `nu`) are the PDE's defaults or the `args` dict of `solve`,
+    `__call__`, `predict`, `values` and `hc_loss`, as arrays that may be traced and
+    differentiated.
+    """
+        + _CITE
+    )
+
     basis: BasisNetwork
-    problem: HCProblem
-    grid: tuple[int, int] = eqx.field(static=True)
-    num_points: int = eqx.field(static=True)
-    splits: tuple[int, int] = eqx.field(static=True)
-    overlap: float = eqx.field(static=True)
-    ridge: float = eqx.field(static=True)
-    ic_weight: float = eqx.field(static=True)
-    bc_weight: float = eqx.field(static=True)
-    method: str = eqx.field(static=True)
-    rtol: float = eqx.field(static=True)
-    atol: float = eqx.field(static=True)
-    max_steps: int = eqx.field(static=True)
-    adjoint: optx.AbstractAdjoint
-    interface_weight: float = eqx.field(static=True)
-    interface_slope: bool = eqx.field(static=True)
-    boundary_rows: str = eqx.field(static=True)
-    mesh: jax.sharding.Mesh | None = eqx.field(static=True)
-    mesh_axis: str = eqx.field(static=True)
-    verbose: bool = eqx.field(static=True)
+    problem: PDEFamily
+    grid: tuple[int, int] = eqx.field(static=True, default=(32, 64))
+    num_points: int = eqx.field(static=True, default=128)
+    splits: tuple[int, int] = eqx.field(static=True, default=(1, 4))
+    overlap: float = eqx.field(static=True, default=0.0)
+    ridge: float = eqx.field(static=True, default=1e-4)
+    ic_weight: float = eqx.field(static=True, default=1.0)
+    bc_weight: float = eqx.field(static=True, default=1.0)
+    method: str = eqx.field(static=True, default="levenberg_marquardt")
+    rtol: float = eqx.field(static=True, default=1e-8)
+    atol: float = eqx.field(static=True, default=1e-8)
+    max_steps: int = eqx.field(static=True, default=100)
+    adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint()
+    interface_weight: float = eqx.field(static=True, default=1.0)
+    interface_slope: bool = eqx.field(static=True, default=True)
+    boundary_rows: str = eqx.field(static=True, default="all")
+    mesh: jax.sharding.Mesh | None = eqx.field(static=True, default=None)
+    mesh_axis: str = eqx.field(static=True, default="experts")
+    verbose: bool = eqx.field(static=True, default=False)
+
+    def __init__(
+        self,
+        problem: PDE | PDEFamily,
+        basis: BasisNetwork,
+        *,
+        splits: tuple[int, int] = (1, 4),
+        grid: tuple[int, int] = (32, 64),
+        num_points: int = 128,
+        overlap: float = 0.0,
+        interface_weight: float = 1.0,
+        interface_slope: bool = True,
+        boundary_rows: str = "all",
+        mesh: jax.sharding.Mesh | None = None,
+        mesh_axis: str = "experts",
+        ridge: float = 1e-4,
+        ic_weight: float = 1.0,
+        bc_weight: float = 1.0,
+        method: str = "auto",
+        rtol: float = 1e-8,
+        atol: float = 1e-8,
+        max_steps: int = 100,
+        adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
+        verbose: bool = False,
+    ):
+        """**Arguments:**
+
+        - `problem`: a `PDEFamily` (e.g. `sciopt.pde.PDEFamily.preset("heat")`), or a
+          `PDE` (then instances are `None` and only `args` vary).
+        - `basis`: a `BasisNetwork` with `num_sensors = family.num_sensors`.
+        - `splits`: `(kt, kx)` experts along time and space; each must divide the
+          grid's points along its axis.
+        - `grid`: `(nt, nx)`: the space-time grid the layer samples from and
+          predicts on.
+        - `num_points`: PDE rows per expert (at least `N`, at most a block's nodes).
+        - `overlap`: fraction of a block's width by which each expert's sampling
+          region (and its boundary rows) extends into its neighbours; the assembled
+          solution still uses the non-overlapping blocks.
+        - `interface_weight`: weight of the interface-continuity term in the outer
+          loss (`0` turns it off); `interface_slope`: include the slope jump.
+        - `boundary_rows`: `"all"` (default): every expert gets all initial and
+          boundary rows, as in the authors' code; `"touching"`: only the rows that
+          touch its block (an interior expert then has no lateral data and its block
+          problem is ill-posed).
+        - `mesh`, `mesh_axis`: a `jax.sharding.Mesh` and its axis over which the
+          expert axis is sharded (`K` must be a multiple of that axis' size).
+        - `ridge`: the weight of the `ridge * omega` rows.
+        - `ic_weight`, `bc_weight`: weights of the initial/boundary rows.
+        - `method`: `"auto"` (QR if the PDE is affine, else Levenberg-Marquardt),
+          `"levenberg_marquardt"`, `"gauss_newton"` or `"qr"`.
+        - `rtol`, `atol`, `max_steps`: optimistix stopping rule of the nonlinear
+          solve.
+        - `adjoint`: `optx.ImplicitAdjoint()` (default) or
+          `optx.RecursiveCheckpointAdjoint()` to differentiate the unrolled solve.
+        - `verbose`: print the solver's progress.
+
+        **Raises:**
+
+        `TypeError` for a `problem` that is neither a `PDE` nor a `PDEFamily`;
+        `ValueError` when an axis of the grid is not divisible by its number of
+        experts (naming the axis), for `num_points` below `N`, an unknown `method`,
+        `"qr"` on a nonlinear PDE, a basis whose sensor count does not match the
+        family, a negative or non-finite `ridge`, `ic_weight`, `bc_weight`, `rtol`,
+        `atol` or `interface_weight`, `max_steps < 1`, or a mesh axis that does not
+        divide `K`.
+        """
+        problem = as_family(problem)
+        splits = (int(splits[0]), int(splits[1]))
+        grid = (int(grid[0]), int(grid[1]))
+        self.method = _check_common(
+            problem, basis, grid, num_points, method, splits, overlap
+        )
+        check_settings(
+            ridge=ridge,
+            ic_weight=ic_weight,
+            bc_weight=bc_weight,
+            rtol=rtol,
+            atol=atol,
+            interface_weight=interface_weight,
+            max_steps=max_steps,
+        )
+        if boundary_rows not in ("touching", "all"):
+            raise ValueError(
+                f"`boundary_rows` must be 'touching' or 'all', got {boundary_rows!r}."
+            )
+        if mesh is not None:
+            if mesh_axis not in mesh.shape:
+                raise ValueError(
+                    f"`mesh` has no axis {mesh_axis!r}; its axes are "
+                    f"{tuple(mesh.shape)}. Pass `mesh_axis`."
+                )
+            if (splits[0] * splits[1]) % mesh.shape[mesh_axis] != 0:
+                raise ValueError(
+                    f"{splits[0] * splits[1]} experts cannot be split evenly over "
+                    f"the {mesh.shape[mesh_axis]} devices of mesh axis "
+                    f"{mesh_axis!r}: use a multiple of that many experts."
+                )
+            # Experts are placed by sharding constraints, which need "auto" axes.
+            mesh = jax.sharding.Mesh(
+                mesh.devices,
+                mesh.axis_names,
+                axis_types=(jax.sharding.AxisType.Auto,) * len(mesh.axis_names),
+            )
+        self.basis = basis
+        self.problem = problem
+        self.grid = grid
+        self.num_points = int(num_points)
+        self.splits = splits
+        self.overlap = float(overlap)
+        self.ridge = float(ridge)
+        self.ic_weight = float(ic_weight)
+        self.bc_weight = float(bc_weight)
+        self.rtol = float(rtol)
+        self.atol = float(atol)
+        self.max_steps = int(max_steps)
+        self.adjoint = adjoint
+        self.interface_weight = float(interface_weight)
+        self.interface_slope = bool(interface_slope)
+        self.boundary_rows = boundary_rows
+        self.mesh = mesh
+        self.mesh_axis = mesh_axis
+        self.verbose = bool(verbose)
 
     # -- geometry --------------------------------------------------------------
     @property
@@ -78,9 +299,30 @@ class _HCBase(eqx.Module):
         return self.basis.mlp.layers[0].weight.dtype
 
     def _instance(self, instance) -> Array:
-        """Check an instance's length (trace time) and cast it to the basis' dtype."""
+        """Check an instance's length (trace time) and cast it to the basis' dtype
+        (`None`: the PDE as declared, for a family without instance parameters)."""
+        if instance is None:
+            instance = jnp.zeros((0,), self._dtype())
         self.problem.check_instance(instance)
         return jnp.asarray(instance, self._dtype())
+
+    def _overrides(self, args) -> dict:
+        """`args` checked against the PDE's parameters (trace time) and made arrays
+        of the basis' dtype, so new values neither recompile nor stop gradients."""
+        if args is None:
+            return {}
+        self.problem.args(jnp.zeros((self.problem.num_params,)), args)
+        return {k: jnp.asarray(v, self._dtype()) for k, v in args.items()}
+
+    def _parameters(self, instance, args) -> dict:
+        """The PDE's full parameter dict for an (already checked) instance."""
+        a = self.problem.args(instance, args)
+        return {k: jnp.asarray(v, self._dtype()) for k, v in a.items()}
+
+    @property
+    def scale(self) -> float:
+        """The factor of the PDE rows: the time span, so they are in units of `u`."""
+        return self.problem.pde.domain.duration
 
     def _sample_points(self, key: PRNGKeyArray) -> tuple[Array, Array]:
         """`num_points` grid nodes per expert (indices, shape `(K, m)`)."""
@@ -136,95 +378,107 @@ class _HCBase(eqx.Module):
 
     # -- the solve -------------------------------------------------------------
     def constraint_rows(
-        self, instance: Float[Array, " p"], key: PRNGKeyArray
+        self,
+        instance: Float[Array, " p"] | None,
+        key: PRNGKeyArray,
+        args: dict | None = None,
     ) -> ConstraintRows:
         """The least-squares rows of every expert (leading axis `K`), for one
         instance: per-basis terms at the sampled points and the IC/BC rows that
-        touch each block. `sciopt.pde.constraint_residual` turns them into `r`."""
+        touch each block."""
         dtype = self._dtype()
         instance = self._instance(instance)
-        sensors = self.problem.sensors(instance)
+        args = self._overrides(args)
+        a = self._parameters(instance, args)
+        pde = self.problem.pde
+        sensors = self.problem.sensors(instance, args)
         t, x = self.coordinates(dtype)
         nt, nx = self.grid
         k, m = self.num_experts, self.num_points
         it, ix = self._sample_points(key)
-        names = ("u", "u_t", "u_x", "u_xx")
         pde_t, pde_x = t[it.reshape(-1)], x[ix.reshape(-1)]
-        pde_terms = basis_terms(self.basis, sensors, pde_t, pde_x, names)
-        pde_terms = jax.tree.map(lambda a: a.reshape(k, m, -1), pde_terms)
-        ic_terms = basis_terms(self.basis, sensors, jnp.full_like(x, t[0]), x, ("u",))
-        bc_names = ("u", "u_x")
-        left_terms = basis_terms(
-            self.basis, sensors, t, jnp.full_like(t, x[0]), bc_names
-        )
-        right_terms = basis_terms(
-            self.basis, sensors, t, jnp.full_like(t, x[-1]), bc_names
-        )
+        pde_terms = basis_terms(self.basis, sensors, pde_t, pde_x, letters(pde))
+        pde_terms = jax.tree.map(lambda v: v.reshape(k, m, -1), pde_terms)
+        ic_terms = basis_terms(self.basis, sensors, jnp.full_like(x, t[0]), x, ("",))
+        edge = ("", "x")
+        left_terms = basis_terms(self.basis, sensors, t, jnp.full_like(t, x[0]), edge)
+        right_terms = basis_terms(self.basis, sensors, t, jnp.full_like(t, x[-1]), edge)
         ic_mask, left_mask, right_mask = (
-            jnp.asarray(a, dtype) for a in self._row_masks()
+            jnp.asarray(v, dtype) for v in self._row_masks()
         )
 
         def weights(mask, scale):
             count = jnp.maximum(jnp.sum(mask, axis=-1, keepdims=True), 1)
             return scale * mask / jnp.sqrt(count)
 
-        one = jnp.ones((k, m), dtype)
+        def per_expert(tree):
+            return jax.tree.map(lambda v: jnp.broadcast_to(v, (k,) + v.shape), tree)
+
         rows = ConstraintRows(
             pde_terms=pde_terms,
             pde_t=pde_t.reshape(k, m),
             pde_x=pde_x.reshape(k, m),
-            pde_w=one / math.sqrt(m),
-            ic_terms=jnp.broadcast_to(ic_terms["u"], (k,) + ic_terms["u"].shape),
-            ic_target=jnp.broadcast_to(self.problem.initial(instance, x), (k, nx)),
+            pde_w=jnp.ones((k, m), dtype) / math.sqrt(m),
+            ic_terms=per_expert(ic_terms[""]),
+            ic_target=per_expert(pde.initial_value(x, a)),
             ic_w=weights(ic_mask, self.ic_weight),
-            bc_t=jnp.broadcast_to(t, (k, nt)),
-            left_terms=jax.tree.map(
-                lambda a: jnp.broadcast_to(a, (k,) + a.shape), left_terms
-            ),
+            bc_t=per_expert(t),
+            left_terms=per_expert(left_terms),
             left_w=weights(left_mask, self.bc_weight),
-            right_terms=jax.tree.map(
-                lambda a: jnp.broadcast_to(a, (k,) + a.shape), right_terms
-            ),
+            right_terms=per_expert(right_terms),
             right_w=weights(right_mask, self.bc_weight),
         )
         return self._shard(rows)
 
-    def solve(self, instance: Float[Array, " p"], key: PRNGKeyArray) -> HCSolution:
+    def solve(
+        self,
+        instance: Float[Array, " p"] | None,
+        key: PRNGKeyArray,
+        args: dict | None = None,
+    ) -> HCSolution:
         """Solve for the weights of every expert, for one instance.
 
         **Arguments:**
 
-        - `instance`: the instance's parameter vector `p`.
+        - `instance`: the instance's parameter vector (a row of
+          `family.sample(key, n)`), or `None` for a family without instance
+          parameters (a plain `PDE`).
         - `key`: picks the `num_points` collocation points of each expert.
+        - `args`: overrides of the PDE's other parameters, e.g. `{"nu": nu}`
+          (arrays; traced values are fine and are differentiated).
 
         **Returns:**
 
-        An `HCSolution`. Gradients reach the basis network by the implicit function
-        theorem on each expert's stationarity condition `J^T r = 0` (or through the
-        iterations with `adjoint=optx.RecursiveCheckpointAdjoint()`).
+        An `HCSolution`. Gradients reach the basis network and `args` by the
+        implicit function theorem on each expert's stationarity condition `J^T r =
+        0` (or through the iterations with
+        `adjoint=optx.RecursiveCheckpointAdjoint()`).
 
         The solve is jit-compiled (`equinox.filter_jit`): the first call with a
-        layer compiles it, later calls with the same layer structure reuse the
-        compilation; under an outer `jax.jit` it is inlined.
+        layer compiles it, later calls with an equal layer (the same declaration,
+        even re-declared) reuse the compilation; under an outer `jax.jit` it is
+        inlined.
 
         **Raises:**
 
-        `ValueError` when `instance` is not one vector of the problem's
-        `num_params` parameters.
+        `ValueError` when `instance` is not one vector of the family's
+        `num_params` parameters, or `args` names an unknown parameter.
         """
         instance = self._instance(instance)
-        return _solve_jit(self, instance, key)
+        return _solve_jit(self, instance, key, self._overrides(args))
 
-    def _solve(self, instance, key) -> HCSolution:
-        rows = self.constraint_rows(instance, key)
+    def _solve(self, instance, key, args) -> HCSolution:
+        rows = self.constraint_rows(instance, key, args)
+        a = self._parameters(instance, args)
 
         def one_expert(r):
             return solve_weights(
-                self.problem,
+                self.problem.pde,
                 r,
-                instance,
+                a,
                 method=self.method,
                 ridge=self.ridge,
+                scale=self.scale,
                 rtol=self.rtol,
                 atol=self.atol,
                 max_steps=self.max_steps,
@@ -237,42 +491,82 @@ class _HCBase(eqx.Module):
         return HCSolution(omega, result, stats)
 
     # -- evaluation ------------------------------------------------------------
+    def _assemble(self, instance, weights, t, x, it, ix, names, args):
+        pde = self.problem.pde
+        u = pde.unknown
+        which = tuple("" if n == u else n[len(u) + 1 :] for n in names)
+        sensors = self.problem.sensors(instance, self._overrides(args))
+        terms = basis_terms(self.basis, sensors, t, x, which)
+        w = weights[self.expert_of(it, ix)]
+        return named(pde, {k: jnp.sum(v * w, axis=-1) for k, v in terms.items()})
+
     def values(
         self,
-        instance: Float[Array, " p"],
+        instance: Float[Array, " p"] | None,
         weights: Float[Array, "K N"],
         it: Int[Array, " n"],
         ix: Int[Array, " n"],
-        names=("u",),
+        names: tuple[str, ...] | None = None,
+        args: dict | None = None,
     ) -> dict[str, Array]:
-        """The assembled solution (and derivatives `names`) at grid nodes `(it, ix)`:
-        each node uses the weights of the expert that owns it."""
-        dtype = self._dtype()
+        """The assembled solution and its derivatives `names` (the PDE's names,
+        e.g. `("u", "u_x")`; default the unknown) at grid nodes `(it, ix)`: each
+        node uses the weights of the expert that owns it."""
         instance = self._instance(instance)
-        t, x = self.coordinates(dtype)
-        terms = basis_terms(
-            self.basis, self.problem.sensors(instance), t[it], x[ix], names
-        )
-        w = weights[self.expert_of(it, ix)]
-        return {k: jnp.sum(v * w, axis=-1) for k, v in terms.items()}
+        names = (self.problem.pde.unknown,) if names is None else tuple(names)
+        t, x = self.coordinates(self._dtype())
+        return self._assemble(instance, weights, t[it], x[ix], it, ix, names, args)
 
     def predict(
-        self, instance: Float[Array, " p"], weights: Float[Array, "K N"]
-    ) -> Float[Array, "nt nx"]:
-        """The assembled solution on the whole `nt x nx` grid."""
+        self,
+        instance: Float[Array, " p"] | None,
+        weights: Float[Array, "K N"],
+        t: Array | None = None,
+        x: Array | None = None,
+        args: dict | None = None,
+    ) -> Array:
+        """The assembled solution: on the whole `nt x nx` grid (`(nt, nx)`) when `t`
+        and `x` are `None`; else at the points `(t, x)` (arrays of one shape, or
+        scalars), each routed to the expert that owns the nearest grid node. The
+        pointwise form is differentiable in `t` and `x`."""
+        instance = self._instance(instance)
         nt, nx = self.grid
-        it, ix = np.meshgrid(np.arange(nt), np.arange(nx), indexing="ij")
-        u = self.values(instance, weights, it.reshape(-1), ix.reshape(-1))["u"]
-        return u.reshape(nt, nx)
+        u = self.problem.pde.unknown
+        if t is None and x is None:
+            it, ix = np.meshgrid(np.arange(nt), np.arange(nx), indexing="ij")
+            it, ix = it.reshape(-1), ix.reshape(-1)
+            tg, xg = self.coordinates(self._dtype())
+            v = self._assemble(instance, weights, tg[it], xg[ix], it, ix, (u,), args)
+            return v[u].reshape(nt, nx)
+        if t is None or x is None:
+            raise ValueError("Pass both `t` and `x`, or neither (the whole grid).")
+        t, x = jnp.broadcast_arrays(
+            jnp.asarray(t, self._dtype()), jnp.asarray(x, self._dtype())
+        )
+        (t0, t1), (x0, x1) = self.problem.t_span, self.problem.x_span
+        it = jnp.clip(jnp.rint((t - t0) / (t1 - t0) * (nt - 1)), 0, nt - 1)
+        ix = jnp.clip(jnp.rint((x - x0) / (x1 - x0) * (nx - 1)), 0, nx - 1)
+        it, ix = (jax.lax.stop_gradient(i).astype(int).reshape(-1) for i in (it, ix))
+        v = self._assemble(
+            instance, weights, t.reshape(-1), x.reshape(-1), it, ix, (u,), args
+        )
+        return v[u].reshape(t.shape)
 
     def __call__(
-        self, instance: Float[Array, " p"], key: PRNGKeyArray
+        self,
+        instance: Float[Array, " p"] | None,
+        key: PRNGKeyArray,
+        args: dict | None = None,
     ) -> Float[Array, "nt nx"]:
         """Solve for the weights and return the solution on the grid."""
-        return self.predict(instance, self.solve(instance, key).weights)
+        weights = self.solve(instance, key, args).weights
+        return self.predict(instance, weights, args=args)
 
     def interface_penalty(
-        self, instance: Float[Array, " p"], weights: Float[Array, "K N"]
+        self,
+        instance: Float[Array, " p"] | None,
+        weights: Float[Array, "K N"],
+        args: dict | None = None,
     ) -> Array:
         """Mean squared jump of the value (and of the normal slope times the grid
         step) across the interfaces between neighbouring experts; zero for `K = 1`."""
@@ -306,60 +600,34 @@ class _HCBase(eqx.Module):
         pts_x = jnp.asarray(np.concatenate(pts_x), dtype)
         a, b = np.concatenate(a), np.concatenate(b)
         along_x = jnp.asarray(np.concatenate(along_x))
-        terms = basis_terms(
-            self.basis,
-            self.problem.sensors(instance),
-            pts_t,
-            pts_x,
-            ("u", "u_t", "u_x"),
-        )
+        sensors = self.problem.sensors(instance, self._overrides(args))
+        terms = basis_terms(self.basis, sensors, pts_t, pts_x, ("", "t", "x"))
         dw = weights[b] - weights[a]
-        jump = jnp.sum(terms["u"] * dw, axis=-1)
+        jump = jnp.sum(terms[""] * dw, axis=-1)
         penalty = jnp.mean(jump**2)
         if self.interface_slope:
             ht = (tn[-1] - tn[0]) / max(nt - 1, 1)
             hx = (xn[-1] - xn[0]) / max(nx - 1, 1)
             slope = jnp.where(
                 along_x,
-                hx * jnp.sum(terms["u_x"] * dw, axis=-1),
-                ht * jnp.sum(terms["u_t"] * dw, axis=-1),
+                hx * jnp.sum(terms["x"] * dw, axis=-1),
+                ht * jnp.sum(terms["t"] * dw, axis=-1),
             )
             penalty = penalty + jnp.mean(slope**2)
         return penalty
 
 
 @eqx.filter_jit
-def _solve_jit(layer, instance, key):
-    return layer._solve(instance, key)
-
-
-def check_settings(**settings) -> None:
-    """`ValueError` naming the setting unless `ridge`, `ic_weight`, `bc_weight`,
-    `rtol`, `atol` are finite and non-negative and `max_steps` a positive int."""
-    for name, value in settings.items():
-        if name == "max_steps":
-            if not (isinstance(value, (int, np.integer)) and value >= 1):
-                raise ValueError(f"`max_steps` must be a positive int, got {value!r}.")
-            continue
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(
-                f"`{name}` must be finite and non-negative, got {value!r}"
-                + (
-                    ": a negative ridge makes the least-squares problem indefinite."
-                    if name == "ridge"
-                    else "."
-                )
-            )
+def _solve_jit(layer, instance, key, args):
+    return layer._solve(instance, key, args)
 
 
 def _check_common(problem, basis, grid, num_points, method, splits, overlap):
-    if not isinstance(problem, HCProblem):
-        raise TypeError(f"`problem` must be an HCProblem, got {type(problem)}.")
     if not isinstance(basis, BasisNetwork):
         raise TypeError(f"`basis` must be a BasisNetwork, got {type(basis)}.")
     if basis.num_sensors != problem.num_sensors:
         raise ValueError(
-            f"`basis` takes {basis.num_sensors} sensors but the problem describes "
+            f"`basis` takes {basis.num_sensors} sensors but the family describes "
             f"instances with {problem.num_sensors}: build the basis with "
             f"`num_sensors={problem.num_sensors}`."
         )
@@ -389,63 +657,34 @@ def _check_common(problem, basis, grid, num_points, method, splits, overlap):
             f"`num_points`={num_points} exceeds the {block} grid nodes of a block: "
             "lower `num_points` or refine the grid."
         )
+    affine = problem.pde.affine
     if method == "auto":
-        method = "qr" if problem.affine else "levenberg_marquardt"
+        method = "qr" if affine else "levenberg_marquardt"
     if method not in METHODS:
         raise ValueError(
             f"`method` must be 'auto' or one of {METHODS}, got {method!r}."
         )
-    if method == "qr" and not problem.affine:
+    if method == "qr" and not affine:
         raise ValueError(
-            f"`method='qr'` needs residuals affine in the weights, but problem "
-            f"{problem.name!r} is nonlinear: use 'levenberg_marquardt'."
+            f"`method='qr'` needs residuals affine in the weights, but the PDE "
+            f"{problem.pde.describe()} is nonlinear (or a callable): use "
+            "'levenberg_marquardt'."
         )
     return method
 
 
-class HardConstraintLayer(_HCBase):
-    r"""A physics-informed hard-constraint layer (PI-HC).
-
-    A basis network maps the instance (its initial condition at sensor points) and a
-    point `(t, x)` to `N` basis functions `b_j`; the solution is `u = sum_j omega_j
-    b_j`, where `omega` solves, per instance, the nonlinear least-squares problem
-
-    $$\min_\omega \tfrac12 \|r(\omega)\|^2,\quad r = [F(u)(p_i)/\sqrt m;\ w_{ic}
-    (u(t_0, x_j) - u_0(x_j))/\sqrt{n_x};\ w_{bc}\,B(u)(t_l)/\sqrt{n_t};\ \lambda
-    \omega]$$
-
-    at `m` grid nodes `p_i` drawn afresh from the `grid` with each key. Per-basis
-    derivative terms (`b`, `b_t`, `b_x`, `b_xx`) are computed once by forward-mode
-    autodiff, so `omega` enters by contractions only. The solve is optimistix's
-    Levenberg-Marquardt (nonlinear PDEs) or a lineax QR solve (when the problem is
-    affine in `omega`); `"gauss_newton"` is also available. Gradients use the
-    implicit function theorem on `J^T r = 0` (`optx.ImplicitAdjoint`), never the
-    unrolled iterations unless `adjoint` says so.
-
-    ??? cite "References"
-
-        ```bibtex
-        @inproceedings{negiar2023learning,
-            title={Learning differentiable solvers for systems with hard
-                   constraints},
-            author={N{\'e}giar, Geoffrey and Mahoney, Michael W. and
-                    Krishnapriyan, Aditi S.},
-            booktitle={International Conference on Learning Representations},
-            year={2023}
-        }
-        @inproceedings{chalapathi2024scaling,
-            title={Scaling physics-informed hard constraints with
-                   mixture-of-experts},
-            author={Chalapathi, Nithin and Du, Yiheng and Krishnapriyan, Aditi S.},
-            booktitle={International Conference on Learning Representations},
-            year={2024}
-        }
-        ```
+class HardConstraintLayer(MoEHardConstraint):
+    (
+        """A physics-informed hard-constraint layer (PI-HC): `MoEHardConstraint` with a
+    single expert (`splits = (1, 1)`): one weight vector solves the PDE, initial and
+    boundary rows on the whole grid. See `MoEHardConstraint` for the method.
     """
+        + _CITE
+    )
 
     def __init__(
         self,
-        problem: HCProblem,
+        problem: PDE | PDEFamily,
         basis: BasisNetwork,
         *,
         grid: tuple[int, int] = (32, 64),
@@ -460,55 +699,25 @@ class HardConstraintLayer(_HCBase):
         adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
         verbose: bool = False,
     ):
-        """**Arguments:**
+        """**Arguments:** as for `MoEHardConstraint` (`num_points` defaults to 256).
 
-        - `problem`: an `HCProblem` (e.g. `sciopt.pde.hc_problem("heat")`).
-        - `basis`: a `BasisNetwork` with `num_sensors = problem.num_sensors`.
-        - `grid`: `(nt, nx)`: the space-time grid the layer samples from and predicts
-          on.
-        - `num_points`: `m`, the PDE rows per instance (at least `N`).
-        - `ridge`: the weight of the `ridge * omega` rows.
-        - `ic_weight`, `bc_weight`: weights of the initial/boundary rows.
-        - `method`: `"auto"` (QR if the problem is affine, else Levenberg-Marquardt),
-          `"levenberg_marquardt"`, `"gauss_newton"` or `"qr"`.
-        - `rtol`, `atol`, `max_steps`: optimistix stopping rule of the nonlinear solve.
-        - `adjoint`: `optx.ImplicitAdjoint()` (default) or
-          `optx.RecursiveCheckpointAdjoint()` to differentiate the unrolled solve.
-        - `verbose`: print the solver's progress.
-
-        **Raises:**
-
-        `ValueError` for `num_points < N`, an unknown `method`, `"qr"` on a nonlinear
-        problem, a basis whose sensor count does not match the problem, a negative
-        or non-finite `ridge`, `ic_weight`, `bc_weight`, `rtol` or `atol`, or
-        `max_steps < 1`.
+        **Raises:** as for `MoEHardConstraint`.
         """
-        method = _check_common(problem, basis, grid, num_points, method, (1, 1), 0.0)
-        check_settings(
+        super().__init__(
+            problem,
+            basis,
+            splits=(1, 1),
+            grid=grid,
+            num_points=num_points,
+            interface_weight=0.0,
+            interface_slope=False,
             ridge=ridge,
             ic_weight=ic_weight,
             bc_weight=bc_weight,
+            method=method,
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,
+            adjoint=adjoint,
+            verbose=verbose,
         )
-        self.basis = basis
-        self.problem = problem
-        self.grid = (int(grid[0]), int(grid[1]))
-        self.num_points = int(num_points)
-        self.splits = (1, 1)
-        self.overlap = 0.0
-        self.ridge = float(ridge)
-        self.ic_weight = float(ic_weight)
-        self.bc_weight = float(bc_weight)
-        self.method = method
-        self.rtol = float(rtol)
-        self.atol = float(atol)
-        self.max_steps = int(max_steps)
-        self.adjoint = adjoint
-        self.interface_weight = 0.0
-        self.interface_slope = False
-        self.boundary_rows = "touching"
-        self.mesh = None
-        self.mesh_axis = "experts"
-        self.verbose = verbose

@@ -9,7 +9,9 @@ from jaxtyping import Array, Float
 
 from .._misc import tree_all_finite
 from .._solution import RESULTS
+from ._domain import PeriodicBC, RobinBC
 from ._hc_basis import contract
+from ._pde import PDE
 
 
 METHODS = ("levenberg_marquardt", "gauss_newton", "qr")
@@ -18,8 +20,9 @@ METHODS = ("levenberg_marquardt", "gauss_newton", "qr")
 class ConstraintRows(eqx.Module):
     """The rows of one least-squares problem (one instance, one expert).
 
-    Terms are per-basis derivative arrays of shape `(rows, N)`; weights scale each
-    row (a zero weight switches a row off, as for rows outside an expert's block).
+    Terms are per-basis derivative arrays of shape `(rows, N)`, keyed by derivative
+    letters (`""`, `"t"`, `"xx"`, ...); weights scale each row (a zero weight
+    switches a row off, as for rows outside an expert's block).
     """
 
     pde_terms: dict[str, Array]
@@ -36,48 +39,96 @@ class ConstraintRows(eqx.Module):
     right_w: Array
 
 
-def constraint_residual(omega, args, problem, ridge):
-    """`r(omega) = [pde rows; IC rows; left BC rows; right BC rows; ridge * omega]`."""
-    rows, p = args
-    v = contract(rows.pde_terms, omega)
-    pde = jax.vmap(lambda vi, ti, xi: problem.residual(vi, ti, xi, p))(
-        v, rows.pde_t, rows.pde_x
+def letters(pde: PDE) -> tuple[str, ...]:
+    """The derivative letters the PDE's residual reads (`""` for the unknown)."""
+    n = len(pde.unknown) + 1
+    return ("",) + tuple(d[n:] for d in pde.derivatives)
+
+
+def named(pde: PDE, values: dict[str, Array]) -> dict[str, Array]:
+    """Values keyed by letters -> keyed by the PDE's names (`u`, `u_x`, ...)."""
+    u = pde.unknown
+    return {(u if k == "" else f"{u}_{k}"): v for k, v in values.items()}
+
+
+def pde_rows(pde: PDE, values, t, x, args, scale) -> Array:
+    """`scale * R` at the points, from values keyed by letters."""
+    d = named(pde, values)
+    return scale * jax.vmap(lambda di, ti, xi: pde._residual(di, xi, ti, args))(d, t, x)
+
+
+def boundary_rows(pde: PDE, left, right, t, args) -> list[tuple[Array, str]]:
+    """Each boundary condition's residual at the times `t`, with its side
+    (`"left"`, `"right"` or `"both"`), from the value (`""`) and slope (`"x"`) of
+    the solution at both ends."""
+    out = []
+    for bc in pde.boundary:
+        if isinstance(bc, PeriodicBC):
+            out.append((left[""] - right[""], "both"))
+            out.append((left["x"] - right["x"], "both"))
+        elif isinstance(bc, RobinBC):
+            v = left if bc.side == "left" else right
+            target = jax.vmap(lambda tt: bc.target(tt, args))(t)
+            r = bc.alpha * v[""] - jnp.asarray(target, v[""].dtype)
+            if bc.beta != 0.0:
+                r = r + bc.beta * v["x"]
+            out.append((r, bc.side))
+        else:
+            raise TypeError(
+                f"Hard-constraint layers support RobinBC (Dirichlet, Neumann) and "
+                f"PeriodicBC boundary conditions, got {type(bc).__name__}."
+            )
+    return out
+
+
+def constraint_residual(omega, args, pde: PDE, ridge, scale) -> Array:
+    """`r(omega) = [PDE rows; IC rows; boundary rows; ridge * omega]` for
+    `args = (rows, parameters)`."""
+    rows, a = args
+    pde_r = pde_rows(
+        pde, contract(rows.pde_terms, omega), rows.pde_t, rows.pde_x, a, scale
     )
     ic = rows.ic_terms @ omega - rows.ic_target
-    vl = contract(rows.left_terms, omega)
-    vr = contract(rows.right_terms, omega)
-    left = jax.vmap(lambda vi, ti: problem.left(vi, ti, p))(vl, rows.bc_t)
-    right = jax.vmap(lambda vi, ti: problem.right(vi, ti, p))(vr, rows.bc_t)
+    weights = {
+        "left": rows.left_w,
+        "right": rows.right_w,
+        "both": jnp.maximum(rows.left_w, rows.right_w),
+    }
+    bc = boundary_rows(
+        pde,
+        contract(rows.left_terms, omega),
+        contract(rows.right_terms, omega),
+        rows.bc_t,
+        a,
+    )
     return jnp.concatenate(
-        [
-            rows.pde_w * pde,
-            rows.ic_w * ic,
-            rows.left_w * left,
-            rows.right_w * right,
-            ridge * omega,
-        ]
+        [rows.pde_w * pde_r, rows.ic_w * ic]
+        + [weights[side] * r for r, side in bc]
+        + [ridge * omega]
     )
 
 
 def solve_weights(
-    problem,
+    pde: PDE,
     rows: ConstraintRows,
-    p: Array,
+    a: dict,
     *,
     method: str,
     ridge: float,
+    scale: float,
     rtol: float,
     atol: float,
     max_steps: int,
     adjoint: optx.AbstractAdjoint,
     verbose: bool = False,
 ) -> tuple[Float[Array, " N"], RESULTS, dict[str, Array]]:
-    """Solve `min_omega 1/2 ||r(omega)||^2` for one instance.
+    """Solve `min_omega 1/2 ||r(omega)||^2` for one instance (parameters `a`).
 
     `method` is `"levenberg_marquardt"` or `"gauss_newton"` (optimistix, gradients by
     `adjoint`, by default the implicit function theorem on `J^T r = 0`), or `"qr"`
     (a lineax QR solve of the linear least-squares problem; only valid when `r` is
-    affine in `omega`).
+    affine in `omega`). Gradients reach the basis network and the PDE's parameters
+    `a` alike.
 
     **Returns:**
 
@@ -86,16 +137,15 @@ def solve_weights(
     """
     n = rows.ic_terms.shape[-1]
     dtype = rows.ic_terms.dtype
-    args = (rows, p)
+    args = (rows, a)
 
     def fn(omega, args):
-        return constraint_residual(omega, args, problem, ridge)
+        return constraint_residual(omega, args, pde, ridge, scale)
 
-    omega0 = jnp.full((n,), problem.omega_init, dtype)
+    omega0 = jnp.zeros((n,), dtype)
     if method == "qr":
-        zero = jnp.zeros((n,), dtype)
-        matrix = jax.jacfwd(fn)(zero, args)
-        offset = fn(zero, args)
+        matrix = jax.jacfwd(fn)(omega0, args)
+        offset = fn(omega0, args)
         sol = lx.linear_solve(
             lx.MatrixLinearOperator(matrix), -offset, lx.QR(), throw=False
         )
@@ -110,13 +160,7 @@ def solve_weights(
         else:
             raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
         sol = optx.least_squares(
-            fn,
-            solver,
-            omega0,
-            args,
-            max_steps=max_steps,
-            adjoint=adjoint,
-            throw=False,
+            fn, solver, omega0, args, max_steps=max_steps, adjoint=adjoint, throw=False
         )
         omega = sol.value
         result = RESULTS.promote(sol.result)

@@ -103,6 +103,30 @@ def _fd_derivative(
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _formula_residual(equation, unknown: str, names: tuple) -> tuple:
+    """Lower a formula residual once per `(formula, unknown, parameter names)`: the
+    same declaration gives the same function object, so re-declaring a PDE leaves
+    the static parts of a model unchanged (no recompilation)."""
+    all_derivs = _derivative_names(unknown)
+    expr = parse(equation, ["x", "t", unknown, *all_derivs, *names])
+    used = sorted(str(s) for s in expr.free_symbols if str(s) in all_derivs)
+    canonical = {d: _canonical(d, unknown) for d in used}
+    expr = expr.subs({sympy.Symbol(d): sympy.Symbol(c) for d, c in canonical.items()})
+    derivs = tuple(sorted(set(canonical.values())))
+    fn = lower(expr, ["x", "t", unknown, *derivs], list(names))
+
+    def residual(d, x, t, args):
+        dtype = jnp.result_type(d[unknown])
+        vec = jnp.stack(
+            [jnp.asarray(v, dtype) for v in (x, t, d[unknown])]
+            + [jnp.asarray(d[k], dtype) for k in derivs]
+        )
+        return fn(vec, args)
+
+    return residual, derivs, str(expr)
+
+
 class PDE(eqx.Module):
     """A scalar 1-D evolution PDE `R(x, t, u, u_t, u_x, u_xx, ...; params) = 0`.
 
@@ -198,27 +222,9 @@ class PDE(eqx.Module):
             self.formula = None
             self._residual = equation
         else:
-            expr = parse(equation, ["x", "t", unknown, *all_derivs, *names])
-            used = sorted(str(s) for s in expr.free_symbols if str(s) in all_derivs)
-            canonical = {d: _canonical(d, unknown) for d in used}
-            expr = expr.subs(
-                {sympy.Symbol(d): sympy.Symbol(c) for d, c in canonical.items()}
+            self._residual, self.derivatives, self.formula = _formula_residual(
+                equation, unknown, tuple(names)
             )
-            derivs = tuple(sorted(set(canonical.values())))
-            variables = ["x", "t", unknown, *derivs]
-            fn = lower(expr, variables, names)
-
-            def residual(d, x, t, args, fn=fn, derivs=derivs):
-                dtype = jnp.result_type(d[unknown])
-                vec = jnp.stack(
-                    [jnp.asarray(v, dtype) for v in (x, t, d[unknown])]
-                    + [jnp.asarray(d[k], dtype) for k in derivs]
-                )
-                return fn(vec, args)
-
-            self.derivatives = derivs
-            self.formula = str(expr)
-            self._residual = residual
         self.initial_formula = initial if isinstance(initial, str) else None
         self.initial = _lower_value(initial, ["x"], names, "`initial`")
         if boundary is None:
@@ -359,6 +365,16 @@ class PDE(eqx.Module):
         name = getattr(self._residual, "__name__", type(self._residual).__name__)
         return f"{name!r} (a callable reading {list(self.derivatives)})"
 
+    @property
+    def affine(self) -> bool:
+        """Whether the residual is affine in the unknown and its derivatives (then
+        a hard-constraint layer's least-squares problem is linear). `False` for a
+        callable equation (not known)."""
+        if self.formula is None:
+            return False
+        params = tuple(n for n, _ in self.parameters)
+        return _is_affine(self.formula, (self.unknown, *self.derivatives), params)
+
     def require_time_derivative(self, model: str, *, first_order: bool) -> None:
         """Raise `ValueError`, naming `model` and the PDE, unless the PDE has a
         first time derivative `u_t` (`first_order`) or any time derivative.
@@ -430,6 +446,17 @@ class PDE(eqx.Module):
 
 
 @functools.lru_cache(maxsize=128)
+def _is_affine(formula: str, names: tuple, params: tuple) -> bool:
+    expr = parse(formula, ["x", "t", *names, *params])
+    syms = [sympy.Symbol(n) for n in names]
+    return all(
+        sympy.simplify(sympy.diff(expr, a, b)) == 0
+        for i, a in enumerate(syms)
+        for b in syms[i:]
+    )
+
+
+@functools.lru_cache(maxsize=128)
 def _transport_form(formula, u, names, derivatives):
     expr = sympy.expand(parse(formula, ["x", "t", u, *derivatives, *names]))
     ut, ux, uxx = (sympy.Symbol(f"{u}_{s}") for s in ("t", "x", "xx"))
@@ -473,19 +500,22 @@ def _transport_form(formula, u, names, derivatives):
 
 
 def from_spec(spec):
-    """Build a `PDE` from a problem table (`sciopt.ProblemSpec`); tables with
-    `kind = "hard_constraint"` build an `HCProblem` from their `pde` and `pde_options`.
+    """Build a `PDE` from a problem table (`sciopt.ProblemSpec`), or a `PDEFamily`
+    for tables with `kind = "hard_constraint"`.
 
     Keys: `equation` (formula), `x` and `t` (intervals), `periodic` (bool),
-    `initial` (formula in `x`), `parameters` (table), and for non-periodic domains
-    `boundary`: a list of tables `{type = "dirichlet"|"neumann"|"robin", side =
-    "left"|"right", value = ..., alpha = ..., beta = ...}`.
+    `initial` (formula in `x` and the parameters), `parameters` (table), and for
+    non-periodic domains `boundary`: a list of tables `{type = "dirichlet" |
+    "neumann" | "robin" | "periodic", side = "left" | "right", value = ..., alpha =
+    ..., beta = ...}`.
+
+    Family tables add `sample = {name = ["normal", mean, std] | ["uniform", lo,
+    hi], ...}` (the instance parameters, in order; numbers may be constant formulas
+    such as `"1/3"`), `num_sensors`, and `reference = {kind = "sine_series" |
+    "cole_hopf" | "diffusion_sorption" | "method_of_lines", source = "...", ...}`
+    (further keys of `reference` are the reference's options, e.g. `cells`).
     """
     data = spec.data
-    if data.get("kind") == "hard_constraint":
-        from ._hc_problems import hc_problem
-
-        return hc_problem(data["pde"], **data.get("pde_options", {}))
     for key in ("equation", "initial"):
         if key not in data:
             raise ValueError(f"Problem {spec.name!r}: missing key {key!r}.")
@@ -506,7 +536,14 @@ def from_spec(spec):
             elif kind == "neumann":
                 boundary.append(NeumannBC(side, value))
             elif kind == "robin":
-                boundary.append(RobinBC(side, table["alpha"], table["beta"], value))
+                boundary.append(
+                    RobinBC(
+                        side,
+                        _eval_number(table["alpha"]),
+                        _eval_number(table["beta"]),
+                        value,
+                    )
+                )
             elif kind == "periodic":
                 boundary.append(PeriodicBC())
             else:
@@ -514,12 +551,32 @@ def from_spec(spec):
                     f"Problem {spec.name!r}: boundary type must be dirichlet, "
                     f"neumann, robin or periodic, got {kind!r}."
                 )
-    return PDE(
+    pde = PDE(
         data["equation"],
         domain,
         data["initial"],
         boundary=boundary,
-        parameters=data.get("parameters", {}),
+        parameters={k: _eval_number(v) for k, v in data.get("parameters", {}).items()},
+    )
+    if data.get("kind") != "hard_constraint":
+        return pde
+    from ._family import PDEFamily
+
+    sample = {
+        name: (dist[0], *(_eval_number(v) for v in dist[1:]))
+        for name, dist in data.get("sample", {}).items()
+    }
+    ref = dict(data.get("reference", {}))
+    kind = ref.pop("kind", None)
+    source = ref.pop("source", "")
+    return PDEFamily(
+        pde,
+        sample,
+        num_sensors=int(data.get("num_sensors", 16)),
+        reference=kind,
+        reference_options=ref,
+        reference_source=source,
+        name=spec.name,
     )
 
 
