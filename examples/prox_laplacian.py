@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import sciopt
 import sciopt.prox as sp
 from sciopt.datasets import laplace_sampler, laplacian_stages, soft_threshold
 
@@ -33,12 +34,13 @@ def main(quick=True):
         )
         f = np.asarray(jax.vmap(lambda y: res.model(y))(jnp.asarray(grid)))
         rms = np.sqrt(np.mean((f - soft_threshold(grid, 1.0)) ** 2))
-        r = res.model.regularizer(jnp.asarray(2.0))
+        # R(x) is an inner solve: a sciopt.Solution whose value is R(x)
+        r = res.model.regularizer(jnp.asarray(2.0), throw=False)
         r0 = res.model.regularizer(jnp.asarray(0.0))
         print(
             f"{kind}: {res.num_steps} steps, RMS distance to the soft-threshold "
             f"{rms:.3f}, R(2) - R(0) = {float(r.value - r0.value):.3f} (|x| gives 2), "
-            f"inversion converged: {bool(r.converged)}"
+            f"inversion converged: {bool(r.result == sciopt.RESULTS.successful)}"
         )
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .. import solve
+from .. import RESULTS, solve
 from ..datasets import (
     digits_operator,
     digits_split,
@@ -116,14 +116,16 @@ def laplacian_metrics(lpn, *, regularizer=True):
     }
     if regularizer:
         xs = np.linspace(-3, 3, 121)
-        ev = jax.jit(jax.vmap(lambda x: lpn.regularizer(x)))(jnp.asarray(xs))
+        ev = jax.jit(jax.vmap(lambda x: lpn.regularizer(x, throw=False)))(
+            jnp.asarray(xs)
+        )
         r = np.asarray(ev.value)
-        r0 = float(lpn.regularizer(jnp.asarray(0.0)).value)
+        r0 = float(lpn.regularizer(jnp.asarray(0.0), throw=False).value)
         out.update(
             r_grid=xs,
             r=r - r0,
             r_error=float(np.max(np.abs((r - r0) - np.abs(xs)))),
-            r_converged=bool(np.all(np.asarray(ev.converged))),
+            r_converged=bool(np.all(np.asarray(ev.result == RESULTS.successful))),
         )
     return out
 

@@ -2,10 +2,7 @@
 
 from ._admm import PnPADMM as PnPADMM
 from ._icnn import AbstractICNN as AbstractICNN, ConvICNN as ConvICNN, ICNN as ICNN
-from ._lpn import (
-    LearnedProximalNetwork as LearnedProximalNetwork,
-    RegularizerEvaluation as RegularizerEvaluation,
-)
+from ._lpn import LearnedProximalNetwork as LearnedProximalNetwork
 from ._metrics import psnr as psnr, ssim as ssim
 from ._operators import (
     blur_operator as blur_operator,

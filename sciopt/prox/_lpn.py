@@ -1,39 +1,13 @@
 """Learned proximal networks: exact proximal operators `f = grad psi`."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array
 
-from .._solution import RESULTS
+from .._solution import RESULTS, Solution
 from ._icnn import AbstractICNN
 from ._prox import AbstractProx
-
-
-class RegularizerEvaluation(eqx.Module):
-    """The learned regulariser evaluated at a point `x`.
-
-    **Attributes:**
-
-    - `value`: `R(x)`, valid when `result` is successful.
-    - `preimage`: the point `y*` with `f(y*) = x` (the conjugate solve's minimiser).
-    - `residual`: `||f(y*) - x||`.
-    - `result`: `RESULTS.successful`, or `RESULTS.inversion_failed` when the
-      conjugate solve did not converge (e.g. `x` is outside the range of `f`).
-    - `num_steps`: iterations of the conjugate solve.
-    """
-
-    value: Float[Array, ""]
-    preimage: Array
-    residual: Float[Array, ""]
-    result: RESULTS
-    num_steps: Int[Array, ""]
-
-    @property
-    def converged(self):
-        """Whether the inversion converged (a JAX boolean)."""
-        return self.result == RESULTS.successful
 
 
 def _evaluate(y, potential):
@@ -64,7 +38,7 @@ class LearnedProximalNetwork(AbstractProx):
         icnn = sciopt.prox.ICNN("scalar", width=50, depth=4, key=key)
         lpn = sciopt.prox.LearnedProximalNetwork(icnn)
         x = lpn(1.5)                      # the prox of the learned R at 1.5
-        r = lpn.regularizer(x)            # R(x), with r.result for convergence
+        r = lpn.regularizer(x)            # a sciopt.Solution: r.value is R(x)
         ```
 
     ??? cite "References"
@@ -113,13 +87,15 @@ class LearnedProximalNetwork(AbstractProx):
         rtol: float | None = None,
         atol: float | None = None,
         y0: Array | None = None,
-    ) -> RegularizerEvaluation:
-        """Evaluate the learned regulariser `R(x)` by inverting `f`.
+        throw: bool = True,
+    ) -> Solution:
+        """Evaluate the learned regulariser `R(x)` by inverting `f` (an inner solve).
 
-        Solves `min_y psi(y) - <x, y>` with `optimistix.BFGS` (started at `y0`,
-        default `x`); the minimiser `y*` satisfies `f(y*) = x`, and
-        `R(x) = <x, y*> - 1/2 ||x||^2 - psi(y*)`. Gradients with respect to `x` and the
-        network flow through the solve by implicit differentiation.
+        Solves the convex conjugate problem `min_y psi(y) - <x, y>` with
+        `optimistix.BFGS` (started at `y0`, default `x`); the minimiser `y*` satisfies
+        `f(y*) = x`, and `R(x) = <x, y*> - 1/2 ||x||^2 - psi(y*)`. Gradients with
+        respect to `x` and the network flow through the solve by implicit
+        differentiation. Works under `jax.jit` and `jax.vmap`.
 
         **Arguments:**
 
@@ -128,10 +104,16 @@ class LearnedProximalNetwork(AbstractProx):
         - `rtol`, `atol`: its tolerances (default `1e-9` in float64, `1e-5` in
           float32).
         - `y0`: optional starting point.
+        - `throw`: as for `sciopt.solve`: if `True`, a failed inversion raises an
+          error with the result's message; if `False`, check `sol.result`.
 
         **Returns:**
 
-        A `RegularizerEvaluation`; check its `result` (or `converged`).
+        A `sciopt.Solution` whose `value` is `R(x)`; `result` is
+        `RESULTS.successful`, or `RESULTS.inversion_failed` when the conjugate solve
+        did not converge (e.g. `x` is outside the range of `f`); `stats` holds
+        `num_steps`, `max_steps` and `residual` (`||f(y*) - x||`); `aux["preimage"]`
+        is `y*`.
         """
         x = jnp.asarray(x)
         self.potential.check_input(x)
@@ -157,10 +139,16 @@ class LearnedProximalNetwork(AbstractProx):
             residual <= 10 * jnp.sqrt(jnp.asarray(tol, x.dtype)) * scale
         )
         result = RESULTS.where(ok, RESULTS.successful, RESULTS.inversion_failed)
-        return RegularizerEvaluation(
+        if throw:
+            value = result.error_if(value, result != RESULTS.successful)
+        return Solution(
             value=value,
-            preimage=y_star,
-            residual=residual,
             result=result,
-            num_steps=sol.stats["num_steps"],
+            stats={
+                "num_steps": sol.stats["num_steps"],
+                "max_steps": max_steps,
+                "residual": residual,
+            },
+            state=None,
+            aux={"preimage": y_star},
         )
