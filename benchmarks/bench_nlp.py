@@ -42,6 +42,18 @@ HS_SUBSET = [
 ]
 
 
+def _sketch_steps(y, state, aux):
+    from sciopt.nlp import step_stats
+
+    return step_stats(y, state, aux)["sketch_steps"]
+
+
+def _save_sketch():
+    import sciopt
+
+    return sciopt.SaveAt(fn=_sketch_steps)
+
+
 def _setup():
     import jax
 
@@ -57,6 +69,8 @@ def hs_suite(full: bool):
     import sciopt
     from scipy.optimize import minimize
 
+    global SAVE_SKETCH
+    SAVE_SKETCH = _save_sketch()
     specs = sciopt.load_problem_specs(ROOT / "problems" / "nlp_hock_schittkowski.toml")
     specs = [s for s in specs if "expect" not in s.data]
     if not full:
@@ -76,17 +90,18 @@ def hs_suite(full: bool):
             return abs(f - ref) / max(1.0, abs(ref)) <= 1e-6
 
         for label, solver in variants.items():
+            kwargs = dict(throw=False, max_steps=100, saveat=SAVE_SKETCH)
             t0 = time.perf_counter()
-            sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=100)
+            sol = sciopt.solve(problem, solver, x0, **kwargs)
             jax.block_until_ready(sol.value)
             first = time.perf_counter() - t0
             t0 = time.perf_counter()
-            sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=100)
+            sol = sciopt.solve(problem, solver, x0, **kwargs)
             jax.block_until_ready(sol.value)
             run = time.perf_counter() - t0
             f = float(problem.objective(sol.value, None))
             steps = int(sol.stats["num_steps"])
-            sk = np.asarray(sol.stats["sketch_steps"])[:steps]
+            sk = np.asarray(sol.history)[1 : steps + 1]
             rows.append(
                 dict(
                     problem=spec.name,
@@ -202,6 +217,8 @@ def inexact_suite():
     import jax.numpy as jnp
     import sciopt
 
+    global SAVE_SKETCH
+    SAVE_SKETCH = _save_sketch()
     specs = {
         s.name: s
         for s in sciopt.load_problem_specs(
@@ -235,10 +252,15 @@ def inexact_suite():
         problem = spec.build()
         solver = sciopt.nlp.AdaSketchNewton(**cfg)
         sol = sciopt.solve(
-            problem, solver, jnp.asarray(spec.data["x0"]), throw=False, max_steps=100
+            problem,
+            solver,
+            jnp.asarray(spec.data["x0"]),
+            throw=False,
+            max_steps=100,
+            saveat=SAVE_SKETCH,
         )
         k = int(sol.stats["num_steps"])
-        sk = np.asarray(sol.stats["sketch_steps"])[:k]
+        sk = np.asarray(sol.history)[1 : k + 1]
         f = float(problem.objective(sol.value, None))
         ref = spec.data["reference"]["f"]
         ok = (
@@ -292,15 +314,18 @@ elif method.startswith("sciopt"):
             linear_solver=lx.LU(), materialise=False, atol=1e-6
         )
     steps = 2 if method == "sciopt sketch" else 50
+    saveat = sciopt.SaveAt(
+        fn=lambda y, s, a: sciopt.nlp.step_stats(y, s, a)["sketch_steps"])
     t0 = time.perf_counter()
-    sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=steps)
+    sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=steps, saveat=saveat)
     jax.block_until_ready(sol.value)
     first = time.perf_counter() - t0
     if method == "sciopt sketch":  # slow: one call, compile time not separated
         run = first
     else:
         t0 = time.perf_counter()
-        sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=steps)
+        sol = sciopt.solve(problem, solver, x0, throw=False, max_steps=steps,
+                           saveat=saveat)
         jax.block_until_ready(sol.value)
         run = time.perf_counter() - t0
     f = float(problem.objective(sol.value, None))
@@ -308,7 +333,7 @@ elif method.startswith("sciopt"):
     out.update(time=run, compile=first - run, iters=steps,
                kkt=float(sol.stats["kkt_residual"]), f=f,
                status=sciopt.RESULTS[sol.result][:60] or "ok",
-               sketch=np.asarray(sol.stats["sketch_steps"])[:steps].tolist())
+               sketch=np.asarray(sol.history)[1 : steps + 1].tolist())
 else:
     h = 2.0 / (N + 1)
     one = sp.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(N, N))

@@ -27,25 +27,34 @@ SOLVERS = {
 }
 
 
+def _sketch_steps(y, state, aux):
+    return sciopt.nlp.step_stats(y, state, aux)["sketch_steps"]
+
+
 def test_quick_start_value_multipliers_stats():
-    sol = sciopt.solve(CIRCLE, SOLVERS["adaptive"], X0, args=1.0)
+    saveat = sciopt.SaveAt(fn=sciopt.nlp.step_stats)
+    sol = sciopt.solve(CIRCLE, SOLVERS["adaptive"], X0, args=1.0, saveat=saveat)
     np.testing.assert_allclose(sol.value, -np.sqrt(0.5) * np.ones(2), rtol=1e-8)
     # grad f + lam grad c = 0: 1 + 2 lam x = 0 -> lam = 1/sqrt(2)
     np.testing.assert_allclose(sol.aux, [np.sqrt(0.5)], rtol=1e-8)
     np.testing.assert_allclose(sol.stats["multipliers"], sol.aux)
     steps = int(sol.stats["num_steps"])
     assert float(sol.stats["kkt_residual"]) <= 1e-8
-    hist = np.asarray(sol.stats["kkt_history"])
+    history = {k: np.asarray(v) for k, v in sol.history.items()}
+    hist = history["kkt_residual"]
     assert np.all(np.isfinite(hist[: steps + 1])) and np.all(
         np.isnan(hist[steps + 1 :])
     )
     assert hist[steps] == pytest.approx(float(sol.stats["kkt_residual"]))
-    sketch = np.asarray(sol.stats["sketch_steps"])[:steps]
+    # The KKT residual at x0, by hand: grad L = grad f = (1, 1), c = 1.25 - 1.
+    assert hist[0] == pytest.approx(np.sqrt(2 + 0.25**2))
+    sketch = history["sketch_steps"][1 : steps + 1]
     assert np.all(sketch > 0)  # the adaptive rule sketches every Newton step
-    alpha = np.asarray(sol.stats["step_size_history"])[:steps]
+    assert history["sketch_steps"][0] == 0
+    alpha = history["step_size"][1 : steps + 1]
     assert np.all((alpha > 0) & (alpha <= 1))
-    mu = np.asarray(sol.stats["mu_history"])[:steps]
-    nu = np.asarray(sol.stats["nu_history"])[:steps]
+    mu = history["mu"][1 : steps + 1]
+    nu = history["nu"][1 : steps + 1]
     assert np.all(np.diff(mu) >= 0) and np.all(np.diff(nu) <= 0)  # mu up, nu down
 
 
@@ -249,12 +258,18 @@ def test_degenerate_solution_solved_by_sketch_with_recycling():
     problem = spec.build()
     solver = sciopt.nlp.AdaSketchNewton(accuracy="practical")
     assert solver.recycle == 2
-    sol = sciopt.solve(problem, solver, jnp.asarray(spec.data["x0"]), max_steps=60)
+    sol = sciopt.solve(
+        problem,
+        solver,
+        jnp.asarray(spec.data["x0"]),
+        max_steps=60,
+        saveat=sciopt.SaveAt(fn=_sketch_steps),
+    )
     f = problem.objective(sol.value, None)
     assert nlp_objective_error(f, spec.data["reference"]["f"]) <= 1e-6
     assert float(sol.stats["kkt_residual"]) <= 1e-8
     steps = int(sol.stats["num_steps"])
-    sketch = np.asarray(sol.stats["sketch_steps"])[:steps]
+    sketch = np.asarray(sol.history)[1 : steps + 1]
     assert steps <= 30
     assert np.median(sketch) <= 5_000
 
@@ -264,10 +279,10 @@ def test_schur_complement_cg_on_pde_control():
     solver = sciopt.nlp.AdaSketchNewton(
         linear_solver=sciopt.nlp.SchurComplementCG(), materialise=False
     )
-    sol = sciopt.solve(problem, solver)
+    sol = sciopt.solve(problem, solver, saveat=sciopt.SaveAt(fn=_sketch_steps))
     f = problem.objective(sol.value, None)
     assert nlp_objective_error(f, pde_control_reference(8)) <= 1e-9
     assert float(sol.stats["kkt_residual"]) <= 1e-8
     steps = int(sol.stats["num_steps"])
     assert steps <= 3  # a QP: one accurate Newton step, then a polish
-    assert np.all(np.asarray(sol.stats["sketch_steps"])[:steps] > 0)  # CG steps
+    assert np.all(np.asarray(sol.history)[1 : steps + 1] > 0)  # CG steps

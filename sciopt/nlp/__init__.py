@@ -1,6 +1,6 @@
 """Equality-constrained nonlinear programs: min f(x) s.t. c(x) = 0."""
 
-from ._adasketch import AdaSketchNewton as AdaSketchNewton
+from ._adasketch import AdaSketchNewton as AdaSketchNewton, step_stats as step_stats
 from ._generators import (
     build_generator as build_generator,
     generator_reference as generator_reference,

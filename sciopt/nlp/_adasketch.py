@@ -16,7 +16,7 @@ from .._solution import RESULTS
 from .._solver import AbstractSolver
 from ._krylov import SchurComplementCG
 from ._problem import EqualityConstrainedProblem
-from ._sketch import AbstractSketchSolver, RowSketch
+from ._sketch import _key_words, _random_normal, AbstractSketchSolver, RowSketch
 
 
 class _AdaSketchState(eqx.Module):
@@ -24,6 +24,7 @@ class _AdaSketchState(eqx.Module):
     grad_lagrangian: Float[Array, " n"]
     constraint: Float[Array, " m"]
     kkt_norm: Float[Array, ""]
+    kkt_norm0: Float[Array, ""]
     objective0: Float[Array, ""]
     mu: Float[Array, ""]
     nu: Float[Array, ""]
@@ -32,12 +33,34 @@ class _AdaSketchState(eqx.Module):
     directions: Float[Array, "p nm"]
     num_steps: Int[Array, ""]
     result: RESULTS
-    kkt_history: Float[Array, " H1"]
-    sketch_history: Int[Array, " H"]
-    mu_history: Float[Array, " H"]
-    nu_history: Float[Array, " H"]
-    step_size_history: Float[Array, " H"]
-    regularisation_history: Float[Array, " H"]
+    # The last step's diagnostics (read them per step with `step_stats`).
+    sketch_steps: Int[Array, ""]
+    step_size: Float[Array, ""]
+    regularisation: Float[Array, ""]
+
+
+def step_stats(y, state, aux) -> dict[str, Array]:
+    """What `AdaSketchNewton` did in its last step, for `sciopt.SaveAt`:
+
+    ```python
+    sol = sciopt.solve(problem, solver, x0, saveat=sciopt.SaveAt(fn=step_stats))
+    sol.history["kkt_residual"]  # entry 0 at x0, entry k after step k
+    ```
+
+    Keys: `kkt_residual` (`||grad L||` after the step), `mu`, `nu` (the penalties
+    the step used), `sketch_steps` (inner solver steps of the step), `step_size`
+    (the accepted step length) and `regularisation` (the Hessian shift). Entry 0
+    (the start) has zero sketch steps, step size and shift.
+    """
+    del y, aux
+    return {
+        "kkt_residual": state.kkt_norm,
+        "mu": state.mu,
+        "nu": state.nu,
+        "sketch_steps": state.sketch_steps,
+        "step_size": state.step_size,
+        "regularisation": state.regularisation,
+    }
 
 
 def _kkt_fn(problem, args):
@@ -79,9 +102,10 @@ class AdaSketchNewton(AbstractSolver):
     (see the arguments `rank_tol`, `infeasibility_tol`, `unbounded_threshold`).
 
     `sol.value` is `x`; `sol.aux` holds the multipliers `lam`. `sol.stats` holds
-    `kkt_residual`, `multipliers`, `mu`, `nu`, and per-step histories
-    `kkt_history` (entry 0 at `x0`), `sketch_steps`, `mu_history`, `nu_history`,
-    `step_size_history`, `regularisation_history` (NaN/-1 past the last step).
+    `kkt_residual`, `multipliers`, `mu`, `nu`. Per-step histories come from the
+    driver: `saveat=sciopt.SaveAt(fn=sciopt.nlp.step_stats)` records the KKT
+    residual, penalties, inner (sketch or CG) steps, step size and Hessian shift of
+    every step in `sol.history`.
 
     Accepted `options`: `key` (a `jax.random` key for the sketches) and
     `multipliers` (a starting `lam`, default zeros).
@@ -161,7 +185,6 @@ class AdaSketchNewton(AbstractSolver):
     materialise_limit: int = 500
     num_probes: int = 8
     recycle: int = 2
-    history_length: int = 256
     seed: int = 2023
     verbose: bool = False
 
@@ -258,13 +281,13 @@ class AdaSketchNewton(AbstractSolver):
         elif jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             # Raw key data in the state: typed keys cannot pass `Solution.error_if`.
             key = jr.key_data(key)
-        hl = self.history_length
-        nan = jnp.full(hl, jnp.nan, dtype)
+        zero = jnp.zeros((), dtype)
         return _AdaSketchState(
             multipliers=lam0,
             grad_lagrangian=gl,
             constraint=c,
             kkt_norm=kkt_norm,
+            kkt_norm0=kkt_norm,
             objective0=jnp.asarray(problem.objective(x, args), dtype),
             mu=jnp.asarray(self.mu, dtype),
             nu=jnp.asarray(self.nu, dtype),
@@ -273,15 +296,15 @@ class AdaSketchNewton(AbstractSolver):
             directions=jnp.zeros((self.recycle, n + m), dtype),
             num_steps=jnp.array(0),
             result=RESULTS.successful,
-            kkt_history=jnp.full(hl + 1, jnp.nan, dtype).at[0].set(kkt_norm),
-            sketch_history=jnp.full(hl, -1),
-            mu_history=nan,
-            nu_history=nan,
-            step_size_history=nan,
-            regularisation_history=nan,
+            sketch_steps=jnp.array(0),
+            step_size=zero,
+            regularisation=zero,
         )
 
     def step(self, problem, y, args, options, state):
+        # Every variant (dense or matrix-free, sketch, Krylov or exact inner solver,
+        # extrapolation on or off) is chosen here in Python from static fields and
+        # shapes: only the selected one is traced.
         x, lam = y, state.multipliers
         n = x.shape[0]
         m = lam.shape[0]
@@ -292,6 +315,12 @@ class AdaSketchNewton(AbstractSolver):
         kkt_norm = state.kkt_norm
         rho = jnp.asarray(self.penalty_factor, dtype)
         one = jnp.ones((), dtype)
+        zero = jnp.zeros((), dtype)
+        # Randomness: counter-based, from the key words, the step number and the
+        # penalty pass (no key splitting inside the compiled step).
+        words = jnp.concatenate(
+            [_key_words(state.key), jnp.stack([state.num_steps]).astype(jnp.uint32)]
+        )
 
         def kkt_flat(z):
             g, cc = kkt(z[:n], z[n:])
@@ -307,7 +336,6 @@ class AdaSketchNewton(AbstractSolver):
         pieces = jnp.stack(
             [jnp.concatenate([zeros_n, c]), jnp.concatenate([gl, zeros_m])]
         )
-        key, probe_key, sketch_key = jr.split(state.key, 3)
         result = RESULTS.successful
         dense = self._is_dense(n, m)
         if dense:
@@ -317,7 +345,12 @@ class AdaSketchNewton(AbstractSolver):
             hess = kmat[:n, :n]
             jac = kmat[n:, :n]
             gram = jac @ jac.T
-            gram_eigs = jnp.linalg.eigvalsh(gram)
+            # One symmetric eigendecomposition of G G^T gives the rank test and
+            # the (regularised) least-squares multipliers below.
+            if m == 1:  # no LAPACK call for the 1 x 1 case
+                gram_eigs, gram_vecs = gram[0], jnp.ones((1, 1), dtype)
+            else:
+                gram_eigs, gram_vecs = jnp.linalg.eigh(gram)
             gram_max = jnp.maximum(gram_eigs[-1], one)
             rank_deficient = gram_eigs[0] <= self.rank_tol * gram_max
             # Rank-deficient G (LICQ fails here): a Levenberg-Marquardt / Tikhonov
@@ -329,12 +362,11 @@ class AdaSketchNewton(AbstractSolver):
             # the multiplier step stays bounded (stabilised SQP; Wright 1998,
             # Nocedal & Wright 2006, sections 10.3 and 18.5).
             tik = jnp.where(
-                rank_deficient,
-                self._rank_regularisation(dtype) * gram_max,
-                jnp.zeros((), dtype),
+                rank_deficient, self._rank_regularisation(dtype) * gram_max, zero
             )
-            gram_reg = gram + tik * jnp.eye(m, dtype=dtype)
-            lm_mult = jnp.linalg.solve(gram_reg, c)
+            denom = gram_eigs + tik
+            denom = jnp.where(denom > 0, denom, one)
+            lm_mult = gram_vecs @ ((gram_vecs.T @ c) / denom)
             c_fit = jnp.where(rank_deficient, gram @ lm_mult, c)
             lm_step = -jac.T @ lm_mult
             xi_g = jnp.maximum(gram_eigs[0], tik)
@@ -344,14 +376,17 @@ class AdaSketchNewton(AbstractSolver):
                 q, _ = jnp.linalg.qr(jac.T, mode="complete")
                 basis = q[:, m:]
                 reduced = basis.T @ hess @ basis
-                curv = jnp.linalg.eigvalsh(0.5 * (reduced + reduced.T))[0]
+                if n - m == 1:
+                    curv = reduced[0, 0]
+                else:
+                    curv = jnp.linalg.eigvalsh(0.5 * (reduced + reduced.T))[0]
                 reg = jnp.where(
                     curv < self.curvature_tol,
                     self.regularisation + jnp.sqrt(hess_f2),
-                    jnp.zeros((), dtype),
+                    zero,
                 )
             else:
-                reg = jnp.zeros((), dtype)
+                reg = zero
             b_f2 = hess_f2 + 2 * reg * jnp.trace(hess) + n * reg**2
             shift = jnp.concatenate([jnp.full(n, reg, dtype), jnp.full(m, -tik, dtype)])
             operator = lx.MatrixLinearOperator(kmat + jnp.diag(shift), lx.symmetric_tag)
@@ -359,16 +394,15 @@ class AdaSketchNewton(AbstractSolver):
             # Matrix-free: no rank test (documented); G is taken to have full rank.
             rank_deficient = jnp.array(False)
             c_fit = c
-            lm_step = zeros_n
             hess = None
             _, lin = jax.linearize(kkt_flat, z0)
             pc, pd = jax.vmap(lin)(pieces)
-            probes = jr.normal(probe_key, (self.num_probes, n), dtype)
+            probes = _random_normal(words, 0, (self.num_probes, n), dtype)
             kv = jax.vmap(lambda v: lin(jnp.concatenate([v, zeros_m])))(probes)
             hess_f2 = jnp.mean(jnp.sum(kv[:, :n] ** 2, axis=1))
             jac_f2 = jnp.mean(jnp.sum(kv[:, n:] ** 2, axis=1))
             xi_g = one
-            reg = jnp.zeros((), dtype)
+            reg = zero
             b_f2 = hess_f2
             operator = lx.FunctionLinearOperator(
                 lin, jax.ShapeDtypeStruct((n + m,), dtype), lx.symmetric_tag
@@ -427,12 +461,14 @@ class AdaSketchNewton(AbstractSolver):
         is_krylov = isinstance(self.linear_solver, SchurComplementCG)
         is_inexact = is_sketch or is_krylov
 
-        def solve_direction(z_start, tol, key):
+        def solve_direction(z_start, tol, counter):
             # `compute` directly (not `lx.linear_solve`): nothing is differentiated
             # here, and it keeps the compiled step small.
             if is_sketch:
                 opts = {
-                    "key": key,
+                    "key": jnp.concatenate(
+                        [words, jnp.stack([counter]).astype(jnp.uint32)]
+                    ),
                     "y0": z_start,
                     "tolerance": tol,
                     "subspace": state.directions,
@@ -452,13 +488,12 @@ class AdaSketchNewton(AbstractSolver):
         def slope_of(dz, mu, nu):
             return jnp.dot(kkt_vec + mu * pc + nu * pd, dz)
 
-        def is_descent(dz, mu, nu):
-            slope = slope_of(dz, mu, nu)
+        def is_descent(slope, nu):
             return jnp.isfinite(slope) & (slope <= -0.5 * nu * kkt_norm**2)
 
         # Penalty loop: raise mu, lower nu (and sharpen the inner accuracy, resuming
-        # the sketch from its current iterate) until dz is a descent direction of
-        # the exact augmented Lagrangian. The first pass only solves.
+        # the inner solve from its current iterate) until dz is a descent direction
+        # of the exact augmented Lagrangian. The first pass only solves.
         mu0 = state.mu
         nu0 = state.nu
         delta0 = jnp.maximum(
@@ -473,9 +508,9 @@ class AdaSketchNewton(AbstractSolver):
             dz0, steps0, ok0 = solve_direction(None, None, None)
 
         def pen_cond(carry):
-            dz, mu, nu, _, _, _, _, _, first = carry
+            dz, mu, nu, _, _, _, _, count = carry
             more = (
-                jnp.invert(is_descent(dz, mu, nu))
+                jnp.invert(is_descent(slope_of(dz, mu, nu), nu))
                 & (mu < self.mu_max)
                 & (nu > self.nu_min)
                 # Rank-deficient G: the penalties cannot restore the merit's
@@ -483,10 +518,11 @@ class AdaSketchNewton(AbstractSolver):
                 & jnp.invert(rank_deficient)
                 & (result == RESULTS.successful)
             )
-            return first | more
+            return (count == 0) | more
 
         def pen_body(carry):
-            dz, mu, nu, delta, kappa, steps, inner_ok, key, first = carry
+            dz, mu, nu, delta, kappa, steps, inner_ok, count = carry
+            first = count == 0
             update = jnp.invert(first)
             mu = jnp.where(update, mu * rho**2, mu)
             nu = jnp.where(update, nu / rho, nu)
@@ -499,42 +535,32 @@ class AdaSketchNewton(AbstractSolver):
             )
             kappa = jnp.where(update, kappa / rho**4, kappa)
             if is_inexact:
-                key, sub = jr.split(key)
                 tol = inner_tol(delta, kappa, first)
-                dz, more, inner_ok = solve_direction(dz, tol, sub)
+                dz, more, inner_ok = solve_direction(dz, tol, count)
                 steps = steps + more
-            return dz, mu, nu, delta, kappa, steps, inner_ok, key, jnp.array(False)
+            return dz, mu, nu, delta, kappa, steps, inner_ok, count + 1
 
-        carry = (
-            dz0,
-            mu0,
-            nu0,
-            delta0,
-            kappa0,
-            steps0,
-            ok0,
-            sketch_key,
-            jnp.array(True),
-        )
-        dz, mu, nu, delta, _, steps, inner_ok, _, _ = lax.while_loop(
+        carry = (dz0, mu0, nu0, delta0, kappa0, steps0, ok0, jnp.array(0))
+        dz, mu, nu, delta, _, steps, inner_ok, _ = lax.while_loop(
             pen_cond, pen_body, carry
         )
         slope = slope_of(dz, mu, nu)
-        # No descent direction of the merit (G rank deficient, where the penalty
-        # loop is skipped, or the penalties at their bounds): a restoration step
-        # instead, the (Levenberg-Marquardt) Gauss-Newton step on 1/2 ||c||^2 with
-        # the multipliers kept, as in the restoration phase of filter methods
-        # (Fletcher & Leyffer 2002). It is a descent direction of ||c||^2 unless
-        # G^T c = 0, where the infeasibility test above applies.
-        no_merit_descent = jnp.invert(slope < 0) | jnp.invert(jnp.isfinite(slope))
-        restore = (
-            (rank_deficient & jnp.invert(is_descent(dz, mu, nu))) | no_merit_descent
-            if dense
-            else jnp.array(False)
-        )
-        feas_slope = -jnp.dot(c, c_fit)
-        dz = jnp.where(restore, jnp.concatenate([lm_step, zeros_m]), dz)
-        slope = jnp.where(restore, feas_slope, slope)
+        if dense:
+            # No descent direction of the merit (G rank deficient, where the
+            # penalty loop is skipped, or the penalties at their bounds): a
+            # restoration step instead, the (Levenberg-Marquardt) Gauss-Newton
+            # step on 1/2 ||c||^2 with the multipliers kept, as in the restoration
+            # phase of filter methods (Fletcher & Leyffer 2002). It is a descent
+            # direction of ||c||^2 unless G^T c = 0, where the infeasibility test
+            # above applies.
+            no_merit_descent = jnp.invert(slope < 0) | jnp.invert(jnp.isfinite(slope))
+            restore = (
+                rank_deficient & jnp.invert(is_descent(slope, nu))
+            ) | no_merit_descent
+            dz = jnp.where(restore, jnp.concatenate([lm_step, zeros_m]), dz)
+            slope = jnp.where(restore, -jnp.dot(c, c_fit), slope)
+        else:
+            restore = jnp.array(False)
         no_descent = jnp.invert(slope < 0) | jnp.invert(jnp.isfinite(slope))
         result = RESULTS.where(
             (result == RESULTS.successful) & no_descent,
@@ -558,6 +584,8 @@ class AdaSketchNewton(AbstractSolver):
                 + 0.5 * mu * jnp.sum(cc**2)
                 + 0.5 * nu * jnp.sum(g**2)
             )
+            if not dense:
+                return exact
             return jnp.where(restore, 0.5 * jnp.sum(cc**2), exact)
 
         merit0 = merit_of(z0, gl, c)
@@ -571,73 +599,76 @@ class AdaSketchNewton(AbstractSolver):
                 value <= merit0 + beta * alpha * slope + roundoff
             )
 
-        def ls_cond(carry):
-            alpha, value, _, _, count = carry
-            return jnp.invert(armijo(alpha, value)) & (count <= self.max_backtracks)
+        # Extrapolation (Nocedal & Wright 2006, section 3.5): when the Hessian was
+        # shifted and the step has non-positive curvature, the model has no
+        # minimiser along it and the unit step is set by the shift alone; while the
+        # Armijo test holds and the merit keeps falling, double the step. An
+        # objective unbounded below is then followed geometrically and reported as
+        # `unbounded` within a few steps.
+        if dense and self.max_expansions > 0:
+            dx = dz[:n]
+            may_expand = (
+                (result == RESULTS.successful)
+                & jnp.invert(restore)
+                & (reg > 0)
+                & (jnp.dot(dx, hess @ dx) <= 0)
+            )
+        else:
+            may_expand = jnp.array(False)
 
-        def trial(alpha):
-            z = z0 + alpha * dz
-            g, cc = kkt(z[:n], z[n:])
-            return merit_of(z, g, cc), g, cc
+        # One loop for both: halve from alpha = 1 until the Armijo test holds
+        # (`expanding` false); if the unit step passed and `may_expand`, double it
+        # while the Armijo test holds, the merit falls and ||c|| does not grow. The
+        # merit and KKT residual of a trial point are traced once.
+        def ls_cond(carry):
+            return jnp.invert(carry[-1])
 
         def ls_body(carry):
-            alpha, _, _, _, count = carry
-            alpha = 0.5 * alpha
-            value, g, cc = trial(alpha)
-            return alpha, value, g, cc, count + 1
+            alpha, value, g, cc, trial_alpha, count, expanding, _ = carry
+            z = z0 + trial_alpha * dz
+            g2, cc2 = kkt(z[:n], z[n:])
+            value2 = merit_of(z, g2, cc2)
+            passes = armijo(trial_alpha, value2)
+            better = passes & (value2 < value) & (jnp.sum(cc2**2) <= jnp.sum(cc**2))
+            # Backtracking keeps its last trial (failed or not); extrapolation
+            # keeps the last better one.
+            keep = jnp.where(expanding, better, True)
+            pick = lambda a, b: jnp.where(keep, a, b)  # noqa: E731
+            alpha, value = pick(trial_alpha, alpha), pick(value2, value)
+            g, cc = pick(g2, g), pick(cc2, cc)
+            count = count + 1
+            start_expanding = (
+                jnp.invert(expanding) & passes & (trial_alpha == 1) & may_expand
+            )
+            done = jnp.where(
+                expanding,
+                jnp.invert(better) | (count >= self.max_expansions),
+                (passes & jnp.invert(start_expanding)) | (count > self.max_backtracks),
+            )
+            count = jnp.where(start_expanding, 0, count)
+            trial_alpha = jnp.where(
+                expanding | start_expanding, 2 * trial_alpha, 0.5 * trial_alpha
+            )
+            expanding = expanding | start_expanding
+            return alpha, value, g, cc, trial_alpha, count, expanding, done
 
-        ls_init = (2 * one, jnp.asarray(jnp.inf, dtype), gl, c, jnp.array(0))
-        alpha, value, g_new, c_new, _ = lax.while_loop(ls_cond, ls_body, ls_init)
+        ls_init = (
+            one,
+            jnp.asarray(jnp.inf, dtype),
+            gl,
+            c,
+            one,
+            jnp.array(0),
+            jnp.array(False),
+            jnp.array(False),
+        )
+        alpha, value, g_new, c_new, *_ = lax.while_loop(ls_cond, ls_body, ls_init)
         ls_ok = armijo(alpha, value)
         result = RESULTS.where(
             (result == RESULTS.successful) & jnp.invert(ls_ok),
             RESULTS.line_search_failed,
             result,
         )
-
-        if dense and self.max_expansions > 0:
-            # Extrapolation (Nocedal & Wright 2006, section 3.5): when the Hessian
-            # was shifted and the step has non-positive curvature, the model has no
-            # minimiser along it and the unit step is set by the shift alone; while
-            # the Armijo test holds and the merit keeps falling, double the step.
-            # An objective unbounded below is then followed geometrically and
-            # reported as `unbounded` within a few steps.
-            dx = dz[:n]
-            expand = (
-                (result == RESULTS.successful)
-                & jnp.invert(restore)
-                & (alpha == 1)
-                & (reg > 0)
-                & (jnp.dot(dx, hess @ dx) <= 0)
-            )
-
-            def ex_cond(carry):
-                *_, count, go = carry
-                return go & (count < self.max_expansions)
-
-            def ex_body(carry):
-                alpha, value, g, cc, count, _ = carry
-                value2, g2, cc2 = trial(2 * alpha)
-                better = (
-                    armijo(2 * alpha, value2)
-                    & (value2 < value)
-                    & (jnp.sum(cc2**2) <= jnp.sum(cc**2))
-                )
-                pick = lambda a, b: jnp.where(better, a, b)  # noqa: E731
-                return (
-                    pick(2 * alpha, alpha),
-                    pick(value2, value),
-                    pick(g2, g),
-                    pick(cc2, cc),
-                    count + 1,
-                    better,
-                )
-
-            alpha, value, g_new, c_new, _, _ = lax.while_loop(
-                ex_cond,
-                ex_body,
-                (alpha, value, g_new, c_new, jnp.array(0), expand),
-            )
 
         ok = result == RESULTS.successful
         z_new = jnp.where(ok, z0 + alpha * dz, z0)
@@ -646,8 +677,6 @@ class AdaSketchNewton(AbstractSolver):
         new_norm = jnp.sqrt(jnp.sum(g_new**2) + jnp.sum(c_new**2))
 
         i = state.num_steps
-        hl = self.history_length
-        idx = jnp.where(i < hl, i, hl)  # out of range -> dropped
         verbose_printer(self.verbose)(
             step=("step", i + 1),
             kkt=("KKT residual", new_norm),
@@ -661,27 +690,23 @@ class AdaSketchNewton(AbstractSolver):
             grad_lagrangian=g_new,
             constraint=c_new,
             kkt_norm=new_norm,
+            kkt_norm0=state.kkt_norm0,
             objective0=state.objective0,
             mu=mu,
             nu=nu,
             delta=delta,
-            key=key,
+            key=state.key,
             directions=_push_direction(state.directions, dz, ok),
             num_steps=i + 1,
             result=result,
-            kkt_history=state.kkt_history.at[idx + 1].set(new_norm, mode="drop"),
-            sketch_history=state.sketch_history.at[idx].set(steps, mode="drop"),
-            mu_history=state.mu_history.at[idx].set(mu, mode="drop"),
-            nu_history=state.nu_history.at[idx].set(nu, mode="drop"),
-            step_size_history=state.step_size_history.at[idx].set(alpha, mode="drop"),
-            regularisation_history=state.regularisation_history.at[idx].set(
-                reg, mode="drop"
-            ),
+            sketch_steps=steps,
+            step_size=alpha,
+            regularisation=reg,
         )
         return z_new[:n], new_state, None
 
     def terminate(self, problem, y, args, options, state):
-        tol = self._tolerance(state.kkt_norm.dtype) + self.rtol * state.kkt_history[0]
+        tol = self._tolerance(state.kkt_norm.dtype) + self.rtol * state.kkt_norm0
         done = (state.kkt_norm <= tol) | (state.result != RESULTS.successful)
         return done, state.result
 
@@ -692,12 +717,6 @@ class AdaSketchNewton(AbstractSolver):
             "multipliers": lam,
             "mu": state.mu,
             "nu": state.nu,
-            "kkt_history": state.kkt_history,
-            "sketch_steps": state.sketch_history,
-            "mu_history": state.mu_history,
-            "nu_history": state.nu_history,
-            "step_size_history": state.step_size_history,
-            "regularisation_history": state.regularisation_history,
         }
         return x, lam, stats
 
@@ -775,6 +794,5 @@ AdaSketchNewton.__init__.__doc__ = """**Arguments:**
     its bounds.
 - `materialise`, `materialise_limit`: form `K` densely (default: when `n + m <= 500`);
     `num_probes`: Hutchinson probes for norms when matrix-free.
-- `history_length`: length of the per-step histories in `stats`.
 - `seed`: seed of the default key. `verbose`: print each step.
 """

@@ -4,49 +4,39 @@ from typing import Any
 
 import jax
 import jax.flatten_util as jfu
-import jax.lax as lax
 import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, PyTree
 
 
-def _cg(matvec, b, x0, tol, max_steps, recompute_every=50):
-    """Plain conjugate gradients for `A x = b` (A symmetric positive definite),
-    stopping when `||b - A x||_2 <= tol`; `x0=None` starts from zero. The residual
-    is recomputed as `b - A x` every `recompute_every` steps, so the recursively
-    updated one does not drift from it. Returns `(x, ||r||, steps)`."""
-    if x0 is None:
-        x0, r0 = jnp.zeros_like(b), b
-    else:
-        r0 = b - matvec(x0)
-    rr0 = jnp.dot(r0, r0)
+def _two_norm(x: Array) -> Array:
+    return jnp.sqrt(jnp.sum(x**2))
 
-    def cond_fun(carry):
-        _, _, _, rr, steps = carry
-        return (rr > tol**2) & (steps < max_steps) & jnp.isfinite(rr)
 
-    def body_fun(carry):
-        x, r, p, rr, steps = carry
-        ap = matvec(p)
-        curvature = jnp.dot(p, ap)
-        # Non-positive curvature: `A` is not positive definite; stop with NaN.
-        alpha = jnp.where(curvature > 0, rr / curvature, jnp.nan)
-        x = x + alpha * p
-        if recompute_every is None:
-            r = r - alpha * ap
-        else:
-            r = lax.cond(
-                (steps + 1) % recompute_every == 0,
-                lambda: b - matvec(x),
-                lambda: r - alpha * ap,
-            )
-        rr_new = jnp.dot(r, r)
-        p = r + (rr_new / rr) * p
-        return x, r, p, rr_new, steps + 1
-
-    carry = (x0, r0, r0, rr0, jnp.array(0))
-    x, _, _, rr, steps = lax.while_loop(cond_fun, body_fun, carry)
-    return x, jnp.sqrt(rr), steps
+def _cg_solve(
+    matvec, b, x0, tol, max_steps, stabilise_every, preconditioner=None
+) -> tuple[Array, lx.RESULTS, Array]:
+    """`lineax.CG` on `A x = b` (`A` symmetric positive definite, given by `matvec`),
+    stopping once `||b - A x||_2 <= tol` (and the last step is below `tol`);
+    `x0=None` starts from zero. Returns `(x, result, steps)`."""
+    operator = lx.FunctionLinearOperator(
+        matvec, jax.ShapeDtypeStruct(b.shape, b.dtype), lx.positive_semidefinite_tag
+    )
+    solver = lx.CG(
+        rtol=0.0,
+        atol=tol,
+        norm=_two_norm,
+        stabilise_every=stabilise_every,
+        max_steps=max_steps,
+    )
+    options = {}
+    if x0 is not None:
+        options["y0"] = x0
+    if preconditioner is not None:
+        options["preconditioner"] = preconditioner
+    state = solver.init(operator, options)
+    x, result, stats = solver.compute(state, b, options)
+    return x, result, stats["num_steps"]
 
 
 class SchurComplementCG(lx.AbstractLinearSolver):
@@ -58,20 +48,24 @@ class SchurComplementCG(lx.AbstractLinearSolver):
 
     `(G B^{-1} G^T) dl = G B^{-1} r1 - r2`,  then  `dx = B^{-1} (r1 - G^T dl)`,
 
-    applying `B^{-1}` by an inner CG. Every product comes from the operator's
-    matrix-vector product (`B v`, `G v` and `G^T u` are blocks of `K (v, 0)` and
-    `K (0, u)`), so nothing is materialised; the cost per CG step is two products
-    with `K` plus the inner CG's (which converges in a few steps when `B` is well
-    conditioned, e.g. a mass or identity matrix). The KKT residual equals the Schur
-    system's residual up to the inner tolerance, so the `tolerance` option bounds
-    `||K z - b||`.
+    applying `B^{-1}` by an inner CG (both are `lineax.CG`). Every product comes
+    from the operator's matrix-vector product (`B v`, `G v` and `G^T u` are blocks
+    of `K (v, 0)` and `K (0, u)`), so nothing is materialised; the cost per CG step
+    is two products with `K` plus the inner CG's (which converges in a few steps
+    when `B` is well conditioned, e.g. a mass or identity matrix). The KKT residual
+    equals the Schur system's residual up to the inner tolerance, so the
+    `tolerance` option bounds `||K z - b||`.
 
     It needs the size `n` of the primal block: `primal_size` or the option of that
-    name (`AdaSketchNewton` passes it). If `B` is not positive definite the CG
-    breaks down and the result is `lineax.RESULTS.breakdown`.
+    name (`AdaSketchNewton` passes it). If `B` is not positive definite (a
+    non-positive `v^T B^{-1} v` for a vector `B^{-1}` was applied to, or a
+    non-finite answer) the result is `lineax.RESULTS.breakdown`.
 
     Accepted `options`: `primal_size`, `tolerance` (absolute, on the Schur
-    residual), `y0` (a warm start; its multiplier block starts the CG).
+    residual), `y0` (a warm start; its multiplier block starts the CG),
+    `preconditioner` (a positive definite `lineax` operator of size `m` that
+    approximates the inverse of the Schur complement `G B^{-1} G^T`, passed to the
+    outer `lineax.CG`).
 
     ??? cite "References"
 
@@ -148,27 +142,51 @@ class SchurComplementCG(lx.AbstractLinearSolver):
 
         def b_solve(v):
             tol = self.inner_rtol * jnp.linalg.norm(v)
-            x, _, _ = _cg(b_mv, v, None, tol, self.inner_max_steps, None)
+            x, _, _ = _cg_solve(b_mv, v, None, tol, self.inner_max_steps, None)
             return x
 
+        def schur_mv(u):
+            return g_mv(b_solve(gt_mv(u)))
+
         r1, r2 = b[:n], b[n:]
-        rhs = g_mv(b_solve(r1)) - r2
+        w1 = b_solve(r1)
+        rhs = g_mv(w1) - r2
         tol = options.get("tolerance", None)
         if tol is None:
             tol = self.atol + self.rtol * jnp.linalg.norm(b)
         tol = jnp.asarray(tol, dtype)
         y0 = options.get("y0", None)
         dl0 = zeros_m if y0 is None else jfu.ravel_pytree(y0)[0].astype(dtype)[n:]
-        dl, rnorm, steps = _cg(
-            lambda u: g_mv(b_solve(gt_mv(u))), rhs, dl0, tol, self.max_steps
+        dl, cg_result, steps = _cg_solve(
+            schur_mv,
+            rhs,
+            dl0,
+            tol,
+            self.max_steps,
+            50,
+            options.get("preconditioner", None),
         )
-        dx = b_solve(r1 - gt_mv(dl))
+        gtdl = gt_mv(dl)
+        dx = b_solve(r1 - gtdl)
         z = jnp.concatenate([dx, dl])
+        # The Schur residual, and necessary conditions for B (hence the Schur
+        # complement) to be positive definite: v^T B^{-1} v > 0 for the vectors
+        # B^{-1} was applied to. CG on an indefinite B gives no usable answer.
+        rnorm = jnp.linalg.norm(g_mv(b_solve(gtdl)) - rhs)
+        curvatures = jnp.stack(
+            [jnp.dot(r1, w1), jnp.dot(r1 - gtdl, dx), jnp.dot(gtdl, b_solve(gtdl))]
+        )
+        norms = jnp.stack(
+            [jnp.dot(r1, r1), jnp.dot(r1 - gtdl, r1 - gtdl), jnp.dot(gtdl, gtdl)]
+        )
+        definite = jnp.all((curvatures > 0) | (norms == 0))
         finite = jnp.isfinite(rnorm) & jnp.all(jnp.isfinite(z))
         result = lx.RESULTS.where(
-            rnorm <= tol, lx.RESULTS.successful, lx.RESULTS.max_steps_reached
+            (rnorm <= tol) | (cg_result == lx.RESULTS.successful),
+            lx.RESULTS.successful,
+            lx.RESULTS.max_steps_reached,
         )
-        result = lx.RESULTS.where(finite, result, lx.RESULTS.breakdown)
+        result = lx.RESULTS.where(finite & definite, result, lx.RESULTS.breakdown)
         stats = {
             "num_steps": steps,
             "max_steps": self.max_steps,

@@ -86,8 +86,13 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
         """The sketch size `b` for a system of size `size`."""
 
     @abc.abstractmethod
-    def _draw(self, key, size: int, dtype, perm: Array):
-        """A random sketch, in the form `_apply_t` and `_project` understand."""
+    def _draw(self, words: Array, step: Array, size: int, dtype, perm):
+        """The random sketch of step `step`, in the form `_apply_t` and `_project`
+        understand, drawn from the key words `words` (see `_random_bits`)."""
+
+    def _partition(self, key, size: int):
+        """A random partition of the rows (block sketches), else `None`."""
+        return None
 
     def _project(self, sketch, v: Array) -> Array:
         """`S^T v`."""
@@ -127,6 +132,7 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
         key = options.get("key", None)
         if key is None:
             key = jr.key(self.seed)
+        words = _key_words(key)
         y0 = options.get("y0", None)
         z = z_flat0.astype(dtype) if y0 is None else jfu.ravel_pytree(y0)[0]
         z = z.astype(dtype)
@@ -141,15 +147,10 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
             if self.uses_full_products:
                 check_every = 4
         max_steps = self.max_steps
-        key, perm_key = jr.split(key)
-        perm = jr.permutation(perm_key, size)
-        n_blocks = math.ceil(size / block)
-        perm = jnp.concatenate([perm, perm[: n_blocks * block - size]])
+        perm = self._partition(key, size)
 
-        def sketch_step(_, carry):
-            z, key = carry
-            key, sub = jr.split(key)
-            sketch = self._draw(sub, size, dtype, perm)
+        def sketch_step(i, z):
+            sketch = self._draw(words, i, size, dtype, perm)
             w = self._apply_t(operator, matrix, sketch, size, dtype, ravel)
             sr = w.T @ z - self._project(sketch, b)
             gram = w.T @ w
@@ -159,7 +160,7 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
                 coef = jnp.where(g > 0, sr / safe, jnp.zeros_like(sr))
             else:
                 coef = jnp.linalg.pinv(gram, hermitian=True) @ sr
-            return z - w @ coef, key
+            return z - w @ coef
 
         subspace = options.get("subspace", None)
         if subspace is not None:
@@ -175,31 +176,33 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
             # The recycled sketch S = V^T: W = K^T V^T, and `project` is the
             # sketch-and-project step onto {z : V K z = V b}.
             w_rec = jax.vmap(ravel.transpose_mv)(subspace).T  # (size, p)
-            vb = subspace @ b
-            gram_rec = jnp.linalg.pinv(w_rec.T @ w_rec, hermitian=True)
+            q_rec, y_rec = _orthonormalise(w_rec, subspace @ b)
 
         def project(z):
             if subspace is None:
                 return z
-            out = z - w_rec @ (gram_rec @ (w_rec.T @ z - vb))
+            # z - W (W^T W)^+ (W^T z - V b) = z - Q (Q^T z - y), with W = Q R
+            # and y = R^{-T} V b.
+            out = z - q_rec @ (q_rec.T @ z - y_rec)
             return jnp.where(jnp.all(jnp.isfinite(out)), out, z)
 
-        def residual_norm(z):
-            return jnp.linalg.norm(ravel.mv(z) - b)
-
         def cond_fun(carry):
-            _, _, steps, rnorm = carry
-            return (rnorm > tol) & (steps < max_steps) & jnp.isfinite(rnorm)
+            _, steps, rnorm, first = carry
+            more = (rnorm > tol) & (steps < max_steps) & jnp.isfinite(rnorm)
+            return first | more
 
+        # One loop body: `check_every` sketch steps (none on the first pass), the
+        # recycled projection and a residual check, so each is traced once.
         def body_fun(carry):
-            z, key, steps, _ = carry
-            z, key = lax.fori_loop(0, check_every, sketch_step, (z, key))
+            z, steps, _, first = carry
+            count = jnp.where(first, 0, check_every)
+            z = lax.fori_loop(steps, steps + count, sketch_step, z)
             z = project(z)
-            return z, key, steps + check_every, residual_norm(z)
+            rnorm = jnp.linalg.norm(ravel.mv(z) - b)
+            return z, steps + count, rnorm, jnp.array(False)
 
-        z = project(z)
-        carry = (z, key, jnp.array(0), residual_norm(z))
-        z, _, steps, rnorm = lax.while_loop(cond_fun, body_fun, carry)
+        carry = (z, jnp.array(0), jnp.zeros((), dtype), jnp.array(True))
+        z, steps, rnorm, _ = lax.while_loop(cond_fun, body_fun, carry)
         result = lx.RESULTS.where(
             rnorm <= tol, lx.RESULTS.successful, lx.RESULTS.max_steps_reached
         )
@@ -220,6 +223,93 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
 
     def assume_full_rank(self) -> bool:
         return False
+
+
+def _orthonormalise(w: Array, rhs: Array) -> tuple[Array, Array]:
+    """Modified Gram-Schmidt `W = Q R` of the few columns of `W`, and `R^{-T} rhs`.
+
+    A column that is (numerically) in the span of the previous ones is dropped (its
+    column of `Q` and entry of the result are zero), as a pseudo-inverse would drop
+    it. Written out for the `p` (static, small) recycled directions: cheaper to
+    compile than a pseudo-inverse's eigendecomposition."""
+    p = w.shape[1]
+    eps = jnp.finfo(w.dtype).eps
+    qs, ys = [], []
+    for k in range(p):
+        v = w[:, k]
+        coef = []
+        for q in qs:
+            r = jnp.dot(q, v)
+            v = v - r * q
+            coef.append(r)
+        r_kk = jnp.linalg.norm(v)
+        keep = r_kk > 1e3 * eps * jnp.linalg.norm(w[:, k])
+        safe = jnp.where(keep, r_kk, 1)
+        qs.append(jnp.where(keep, v / safe, 0))
+        y = rhs[k] - sum((c * yj for c, yj in zip(coef, ys)), jnp.zeros((), w.dtype))
+        ys.append(jnp.where(keep, y / safe, 0))
+    return jnp.stack(qs, axis=1), jnp.stack(ys)
+
+
+def _key_words(key) -> Array:
+    """The words of a `jax.random` key (typed, or raw key data) as a flat `uint32`
+    array."""
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        key = jr.key_data(key)
+    return jnp.ravel(jnp.asarray(key)).astype(jnp.uint32)
+
+
+def _as_typed_key(key):
+    """`key` as a typed `jax.random` key (raw data of the default implementation is
+    wrapped; other raw words are hashed into one)."""
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        return key
+    words = _key_words(key)
+    if words.shape == (2,):
+        return jr.wrap_key_data(words)
+    return jr.key(_mix(_fold(words, jnp.uint32(0))))
+
+
+def _mix(x: Array) -> Array:
+    """A 32-bit integer finaliser (Wellons' `lowbias32`): a bijection of `uint32`
+    that spreads every input bit over the output."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _fold(words: Array, counter: Array) -> Array:
+    h = jnp.uint32(0x9E3779B9)
+    for k in range(words.shape[0]):
+        h = _mix(h ^ words[k])
+    return _mix(h ^ jnp.asarray(counter).astype(jnp.uint32))
+
+
+def _random_bits(words: Array, counter: Array, shape) -> Array:
+    """Counter-based random `uint32`s: a hash of the key words, the step counter
+    and the position. The sketches draw a few indices per step; a hash costs a few
+    integer operations where a threefry draw compiles to hundreds."""
+    h = _fold(words, counter)
+    count = math.prod(shape)
+    lanes = jnp.arange(count, dtype=jnp.uint32) * jnp.uint32(0x85EBCA6B)
+    return _mix(_mix(h ^ lanes) + jnp.uint32(0x27D4EB2F)).reshape(shape)
+
+
+def _random_index(words: Array, counter: Array, size: int, count: int) -> Array:
+    """`count` indices in `[0, size)`, uniform up to a bias of `size / 2^32`."""
+    bits = _random_bits(words, counter, (count,))
+    return (bits % jnp.uint32(size)).astype(jnp.int32)
+
+
+def _random_normal(words: Array, counter: Array, shape, dtype) -> Array:
+    """Standard normals by Box-Muller from two hashed uniforms per entry."""
+    bits = _random_bits(words, counter, (2, *shape))
+    scale = 2.0**-32
+    u1 = (bits[0].astype(dtype) + 0.5) * scale
+    u2 = (bits[1].astype(dtype) + 0.5) * scale
+    return jnp.sqrt(-2 * jnp.log(u1)) * jnp.cos(2 * jnp.pi * u2)
 
 
 class _Ravel(eqx.Module):
@@ -254,8 +344,8 @@ class RowSketch(AbstractSketchSolver):
     def _block(self, size):
         return 1
 
-    def _draw(self, key, size, dtype, perm):
-        return jr.randint(key, (1,), 0, size)
+    def _draw(self, words, step, size, dtype, perm):
+        return _random_index(words, step, size, 1)
 
 
 RowSketch.__init__.__doc__ = f"""**Arguments:**
@@ -293,10 +383,16 @@ class BlockSketch(AbstractSketchSolver):
     def _block(self, size):
         return min(self.block_size, size)
 
-    def _draw(self, key, size, dtype, perm):
+    def _partition(self, key, size):
         block = self._block(size)
         n_blocks = math.ceil(size / block)
-        j = jr.randint(key, (), 0, n_blocks)
+        perm = jr.permutation(_as_typed_key(key), size)
+        return jnp.concatenate([perm, perm[: n_blocks * block - size]])
+
+    def _draw(self, words, step, size, dtype, perm):
+        block = self._block(size)
+        n_blocks = math.ceil(size / block)
+        j = _random_index(words, step, n_blocks, 1)[0]
         return lax.dynamic_slice(perm, (j * block,), (block,))
 
 
@@ -334,8 +430,8 @@ class GaussianSketch(AbstractSketchSolver):
     def _block(self, size):
         return min(self.block_size, size)
 
-    def _draw(self, key, size, dtype, perm):
-        return jr.normal(key, (size, self._block(size)), dtype)
+    def _draw(self, words, step, size, dtype, perm):
+        return _random_normal(words, step, (size, self._block(size)), dtype)
 
     def _project(self, sketch, v):
         return sketch.T @ v
