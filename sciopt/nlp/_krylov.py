@@ -172,9 +172,10 @@ class SchurComplementCG(lx.AbstractLinearSolver):
         # The Schur residual, and necessary conditions for B (hence the Schur
         # complement) to be positive definite: v^T B^{-1} v > 0 for the vectors
         # B^{-1} was applied to. CG on an indefinite B gives no usable answer.
-        rnorm = jnp.linalg.norm(g_mv(b_solve(gtdl)) - rhs)
+        w2 = b_solve(gtdl)
+        rnorm = jnp.linalg.norm(g_mv(w2) - rhs)
         curvatures = jnp.stack(
-            [jnp.dot(r1, w1), jnp.dot(r1 - gtdl, dx), jnp.dot(gtdl, b_solve(gtdl))]
+            [jnp.dot(r1, w1), jnp.dot(r1 - gtdl, dx), jnp.dot(gtdl, w2)]
         )
         norms = jnp.stack(
             [jnp.dot(r1, r1), jnp.dot(r1 - gtdl, r1 - gtdl), jnp.dot(gtdl, gtdl)]
