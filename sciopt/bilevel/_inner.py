@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from .. import _proximal_gradient as proximal_gradient
+
 
 def _sq(v):
     return jnp.sum(jnp.square(v))
@@ -24,7 +26,8 @@ def fista(
     max_steps: int,
     tol: float,
 ) -> tuple[Array, Array]:
-    """Minimise a smooth convex `phi` over a set with FISTA (Beck and Teboulle 2009).
+    """Minimise a smooth convex `phi` over a set with FISTA (Beck and Teboulle 2009),
+    by the library's one proximal-gradient routine (`sciopt._proximal_gradient`).
 
     The Lipschitz constant is found by backtracking on the gradient difference
     (`||grad(p) - grad(v)|| <= L ||p - v||`) and the momentum is restarted by the
@@ -33,43 +36,14 @@ def fista(
 
     **Returns:** the point and the norm of its last gradient mapping.
     """
-    dtype = w0.dtype
-    tol = max(tol, 1e3 * float(jnp.finfo(dtype).eps))
-    grad = jax.grad(phi)
-    w0 = project(w0)
-
-    def cond(carry):
-        *_, k, res = carry
-        return (k < max_steps) & (res > tol)
-
-    def body(carry):
-        w, v, t, lip, k, _ = carry
-        gv = grad(v)
-
-        def bt_cond(s):
-            _, _, ok, j = s
-            return jnp.invert(ok) & (j < 60)
-
-        def bt_body(s):
-            lip, _, _, j = s
-            lip = jnp.where(j > 0, 2 * lip, lip)
-            p = project(v - gv / lip)
-            d = jnp.sqrt(_sq(p - v))
-            ok = jnp.sqrt(_sq(grad(p) - gv)) <= lip * d
-            return lip, p, ok, j + 1
-
-        init = (lip, v, jnp.array(False), jnp.array(0))
-        lip, p, _, _ = jax.lax.while_loop(bt_cond, bt_body, init)
-        res = lip * jnp.sqrt(_sq(p - v))
-        t_new = (1 + jnp.sqrt(1 + 4 * t * t)) / 2
-        restart = jnp.vdot(v - p, p - w) > 0
-        v_new = jnp.where(restart, p, p + ((t - 1) / t_new) * (p - w))
-        t_new = jnp.where(restart, jnp.ones_like(t), t_new)
-        return p, v_new, t_new, 0.9 * lip, k + 1, res
-
-    one = jnp.ones((), dtype)
-    carry = (w0, w0, one, one, jnp.array(0), jnp.array(jnp.inf, dtype))
-    w, _, _, _, _, res = jax.lax.while_loop(cond, body, carry)
+    tol = max(tol, 1e3 * float(jnp.finfo(w0.dtype).eps))
+    w, res, _ = proximal_gradient.fista(
+        jax.grad(phi),
+        lambda z, step: project(z),
+        project(w0),
+        max_steps=max_steps,
+        tol=tol,
+    )
     return w, res
 
 
