@@ -225,7 +225,7 @@ def hc_small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **
     import jax.random as jr
     from sciopt import pde as sp
 
-    problem = sp.hc_problem(pde)
+    problem = sp.PDEFamily.preset(pde)
     basis = sp.BasisNetwork(
         num_basis,
         problem.num_sensors,
@@ -431,13 +431,6 @@ def _prox_case(kind):
     return make
 
 
-_SCHUR = (
-    "nlp bug (not in this suite's files): on this 3-variable, 2-constraint problem "
-    "(Lagrangian Hessian indefinite off the constraints' null space) the "
-    "Schur-complement CG inner solve stops with 'An inner (linear or subproblem) "
-    "solve did not reach its accuracy' (EquinoxRuntimeError) though the problem "
-    "solves with LU and the sketches"
-)
 _NO_ARGS = "the problem takes no `args`: its data are problem fields (grad_data)"
 _NO_DATA = "the problem holds callables only: its data enter through `args`"
 _PDE_FLUX = (
@@ -479,11 +472,6 @@ CONFORMANCE = [
         "nlp.AdaSketchNewton(SchurComplementCG)",
         _nlp_case(lambda: sciopt.nlp.SchurComplementCG(), materialise=False),
         skip={"grad_data": _NO_DATA},
-        xfail={
-            c: _SCHUR
-            for c in ("jit", "vmap", "grad_args", "float32", "no_recompile")
-            + ("optimality",)
-        },
     ),
     Conformance(
         "relu.ADMM",
