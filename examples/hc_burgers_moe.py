@@ -27,7 +27,7 @@ def test_errors(model, instances, references, key):
 
     def one(p, k, ref):
         sol = model.solve(p, k)
-        return pde.relative_l2(model.predict(p, sol.weights), ref), sol
+        return pde.relative_l2(model.predict(p, sol.value), ref), sol
 
     return eqx.filter_jit(jax.vmap(one))(instances, keys, references)
 

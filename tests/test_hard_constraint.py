@@ -127,11 +127,11 @@ def test_affine_solve_is_exact_least_squares(getkey):
     rows0 = jax.tree.map(lambda a: a[0], rows)
     r = _residual(layer, rows0, layer._parameters(p, {}))
 
-    n = sol.weights.shape[-1]
+    n = sol.value.shape[-1]
     a = np.asarray(jax.jacfwd(r)(jnp.zeros(n)))
     b = -np.asarray(r(jnp.zeros(n)))
     expected = np.linalg.lstsq(a, b, rcond=None)[0]
-    np.testing.assert_allclose(sol.weights[0], expected, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sol.value[0], expected, rtol=1e-8, atol=1e-10)
     assert int(sol.result._value[0]) == 0
     assert float(sol.stats["gradient_norm"][0]) < 1e-10
 
@@ -154,13 +154,13 @@ def test_levenberg_marquardt_reaches_stationarity(getkey):
     jac = jax.jacfwd(fn)
     oracle = scipy.optimize.least_squares(
         r,
-        np.asarray(sol.weights[0]) + 0.05,
+        np.asarray(sol.value[0]) + 0.05,
         jac=lambda w: np.asarray(jac(jnp.asarray(w))),
         xtol=1e-15,
         ftol=1e-15,
         gtol=1e-15,
     )
-    np.testing.assert_allclose(sol.weights[0], oracle.x, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(sol.value[0], oracle.x, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(
         float(sol.stats["residual_norm"][0]), np.linalg.norm(oracle.fun), rtol=1e-8
     )
@@ -184,7 +184,7 @@ def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
             model.basis.mlp.layers[-1].weight + eps * direction,
         )
         sol = model.solve(p, key)
-        return jnp.sum(sol.weights[0] * weights_out)
+        return jnp.sum(sol.value[0] * weights_out)
 
     grad = eqx.filter_jit(lambda e, m: jax.grad(f)(e, m))
     f = eqx.filter_jit(f)
@@ -212,8 +212,8 @@ def test_float32_solve_runs(getkey):
     layer = sp.HardConstraintLayer(problem, basis, grid=(8, 16), num_points=48)
     p = problem.sample(getkey(), 1, jnp.float32)[0]
     sol = layer.solve(p, getkey())
-    assert sol.weights.dtype == jnp.float32
-    assert jnp.all(jnp.isfinite(sol.weights))
+    assert sol.value.dtype == jnp.float32
+    assert jnp.all(jnp.isfinite(sol.value))
     assert int(sol.result._value[0]) == 0
 
 
@@ -281,15 +281,15 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
     assert jnp.all(rows.pde_t[0] <= t[3]) and jnp.all(rows.pde_x[0] <= x[7])
     assert jnp.all(rows.pde_t[3] >= t[4]) and jnp.all(rows.pde_x[3] >= x[8])
     sol = moe.solve(p, key)
-    assert sol.weights.shape == (4, 6)
-    u = moe.predict(p, sol.weights)
+    assert sol.value.shape == (4, 6)
+    u = moe.predict(p, sol.value)
     b = jax.vmap(
         lambda ti: jax.vmap(lambda xi: moe.basis(ti, xi, problem.sensors(p)))(x)
     )(t)
-    np.testing.assert_allclose(u[:4, :8], b[:4, :8] @ sol.weights[0], rtol=1e-12)
-    np.testing.assert_allclose(u[4:, 8:], b[4:, 8:] @ sol.weights[3], rtol=1e-12)
-    assert float(moe.interface_penalty(p, sol.weights)) > 0
-    same = jnp.broadcast_to(sol.weights[:1], sol.weights.shape)
+    np.testing.assert_allclose(u[:4, :8], b[:4, :8] @ sol.value[0], rtol=1e-12)
+    np.testing.assert_allclose(u[4:, 8:], b[4:, 8:] @ sol.value[3], rtol=1e-12)
+    assert float(moe.interface_penalty(p, sol.value)) > 0
+    same = jnp.broadcast_to(sol.value[:1], sol.value.shape)
     assert float(moe.interface_penalty(p, same)) < 1e-24
 
 
@@ -301,7 +301,7 @@ def test_moe_overlap_extends_sampling(getkey):
     # Expert 1 owns x[4:8]; with half-block overlap it samples in x[2:10].
     assert float(jnp.min(rows.pde_x[1])) < float(x[4])
     assert float(jnp.max(rows.pde_x[1])) <= float(x[9]) + 1e-12
-    assert jnp.all(jnp.isfinite(moe.solve(p, getkey()).weights))
+    assert jnp.all(jnp.isfinite(moe.solve(p, getkey()).value))
 
 
 def test_sharded_experts_equal_unsharded():
@@ -326,7 +326,7 @@ def test_sharded_experts_equal_unsharded():
 
         f = eqx.filter_jit(eqx.filter_value_and_grad(loss))
         (la, ga), (lb, gb) = f(plain), f(sharded)
-        w = eqx.filter_jit(lambda m: m.solve(p[0], jr.key(2)).weights)(sharded)
+        w = eqx.filter_jit(lambda m: m.solve(p[0], jr.key(2)).value)(sharded)
         assert len(w.sharding.device_set) == 4, w.sharding
         diff = max(float(jnp.max(jnp.abs(a - b)))
                    for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)))
@@ -369,7 +369,7 @@ def _test_errors(model, instances, references, key):
     keys = jr.split(key, instances.shape[0])
 
     def one(p, k, ref):
-        return sp.relative_l2(model.predict(p, model.solve(p, k).weights), ref)
+        return sp.relative_l2(model.predict(p, model.solve(p, k).value), ref)
 
     return eqx.filter_jit(jax.vmap(one))(instances, keys, references)
 

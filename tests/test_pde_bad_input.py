@@ -32,7 +32,7 @@ def test_hc_instance_of_wrong_length_is_rejected(kind):
             layer.solve(bad, jr.key(1))
         with pytest.raises(ValueError, match="`instance`"):
             layer(bad, jr.key(1))
-    weights = layer.solve(good, jr.key(1)).weights
+    weights = layer.solve(good, jr.key(1)).value
     with pytest.raises(ValueError, match=f"length {n - 1}"):
         layer.predict(good[:-1], weights)
 
@@ -71,11 +71,11 @@ def test_hc_solve_compiles_once():
     problem, layer = hc_small_layer("burgers")
     p = problem.sample(jr.key(0), 2)
     t0 = time.perf_counter()
-    first = jax.block_until_ready(layer.solve(p[0], jr.key(1)).weights)
+    first = jax.block_until_ready(layer.solve(p[0], jr.key(1)).value)
     t_first = time.perf_counter() - t0
     with _count_compilations() as count:
         t0 = time.perf_counter()
-        second = jax.block_until_ready(layer.solve(p[1], jr.key(2)).weights)
+        second = jax.block_until_ready(layer.solve(p[1], jr.key(2)).value)
         t_second = time.perf_counter() - t0
     assert count[0] == 0
     assert t_second < 0.25 * t_first

@@ -72,7 +72,7 @@ def test_hard_constraint_layers_solve_a_formula_pde(kind):
         chunk_size=40,
     )
     model = res.model
-    w = model.solve(None, jr.key(1)).weights
+    w = model.solve(None, jr.key(1)).value
     t, x = model.coordinates()
     T, X = jnp.meshgrid(t, x, indexing="ij")
     u = model.predict(None, w)
@@ -143,9 +143,9 @@ def test_gradient_wrt_nu_through_the_layer_matches_finite_differences(name):
     assert abs(g) > 1e-3
     assert abs(g - g_fd) <= 1e-6 * abs(g_fd) + 1e-9
     # A new value of nu reuses the compiled solve.
-    first = layer.solve(p, key, {"nu": 0.07}).weights
+    first = layer.solve(p, key, {"nu": 0.07}).value
     with _count_compilations() as count:
-        second = layer.solve(p, key, {"nu": 0.08}).weights
+        second = layer.solve(p, key, {"nu": 0.08}).value
     assert count[0] == 0
     assert not np.allclose(first, second)
 

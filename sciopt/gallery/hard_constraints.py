@@ -105,7 +105,7 @@ def _test_errors(model, instances, references, key):
 
     def one(p, k, ref):
         sol = model.solve(p, k)
-        return relative_l2(model.predict(p, sol.weights), ref), sol
+        return relative_l2(model.predict(p, sol.value), ref), sol
 
     return jax.vmap(one)(instances, keys, jnp.asarray(references, dtype))
 
@@ -162,7 +162,7 @@ def run(spec, *, quick: bool, out_dir: Path) -> list[GalleryRow]:
                 ),
             )
         )
-        u = res.model.predict(test[0], jax.tree.map(lambda a: a[0], sol.weights))
+        u = res.model.predict(test[0], jax.tree.map(lambda a: a[0], sol.value))
         panels.append((f"{name} ({100 * err[0]:.1f}%)", np.asarray(u)))
     fig = f"{spec.name}.png"
     t, x = problem.grid(*grid)

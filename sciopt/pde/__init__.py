@@ -13,7 +13,6 @@ from ._family import PDEFamily as PDEFamily
 from ._hc_basis import BasisNetwork as BasisNetwork
 from ._hc_layer import (
     HardConstraintLayer as HardConstraintLayer,
-    HCSolution as HCSolution,
     MoEHardConstraint as MoEHardConstraint,
 )
 from ._hc_train import hc_loss as hc_loss, SoftConstraintModel as SoftConstraintModel

@@ -13,7 +13,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._solution import RESULTS
+from .._solution import Solution
 from ._family import PDEFamily
 from ._hc_basis import basis_terms, BasisNetwork
 from ._hc_solve import ConstraintRows, letters, METHODS, named, solve_weights
@@ -41,24 +41,6 @@ _CITE = r"""
         }
         ```
 """
-
-
-class HCSolution(eqx.Module):
-    """The weights found for one instance.
-
-    **Attributes:**
-
-    - `weights`: shape `(K, N)`: one weight vector per expert (`K = 1` for PI-HC).
-    - `result`: a `sciopt.RESULTS` per expert (non-finite basis outputs give
-      `nonfinite_model`; an unconverged solve `steps_exhausted`).
-    - `stats`: per expert: `residual_norm` (2-norm of the residual rows),
-      `gradient_norm` (max-norm of `J^T r`, the stationarity residual) and
-      `num_steps`.
-    """
-
-    weights: Float[Array, "K N"]
-    result: RESULTS
-    stats: dict[str, Array]
 
 
 def as_family(problem) -> PDEFamily:
@@ -435,7 +417,7 @@ class MoEHardConstraint(eqx.Module):
         instance: Float[Array, " p"] | None,
         key: PRNGKeyArray,
         args: dict | None = None,
-    ) -> HCSolution:
+    ) -> Solution:
         """Solve for the weights of every expert, for one instance.
 
         **Arguments:**
@@ -449,7 +431,12 @@ class MoEHardConstraint(eqx.Module):
 
         **Returns:**
 
-        An `HCSolution`. Gradients reach the basis network and `args` by the
+        A `sciopt.Solution` whose `value` has shape `(K, N)`: one weight vector per
+        expert (`K = 1` for PI-HC); `result` holds one `sciopt.RESULTS` code per expert
+        (non-finite basis outputs give `nonfinite_model`, an unconverged solve
+        `steps_exhausted`); `stats` per expert: `residual_norm` (2-norm of the residual
+        rows), `gradient_norm` (max-norm of `J^T r`, the stationarity residual) and
+        `num_steps`. Gradients reach the basis network and `args` by the
         implicit function theorem on each expert's stationarity condition `J^T r =
         0` (or through the iterations with
         `adjoint=optx.RecursiveCheckpointAdjoint()`).
@@ -467,7 +454,7 @@ class MoEHardConstraint(eqx.Module):
         instance = self._instance(instance)
         return _solve_jit(self, instance, key, self._overrides(args))
 
-    def _solve(self, instance, key, args) -> HCSolution:
+    def _solve(self, instance, key, args) -> Solution:
         rows = self.constraint_rows(instance, key, args)
         a = self._parameters(instance, args)
 
@@ -488,7 +475,7 @@ class MoEHardConstraint(eqx.Module):
 
         omega, result, stats = jax.vmap(one_expert)(rows)
         omega, result, stats = self._shard((omega, result, stats))
-        return HCSolution(omega, result, stats)
+        return Solution(value=omega, result=result, stats=stats, state=None)
 
     # -- evaluation ------------------------------------------------------------
     def _assemble(self, instance, weights, t, x, it, ix, names, args):
@@ -559,7 +546,7 @@ class MoEHardConstraint(eqx.Module):
         args: dict | None = None,
     ) -> Float[Array, "nt nx"]:
         """Solve for the weights and return the solution on the grid."""
-        weights = self.solve(instance, key, args).weights
+        weights = self.solve(instance, key, args).value
         return self.predict(instance, weights, args=args)
 
     def interface_penalty(

@@ -7,10 +7,10 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._solution import RESULTS
+from .._solution import RESULTS, Solution
 from ._family import PDEFamily
 from ._hc_basis import BasisNetwork
-from ._hc_layer import HCSolution, MoEHardConstraint
+from ._hc_layer import MoEHardConstraint
 from ._hc_solve import boundary_rows, pde_rows
 from ._pde import PDE
 
@@ -61,8 +61,8 @@ class SoftConstraintModel(MoEHardConstraint):
         n = basis.num_basis
         self.head = jr.normal(key, (n,), dtype) / jnp.sqrt(jnp.asarray(n, dtype))
 
-    def solve(self, instance, key: PRNGKeyArray, args=None) -> HCSolution:
-        """The shared weight vector (no solve), in the layers' `HCSolution` form."""
+    def solve(self, instance, key: PRNGKeyArray, args=None) -> Solution:
+        """The shared weight vector (no solve), as the layers' `sciopt.Solution`."""
         self._instance(instance)
         self._overrides(args)
         zero = jnp.zeros((1,), self.head.dtype)
@@ -72,7 +72,7 @@ class SoftConstraintModel(MoEHardConstraint):
             "num_steps": jnp.zeros((1,), int),
         }
         result = jax.vmap(lambda _: RESULTS.successful)(zero)
-        return HCSolution(self.head[None], result, stats)
+        return Solution(value=self.head[None], result=result, stats=stats, state=None)
 
 
 def hc_loss(
@@ -138,7 +138,7 @@ def hc_loss(
     def one(p, k, ref):
         a = model._parameters(p, args)
         k_solve, k_t, k_x = jr.split(k, 3)
-        w = model.solve(p, k_solve, args).weights
+        w = model.solve(p, k_solve, args).value
         it = jr.randint(k_t, (num_points,), 0, nt)
         ix = jr.randint(k_x, (num_points,), 0, nx)
         v = model.values(p, w, it, ix, names, args)
