@@ -233,7 +233,10 @@ def _orthonormalise(w: Array, rhs: Array) -> tuple[Array, Array]:
     it. Written out for the `p` (static, small) recycled directions: cheaper to
     compile than a pseudo-inverse's eigendecomposition."""
     p = w.shape[1]
-    eps = jnp.finfo(w.dtype).eps
+    # The cut-off of `jnp.linalg.pinv(W^T W, hermitian=True)` (eigenvalues below
+    # 10 p eps times the largest), on singular values.
+    cutoff = math.sqrt(10 * p * float(jnp.finfo(w.dtype).eps))
+    scale = jnp.max(jnp.linalg.norm(w, axis=0))
     qs, ys = [], []
     for k in range(p):
         v = w[:, k]
@@ -243,7 +246,7 @@ def _orthonormalise(w: Array, rhs: Array) -> tuple[Array, Array]:
             v = v - r * q
             coef.append(r)
         r_kk = jnp.linalg.norm(v)
-        keep = r_kk > 1e3 * eps * jnp.linalg.norm(w[:, k])
+        keep = r_kk > cutoff * scale
         safe = jnp.where(keep, r_kk, 1)
         qs.append(jnp.where(keep, v / safe, 0))
         y = rhs[k] - sum((c * yj for c, yj in zip(coef, ys)), jnp.zeros((), w.dtype))
