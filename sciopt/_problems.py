@@ -10,7 +10,10 @@ from typing import Any
 
 #: The families a problem table may name (the `sciopt` subpackages that build and
 #: solve problems from files).
-FAMILIES = ("bilevel", "nlp", "pde", "prox", "relu")
+FAMILIES = ("bilevel", "compose", "nlp", "pde", "prox", "relu")
+
+#: The tasks of the `compose` family (see `sciopt.gallery.compose`).
+COMPOSE_TASKS = ("relu_beta", "nlp_batch", "pnp_weight", "pde_coefficient")
 
 # Keys of a table that hold formulas (strings read by `sciopt.symbolic`, never run as
 # code), and keys that hold declared names, per family.
@@ -159,6 +162,11 @@ def check_spec(spec: ProblemSpec) -> None:
         raise ValueError(
             f"{where}: key `reference` must be a table with a `source`, got "
             f"{reference!r}."
+        )
+    if spec.family == "compose" and spec.data.get("task") not in COMPOSE_TASKS:
+        raise ValueError(
+            f"{where}: key `task` must be one of {', '.join(COMPOSE_TASKS)}, got "
+            f"{spec.data.get('task')!r}."
         )
     for key in _NAME_KEYS.get(spec.family, ()):
         names = spec.data.get(key, [])
