@@ -52,9 +52,11 @@ solvers = {
     "exact (LU)": sciopt.nlp.AdaSketchNewton(linear_solver=lx.LU()),
 }
 for name, s in solvers.items():
-    sol = sciopt.solve(hs077, s, jnp.full(5, 2.0))
+    # SaveAt records per-step statistics (entry 0 is the start).
+    saveat = sciopt.SaveAt(fn=sciopt.nlp.step_stats)
+    sol = sciopt.solve(hs077, s, jnp.full(5, 2.0), saveat=saveat)
     steps = int(sol.stats["num_steps"])
-    sketch = np.asarray(sol.stats["sketch_steps"])[:steps]
+    sketch = np.asarray(sol.history["sketch_steps"])[1 : steps + 1]
     print(
         f"{name:24s} f = {float(hs077.objective(sol.value, None)):.8f} "
         f"Newton steps = {steps:2d}  median sketch steps/step = {np.median(sketch):.0f}"
