@@ -54,6 +54,11 @@ class ProblemSpec:
                 f"Problem {self.name!r}: unknown family {self.family!r}; the families "
                 f"are {', '.join(FAMILIES)}."
             )
+        if self.family == "compose":
+            raise ValueError(
+                f"Problem {self.name!r}: family 'compose' cannot build problems from "
+                "files: its tables name a `task` run by `sciopt.gallery.compose`."
+            )
         module = importlib.import_module(f"sciopt.{self.family}")
         if not hasattr(module, "from_spec"):
             raise ValueError(
