@@ -50,6 +50,7 @@ class _ADMMState(eqx.Module):
     Mz: Array
     My: Array
     certified: Array
+    linear_steps: Array
     data_result: RESULTS
 
 
@@ -94,8 +95,9 @@ class ADMM(AbstractSolver):
     (its prox: closed form for squared and hinge losses, a safeguarded scalar solve for
     cross-entropy and the robust hinge). Every split has the same penalty rho, so the
     u-step matrix A = I + G^T G + L^T L does not depend on rho: it is factored once
-    (`linear_solver`: dense (2dP)^2 Cholesky, the n x n Woodbury core, or
-    block-preconditioned CG) and every step costs O(n d P + (dP)^2) or O(n d P + n^2),
+    (`linear_solver`: dense (2dP)^2 Cholesky, the n x n Woodbury core,
+    block-preconditioned CG, or sketched once for matrix-free Nystrom-PCG) and
+    every step costs O(n d P + (dP)^2), O(n d P + n^2) or a few O(n d P) products,
     and residual balancing of rho is free. The dual step is gamma * rho. Each step
     carries M^T z and M^T dual (M the stacked split maps), so one product with the
     pattern-weighted data gives the next right-hand side and both residuals.
@@ -116,9 +118,28 @@ class ADMM(AbstractSolver):
       other.
     - `v_weight`, `loss_weight`: penalty weights of the splits u = v and p = L u
       relative to the cone split (`v_weight=None`: the mean squared column norm of X).
-    - `linear_solver`: `"auto"`, `"dense"`, `"woodbury"`, `"cg"` or `"kron"`
-      (adversarial problems).
-    - `cg_rtol`, `cg_max_steps`: the inner CG solve (`linear_solver="cg"`).
+    - `linear_solver`: `"auto"`, `"dense"`, `"woodbury"`, `"cg"`, `"nystrom"` or
+      `"kron"` (adversarial problems). `"auto"` factors the smaller of the
+      (2dP)^2 system and the n x n Woodbury core, side m = min(n, 2dP), unless
+      m > 512 and m^2 > n d P / 2, where it goes matrix-free (`"nystrom"`: a
+      factored step costs about m^2, a matrix-free one a few O(ndP) products);
+      adversarial problems take `"kron"`.
+    - `cg_rtol`, `cg_max_steps`: the inner CG solve (`linear_solver="cg"`; for
+      `"nystrom"`, `cg_rtol` is the floor of the schedule below, raised to
+      `10 eps` of the precision).
+    - `nystrom_rank`, `nystrom_max_rank`, `inexact_c` (`linear_solver="nystrom"`):
+      the u-step is solved matrix-free by CG on the block-diagonally scaled system
+      `(I + K) z = B^{-1/2} rhs` (`B = w I + I (x) X^T X`, `K` the loss map's part,
+      applied by products with `X` and the patterns: O(ndP) per product, nothing
+      n x n or (2dP)^2 formed), preconditioned by a randomized Nystrom
+      approximation of `K` (`sciopt.NystromPCG`, Frangella, Tropp & Udell 2023)
+      sketched once in `init` (the system does not depend on rho, so residual
+      balancing never re-sketches): a fixed `nystrom_rank` or the adaptive rank up
+      to `nystrom_max_rank`. Each solve is warm-started at the previous `u` and
+      inexact, to `max|r| <= rtol_k max|b|` with the summable schedule
+      `rtol_k = max(cg_rtol, inexact_c / k^1.5)` of NysADMM (Zhao, Frangella &
+      Udell 2022), at most `cg_max_steps` iterations. The stopping tests
+      (residuals, duality gap) are the same as for the factored paths.
     - `verbose`: `True` prints, every step, the step number, the primal and dual
       residuals and rho; or a callable taking them as keyword arguments `name=(label,
       value)` (see `sciopt.verbose_printer`).
@@ -147,7 +168,9 @@ class ADMM(AbstractSolver):
 
     `Solution.value` is a `ConvexReLUVariables`; `value.v` (or `value.weights`) is the
     convex solution. `Solution.stats` holds `objective` (the convex objective at `v`),
-    `cone_violation`, `primal_residual`, `dual_residual` and `rho`; for
+    `cone_violation`, `primal_residual`, `dual_residual`, `rho` and
+    `linear_solver_steps` (inner CG iterations in all; `nystrom_rank`, the sketch
+    size, with `"nystrom"`); for
     `ConvexReLUProblem` also `lower_bound` (a certified lower bound on the optimum)
     and `duality_gap` (`objective - lower_bound`).
 
@@ -223,6 +246,9 @@ class ADMM(AbstractSolver):
     linear_solver: str = eqx.field(static=True, default="auto")
     cg_rtol: float = 1e-10
     cg_max_steps: int = eqx.field(static=True, default=200)
+    nystrom_rank: int | None = eqx.field(static=True, default=None)
+    nystrom_max_rank: int = eqx.field(static=True, default=64)
+    inexact_c: float = 0.1
     gap_rtol: float | None = None
     gap_check_every: int = eqx.field(static=True, default=50)
     verbose: bool | Callable[..., None] = False
@@ -239,6 +265,20 @@ class ADMM(AbstractSolver):
                 f"`gap_check_every` must be >= 1, got {self.gap_check_every!r}."
             )
         _linear.check_method(self.linear_solver)
+        if self.nystrom_rank is not None and (
+            not isinstance(self.nystrom_rank, int) or self.nystrom_rank < 1
+        ):
+            raise ValueError(
+                f"`nystrom_rank` must be a positive int or None, got "
+                f"{self.nystrom_rank!r}."
+            )
+        if not isinstance(self.nystrom_max_rank, int) or self.nystrom_max_rank < 1:
+            raise ValueError(
+                "`nystrom_max_rank` must be a positive int, got "
+                f"{self.nystrom_max_rank!r}."
+            )
+        if not isinstance(self.inexact_c, jax.core.Tracer) and not self.inexact_c > 0:
+            raise ValueError(f"`inexact_c` must be positive, got {self.inexact_c!r}.")
         if not isinstance(self.rho, jax.core.Tracer) and not self.rho > 0:
             raise ValueError(f"`rho` must be positive, got {self.rho!r}.")
         if not isinstance(self.gamma, jax.core.Tracer) and not (0 < self.gamma < 1.618):
@@ -273,9 +313,7 @@ class ADMM(AbstractSolver):
         method = _linear.resolve_method(self.linear_solver, problem)
         dtype = problem.X.dtype
         inf = jnp.array(jnp.inf, dtype)
-        factors = _linear.build(
-            problem, method, self._v_weight(problem), self._loss_weight(problem)
-        )
+        factors = self._build(problem, method)
         Mz, My = _products(problem, factors["w"], factors["wp"], y)
         # data traced under jit are checked here (concrete data by the constructor);
         # a failed factorization of finite data is the linear solver's result
@@ -294,24 +332,50 @@ class ADMM(AbstractSolver):
             Mz=Mz,
             My=My,
             certified=jnp.array(False),
+            linear_steps=jnp.zeros((), jnp.int32),
             data_result=data,
         )
 
-    def _update(self, problem, y: ConvexReLUVariables, method, factors, rho, Mz, My):
-        """One ADMM step; returns the new iterate, the pieces of the residuals and
-        the products `M^T z`, `M^T dual` of the new iterate (see `_products`)."""
+    def _build(self, problem, method):
+        return _linear.build(
+            problem,
+            method,
+            self._v_weight(problem),
+            self._loss_weight(problem),
+            nystrom_rank=self.nystrom_rank,
+            nystrom_max_rank=self.nystrom_max_rank,
+        )
+
+    def _cg_rtol(self, dtype, num_steps):
+        """The inner tolerance at ADMM step `num_steps + 1`: fixed `cg_rtol` for
+        `"cg"`, the summable schedule `max(floor, inexact_c / k^1.5)` (NysADMM)
+        for `"nystrom"`."""
+        floor = max(self.cg_rtol, 10 * float(jnp.finfo(dtype).eps))
+        if num_steps is None:
+            return floor
+        k = (num_steps + 1).astype(dtype)
+        return jnp.maximum(floor, self.inexact_c / k**1.5).astype(dtype)
+
+    def _update(
+        self, problem, y: ConvexReLUVariables, method, factors, rho, Mz, My, k=None
+    ):
+        """One ADMM step; returns the new iterate, the pieces of the residuals,
+        the products `M^T z`, `M^T dual` of the new iterate (see `_products`) and the
+        inner CG iterations of the u-step."""
         adversarial = isinstance(problem, AdversarialReLUProblem)
         constrained = not problem.gated
         X = problem.X
         w, wp = factors["w"], factors["wp"]
         rhs = Mz - My / rho
-        u = _linear.solve(
+        u, linear_steps = _linear.solve(
             problem,
             method,
             factors,
             rhs,
             y.u,
-            cg_rtol=self.cg_rtol,
+            cg_rtol=(
+                self._cg_rtol(X.dtype, k) if method == "nystrom" else self.cg_rtol
+            ),
             cg_max_steps=self.cg_max_steps,
         )
         if constrained:
@@ -374,7 +438,16 @@ class ADMM(AbstractSolver):
         # term w dual_v (and dual_t) stays the size of the forces that cancel
         forces = (w * new.dual_v, new.dual_t) if adversarial else (w * new.dual_v,)
         dual_scale = jnp.maximum(optx.two_norm(new_My), optx.two_norm(forces))
-        return new, primal, dual, primal_scale, dual_scale, new_Mz, new_My
+        return (
+            new,
+            primal,
+            dual,
+            primal_scale,
+            dual_scale,
+            new_Mz,
+            new_My,
+            linear_steps,
+        )
 
     def _v_weight(self, problem):
         """The penalty weight of the split u = v relative to the others (default
@@ -390,8 +463,15 @@ class ADMM(AbstractSolver):
     def step(self, problem, y, args, options, state: _ADMMState):
         method = _linear.resolve_method(self.linear_solver, problem)
         rtol, atol = default_tolerances(problem.X.dtype, self.rtol, self.atol)
-        new, primal, dual, pscale, dscale, Mz, My = self._update(
-            problem, y, method, state.factors, state.rho, state.Mz, state.My
+        new, primal, dual, pscale, dscale, Mz, My, linear_steps = self._update(
+            problem,
+            y,
+            method,
+            state.factors,
+            state.rho,
+            state.Mz,
+            state.My,
+            state.num_steps,
         )
         rho = state.rho
         if self.adaptive_rho:
@@ -434,6 +514,7 @@ class ADMM(AbstractSolver):
             Mz=Mz,
             My=My,
             certified=certified,
+            linear_steps=state.linear_steps + linear_steps.astype(jnp.int32),
             data_result=state.data_result,
         )
         return new, new_state, None
@@ -474,7 +555,10 @@ class ADMM(AbstractSolver):
             "primal_residual": state.primal_residual,
             "dual_residual": state.dual_residual,
             "rho": state.rho,
+            "linear_solver_steps": state.linear_steps,
         }
+        if "rank" in state.factors:
+            stats["nystrom_rank"] = state.factors["rank"]
         if not isinstance(problem, AdversarialReLUProblem):
             objective, bound, _ = dual_bound(problem, y.v, y.dual_s, y.dual_p)
             stats["lower_bound"] = bound
@@ -487,9 +571,7 @@ class ADMM(AbstractSolver):
         method = _linear.resolve_method(
             self.linear_solver, problem, differentiable=True
         )
-        factors = _linear.build(
-            problem, method, self._v_weight(problem), self._loss_weight(problem)
-        )
+        factors = self._build(problem, method)
         rho = jnp.asarray(self.rho, problem.X.dtype)
         Mz, My = _products(problem, factors["w"], factors["wp"], y)
         new = self._update(problem, y, method, factors, rho, Mz, My)[0]
