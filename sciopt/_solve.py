@@ -133,9 +133,7 @@ def _rewrite(root, _, inputs):
 
 
 @eqx.filter_jit
-def _solve_jit(
-    problem, solver, y0, args, options, max_steps, adjoint, meter, saveat, throw
-):
+def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter, saveat):
     inputs = (problem, solver, y0, args, options, max_steps, meter, saveat)
     if isinstance(adjoint, optx.ImplicitAdjoint):
         # optimistix's implicit adjoint appends the while-loop to `inputs`.
@@ -150,10 +148,6 @@ def _solve_jit(
     y, (num_steps, result, dynamic_state, static_state, aux, stats, history) = out
     state = eqx.combine(static_state.value, dynamic_state)
     stats = {"num_steps": num_steps, "max_steps": max_steps, **stats}
-    if throw:
-        # Inside the compiled program (no extra eager compilation); attached to the
-        # value only: states may hold PRNG keys, which host callbacks reject.
-        y = result.error_if(y, result != RESULTS.successful)
     return Solution(
         value=y, result=result, stats=stats, state=state, aux=aux, history=history
     )
@@ -299,6 +293,13 @@ def solve(
         raise TypeError(f"`saveat` must be a sciopt.SaveAt, got {type(saveat)}.")
     # Callables compare by their code: a re-declared problem reuses the compiled loop.
     problem, solver = wrap_functions((problem, solver))
-    return _solve_jit(
-        problem, solver, y0, args, options, max_steps, adjoint, meter, saveat, throw
+    sol = _solve_jit(
+        problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
     )
+    if throw:
+        # Outside the compiled loop: a program with a host callback (the error check)
+        # is not kept by JAX's persistent compilation cache. Attached to the value
+        # only: states may hold PRNG keys, which host callbacks reject.
+        value = sol.result.error_if(sol.value, sol.result != RESULTS.successful)
+        sol = eqx.tree_at(lambda s: s.value, sol, value)
+    return sol
