@@ -18,4 +18,10 @@ timeout 240 "$py" benchmarks/bench_relu.py --sizes small,mid --interior-point \
 timeout 300 "$py" benchmarks/bench_relu.py --sizes large --interior-point --no-admm \
     --reference-json "$ref" --trace-seconds 240 --target 1e-7 --max-steps 70 \
     > "$out/relu_ip_large.txt" 2>&1
-tail -n 30 "$out"/relu_ip_*.txt
+# ADMM per-step cost, factored (2dP)^2 u-step against matrix-free Nystrom-PCG,
+# n from 1e3 to 1e5 at (d, P) = (20, 50), float32 and float64 (slope and peak memory)
+timeout 240 "$py" benchmarks/bench_relu_matrix_free.py --float32 \
+    --sizes 1000,10000,100000 > "$out/relu_admm_matrix_free_f32.txt" 2>&1
+timeout 240 "$py" benchmarks/bench_relu_matrix_free.py \
+    --sizes 1000,10000,100000 > "$out/relu_admm_matrix_free_f64.txt" 2>&1
+tail -n 30 "$out"/relu_ip_*.txt "$out"/relu_admm_matrix_free_*.txt
