@@ -479,8 +479,9 @@ def test_auto_linear_solver_choice(monkeypatch):
 
     assert _linear.resolve_method("auto", problem(40, 2, 5)) == "dense"  # 2dP = 20
     assert _linear.resolve_method("auto", problem(40, 4, 10)) == "woodbury"  # 80
+    # Beyond the largest factorization: matrix-free.
     monkeypatch.setattr(_linear, "MAX_FACTOR", 30)
-    assert _linear.resolve_method("auto", problem(40, 4, 10)) == "cg"
+    assert _linear.resolve_method("auto", problem(40, 4, 10)) == "nystrom"
     assert _linear.resolve_method("dense", problem(40, 4, 10)) == "dense"
 
 

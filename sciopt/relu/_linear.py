@@ -41,7 +41,8 @@ def resolve_method(method: str, problem, *, differentiable: bool = False) -> str
     """Pick the factorization: `kron` (exact eigen-solve) for the adversarial program,
     else the dense (2dP)^2 Cholesky or the n x n Woodbury core, whichever is
     smaller, and matrix-free Nystrom-PCG when that side m = min(n, 2dP) exceeds
-    `NYSTROM_MIN_SIZE` and m^2 > `NYSTROM_RATIO` n d P (a factored step costs about
+    `NYSTROM_MIN_SIZE` and m^2 > `NYSTROM_RATIO` n d P, or m exceeds `MAX_FACTOR`
+    (a factored step costs about
     m^2, a matrix-free one a few O(ndP) products; the factored paths also hold m^2
     numbers and factor them in m^3)."""
     adversarial = isinstance(problem, AdversarialReLUProblem)
@@ -66,7 +67,9 @@ def resolve_method(method: str, problem, *, differentiable: bool = False) -> str
     n, d = problem.X.shape
     size = 2 * d * problem.num_patterns
     m = min(n, size)
-    if m > NYSTROM_MIN_SIZE and m * m > NYSTROM_RATIO * n * d * problem.num_patterns:
+    if m > MAX_FACTOR or (
+        m > NYSTROM_MIN_SIZE and m * m > NYSTROM_RATIO * n * d * problem.num_patterns
+    ):
         return "nystrom"
     return "dense" if size <= n else "woodbury"
 
