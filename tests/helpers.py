@@ -4,6 +4,8 @@ Each family appends its own section (problem lists, solver lists) below the comm
 utilities.
 """
 
+import contextlib
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,24 @@ import sciopt
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
     return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol)
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """Count XLA compilations (every `jax.jit` cache miss, eager or not) in a block:
+    `with count_compilations() as n: ...; assert n[0] == 0`."""
+    count = [0]
+
+    def listener(event, duration, **kwargs):
+        del duration, kwargs
+        if event == "/jax/core/compile/backend_compile_duration":
+            count[0] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield count
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def finite_difference_grad(fn, x, eps=1e-6):
@@ -221,11 +241,12 @@ def relu_instance(seed, n=16, d=3, num_patterns=6, loss="squared", bias=False):
 
 
 def hc_small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **kw):
-    """A tiny PI-HC layer (or MoE with `kind="moe"`) for fast tests."""
+    """A tiny PI-HC layer (or MoE with `kind="moe"`) for fast tests, on a preset
+    family (by name) or a given `PDE`/`PDEFamily`."""
     import jax.random as jr
     from sciopt import pde as sp
 
-    problem = sp.PDEFamily.preset(pde)
+    problem = sp.PDEFamily.preset(pde) if isinstance(pde, str) else pde
     basis = sp.BasisNetwork(
         num_basis,
         problem.num_sensors,

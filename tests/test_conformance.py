@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import sciopt
 
-from .helpers import CONFORMANCE
+from .helpers import CONFORMANCE, count_compilations
 
 
 GRAD_ERRORS: dict[str, float] = {}
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,22 +28,6 @@ def _report():
     if path:
         with open(path, "w") as f:
             json.dump(GRAD_ERRORS, f, indent=1, sort_keys=True)
-
-
-class _Compilations:
-    def __init__(self):
-        self.count = 0
-
-    def _listener(self, event, duration, **kwargs):
-        if event == _COMPILE_EVENT:
-            self.count += 1
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._listener)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listener)
 
 
 # The default test run checks one solver of each family against every check and every
@@ -126,9 +109,9 @@ def test_no_recompile(case):
     f, theta, *_ = _setup(case)
     f(theta)
     new = _perturb(theta)
-    with _Compilations() as c:
+    with count_compilations() as c:
         f(new)
-    assert c.count == 0
+    assert c[0] == 0
 
 
 @pytest.mark.parametrize("case", _cases("vmap"))

@@ -16,27 +16,10 @@ import scipy.optimize
 from sciopt import pde as sp
 from sciopt.pde._hc_solve import constraint_residual
 
+from .helpers import hc_small_layer
+
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **kw):
-    """A tiny PI-HC layer (or MoE with `kind="moe"`) on a preset family."""
-    problem = sp.PDEFamily.preset(pde) if isinstance(pde, str) else pde
-    basis = sp.BasisNetwork(
-        num_basis,
-        problem.num_sensors,
-        problem.t_span,
-        problem.x_span,
-        width=12,
-        depth=2,
-        key=jr.key(0),
-    )
-    if kind == "moe":
-        kw.setdefault("num_points", 24)
-        return problem, sp.MoEHardConstraint(problem, basis, grid=grid, **kw)
-    kw.setdefault("num_points", 48)
-    return problem, sp.HardConstraintLayer(problem, basis, grid=grid, **kw)
 
 
 def _residual(layer, rows0, a):
@@ -118,7 +101,7 @@ def test_diffusion_sorption_reference_converges_under_refinement():
 
 
 def test_affine_solve_is_exact_least_squares(getkey):
-    problem, layer = small_layer("heat")
+    problem, layer = hc_small_layer("heat")
     assert layer.method == "qr"
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
@@ -137,7 +120,7 @@ def test_affine_solve_is_exact_least_squares(getkey):
 
 
 def test_levenberg_marquardt_reaches_stationarity(getkey):
-    problem, layer = small_layer("burgers", rtol=1e-10, atol=1e-10)
+    problem, layer = hc_small_layer("burgers", rtol=1e-10, atol=1e-10)
     assert layer.method == "levenberg_marquardt"
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
@@ -168,8 +151,8 @@ def test_levenberg_marquardt_reaches_stationarity(getkey):
 
 def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
     tight = dict(rtol=1e-13, atol=1e-13, max_steps=300)
-    problem, layer = small_layer("burgers", **tight)
-    _, unrolled = small_layer(
+    problem, layer = hc_small_layer("burgers", **tight)
+    _, unrolled = hc_small_layer(
         "burgers", adjoint=optx.RecursiveCheckpointAdjoint(), **tight
     )
     p = problem.sample(getkey(), 1)[0]
@@ -241,7 +224,7 @@ def test_bad_input_errors():
 
 
 def test_nonfinite_basis_and_unconverged_solve_give_result_codes(getkey):
-    problem, layer = small_layer("burgers", max_steps=2, rtol=1e-12, atol=1e-12)
+    problem, layer = hc_small_layer("burgers", max_steps=2, rtol=1e-12, atol=1e-12)
     p = problem.sample(getkey(), 1)[0]
     sol = layer.solve(p, getkey())
     assert sol.result == sciopt.RESULTS.steps_exhausted
@@ -256,12 +239,12 @@ def test_nonfinite_basis_and_unconverged_solve_give_result_codes(getkey):
 
 
 def test_moe_routes_rows_and_assembles_blocks(getkey):
-    problem, moe = small_layer(
+    problem, moe = hc_small_layer(
         "heat", kind="moe", splits=(2, 2), boundary_rows="touching"
     )
     p = problem.sample(getkey(), 1)[0]
     key = getkey()
-    _, moe_all = small_layer("heat", kind="moe", splits=(2, 2))
+    _, moe_all = hc_small_layer("heat", kind="moe", splits=(2, 2))
     assert moe_all.boundary_rows == "all"
     rows_all = moe_all.constraint_rows(p, key)
     assert np.all(np.asarray(rows_all.ic_w) > 0)
@@ -294,7 +277,7 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
 
 
 def test_moe_overlap_extends_sampling(getkey):
-    problem, moe = small_layer("heat", kind="moe", splits=(1, 4), overlap=0.5)
+    problem, moe = hc_small_layer("heat", kind="moe", splits=(1, 4), overlap=0.5)
     p = problem.sample(getkey(), 1)[0]
     rows = moe.constraint_rows(p, getkey())
     _, x = moe.coordinates()
@@ -354,7 +337,7 @@ def test_sharded_experts_equal_unsharded():
 
 
 def test_loss_terms_and_data_option(getkey):
-    problem, layer = small_layer("heat")
+    problem, layer = hc_small_layer("heat")
     p = problem.sample(getkey(), 2)
     refs = problem.reference_grid(p, *layer.grid)
     key = getkey()
@@ -416,8 +399,8 @@ def test_hard_constraints_beat_soft_constraints_on_a_small_budget():
 
 @pytest.mark.slow
 def test_hard_constraints_beat_soft_constraints_fast():
-    problem, layer = small_layer("heat")
-    _, moe = small_layer("heat", kind="moe", splits=(1, 2))
+    problem, layer = hc_small_layer("heat")
+    _, moe = hc_small_layer("heat", kind="moe", splits=(1, 2))
     soft = sp.SoftConstraintModel(problem, layer.basis, grid=layer.grid, key=jr.key(3))
     train = problem.sample(jr.key(10), 16)
     test = problem.sample(jr.key(11), 8)

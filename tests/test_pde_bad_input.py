@@ -2,7 +2,6 @@
 wrong coordinate shapes and stationary PDEs are rejected early; the hard-constraint
 solve compiles once."""
 
-import contextlib
 import math
 import time
 
@@ -14,8 +13,7 @@ import numpy as np
 import pytest
 from sciopt import pde as sp
 
-from .helpers import pde_periodic_domain
-from .test_hard_constraint import small_layer as hc_small_layer
+from .helpers import count_compilations, hc_small_layer, pde_periodic_domain
 
 
 # -- hard-constraint layers -------------------------------------------------------
@@ -49,22 +47,6 @@ def test_hc_negative_settings_are_rejected(kind, setting):
         hc_small_layer("heat", kind=kind, max_steps=0)
 
 
-@contextlib.contextmanager
-def _count_compilations():
-    count = [0]
-
-    def listener(event, duration, **kwargs):
-        del duration, kwargs
-        if event == "/jax/core/compile/backend_compile_duration":
-            count[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield count
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
-
 def test_hc_solve_compiles_once():
     # Levenberg-Marquardt path: un-jitted, every call retraced and recompiled the
     # while loop (seconds a call); jitted inside, later calls reuse the executable.
@@ -73,7 +55,7 @@ def test_hc_solve_compiles_once():
     t0 = time.perf_counter()
     first = jax.block_until_ready(layer.solve(p[0], jr.key(1)).value)
     t_first = time.perf_counter() - t0
-    with _count_compilations() as count:
+    with count_compilations() as count:
         t0 = time.perf_counter()
         second = jax.block_until_ready(layer.solve(p[1], jr.key(2)).value)
         t_second = time.perf_counter() - t0

@@ -2,7 +2,6 @@
 four PDE models; PDE coefficients are args with gradients through the
 hard-constraint layers; re-declared presets do not recompile."""
 
-import contextlib
 import math
 
 import equinox as eqx
@@ -15,23 +14,8 @@ import sciopt
 from sciopt import pde as sp
 from sciopt._problems import load_problem_specs
 
-from .test_hard_constraint import ROOT, small_layer
-
-
-@contextlib.contextmanager
-def _count_compilations():
-    count = [0]
-
-    def listener(event, duration, **kwargs):
-        del duration, kwargs
-        if event == "/jax/core/compile/backend_compile_duration":
-            count[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield count
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+from .helpers import count_compilations, hc_small_layer
+from .test_hard_constraint import ROOT
 
 
 # -- a formula PDE through all four models ------------------------------------------
@@ -127,7 +111,7 @@ def test_pinns_solve_the_same_formula_pde(kind):
 @pytest.mark.parametrize("name", ["heat", "burgers"])
 def test_gradient_wrt_nu_through_the_layer_matches_finite_differences(name):
     tight = dict(rtol=1e-13, atol=1e-13, max_steps=300)
-    family, layer = small_layer(name, **tight)
+    family, layer = hc_small_layer(name, **tight)
     p = family.sample(jr.key(0), 1)[0]
     key = jr.key(1)
     w_out = jr.normal(jr.key(2), layer.grid)
@@ -144,14 +128,14 @@ def test_gradient_wrt_nu_through_the_layer_matches_finite_differences(name):
     assert abs(g - g_fd) <= 1e-6 * abs(g_fd) + 1e-9
     # A new value of nu reuses the compiled solve.
     first = layer.solve(p, key, {"nu": 0.07}).value
-    with _count_compilations() as count:
+    with count_compilations() as count:
         second = layer.solve(p, key, {"nu": 0.08}).value
     assert count[0] == 0
     assert not np.allclose(first, second)
 
 
 def test_args_naming_an_instance_parameter_or_unknown_name_are_rejected():
-    family, layer = small_layer("heat")
+    family, layer = hc_small_layer("heat")
     p = family.sample(jr.key(0), 1)[0]
     with pytest.raises(ValueError, match="instance vector holds"):
         layer.solve(p, jr.key(1), {"a1": 1.0})
@@ -163,13 +147,13 @@ def test_args_naming_an_instance_parameter_or_unknown_name_are_rejected():
 
 
 def test_redeclared_preset_does_not_recompile():
-    _, first = small_layer("burgers")
+    _, first = hc_small_layer("burgers")
     family = sp.PDEFamily.preset("burgers")
     p = family.sample(jr.key(0), 1)[0]
     first.solve(p, jr.key(1))
-    _, again = small_layer(sp.PDEFamily.preset("burgers"))
+    _, again = hc_small_layer(sp.PDEFamily.preset("burgers"))
     assert again == first
-    with _count_compilations() as count:
+    with count_compilations() as count:
         again.solve(p, jr.key(2))
     assert count[0] == 0
 

@@ -1,8 +1,6 @@
 """Repeated calls with new values (same shapes) reuse their compilations: the prox,
 the learned regulariser, plug-and-play solves and the proximal matching schedule."""
 
-import contextlib
-
 import equinox as eqx
 import jax
 import jax.monitoring
@@ -14,27 +12,7 @@ import sciopt
 import sciopt.prox as sp
 from sciopt.datasets import laplace_sampler, laplacian_lpn
 
-from .helpers import prox_random_icnn
-
-
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@contextlib.contextmanager
-def count_compilations():
-    """Count XLA compilations (every `jax.jit` cache miss, eager or not) in a block."""
-    count = [0]
-
-    def listener(event, duration, **kwargs):
-        del duration, kwargs
-        if event == _COMPILE_EVENT:
-            count[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield count
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+from .helpers import count_compilations, prox_random_icnn
 
 
 def _perturbed(model, key, scale=0.1):
