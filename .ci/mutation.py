@@ -1,0 +1,269 @@
+"""Sampled mutation testing of sciopt's numeric modules.
+
+Plants one small bug at a time (a mutant: an operator, a number, a comparison, a
+keyword changed by `mutmut`'s mutation operators) in a copy of the library and runs
+the module's test files against it. A mutant the tests fail on is *killed*; one they
+pass is a *survivor*: either the tests miss a wrong answer, or the change is
+equivalent (it cannot change any result). The score is killed / (sampled -
+equivalent).
+
+    python .ci/mutation.py                       # every module, 12 mutants each
+    python .ci/mutation.py relu/_admm.py --sample 30 --jobs 2
+    python .ci/mutation.py --list                # the modules and their test files
+
+Each module is mutated with `mutmut`'s operators (`pip install mutmut==2.5.1`),
+string literals excepted (those mutants change messages, not numbers). A seeded
+random sample of the remaining mutants is run, each in its own copy of the source tree
+(`--jobs` at a time), with `pytest -x` on the module's test files and a time limit
+(a mutant that hangs counts as killed). Mutants listed in `EQUIVALENT` below, with
+the reason each cannot change a result, are reported apart and left out of the score.
+The report (`--out`, JSON and a Markdown table) lists every survivor as a diff line.
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module (under sciopt/) -> test files that should kill its mutants, fastest and
+# sharpest first (pytest stops at the first failure).
+MODULES: dict[str, list[str]] = {
+    "nlp/_adasketch.py": ["test_nlp_oracles.py", "test_nlp.py", "test_nlp_property.py"],
+    "nlp/_sketch.py": ["test_nlp_sketch.py", "test_nlp_oracles.py", "test_nlp.py"],
+    "relu/_admm.py": ["test_relu_oracles.py", "test_relu.py"],
+    "relu/_interior_point.py": ["test_relu_oracles.py", "test_relu.py"],
+    "relu/_gap.py": ["test_relu_oracles.py", "test_relu.py"],
+    "bilevel/_lv_hba.py": ["test_bilevel_oracles.py", "test_bilevel.py"],
+    "bilevel/_bo_rep.py": ["test_bilevel_oracles.py", "test_bilevel.py"],
+    "bilevel/_sets.py": ["test_bilevel_oracles.py", "test_bilevel.py"],
+    "pde/_hc_layer.py": ["test_pde_oracles.py", "test_hard_constraint.py"],
+    "pde/_lpinn.py": ["test_pde_oracles.py", "test_pinn.py"],
+    "pde/_reference.py": ["test_pde_oracles.py", "test_pde_core.py"],
+    "prox/_train.py": ["test_prox_oracles.py", "test_prox_train.py"],
+    "prox/_pgd.py": ["test_prox_oracles.py", "test_prox_pnp.py"],
+    "prox/_admm.py": ["test_prox_oracles.py", "test_prox_pnp.py"],
+}
+
+# (module, line number, mutated line stripped) -> why the mutant cannot change a result.
+EQUIVALENT: dict[tuple[str, int, str], str] = {}
+
+
+def _mutmut():
+    try:
+        import mutmut
+    except ImportError:
+        sys.exit("mutation testing needs mutmut: pip install mutmut==2.5.1")
+    return mutmut
+
+
+def mutation_ids(module: str) -> list:
+    """Every mutant of `module` that `mutmut` makes, as mutation ids."""
+    mutmut = _mutmut()
+    path = ROOT / "sciopt" / module
+    context = mutmut.Context(source=path.read_text(), filename=str(path))
+    return list(mutmut.list_mutations(context))
+
+
+def describe(module: str, source: str, mid) -> dict | None:
+    """The mutant `mid` of `module`: its line, before and after; `None` for a mutant
+    of a string literal (those change messages and names, not numbers)."""
+    mutated = mutate(module, source, mid)
+    new_lines = mutated.splitlines()
+    old = source.splitlines()[mid.line_number]
+    line = new_lines[mid.line_number] if mid.line_number < len(new_lines) else ""
+    if ("'XX" in line or '"XX' in line) and "XX" not in old:
+        return None
+    return {
+        "module": module,
+        "id": [mid.line, mid.index, mid.line_number],
+        "line_number": mid.line_number + 1,
+        "original": old.strip(),
+        "mutated": line.strip(),
+    }
+
+
+def sample_mutants(module: str, sample: int, seed: int) -> tuple[int, list[dict]]:
+    """A seeded random sample of `sample` non-string mutants of `module`, and how many
+    mutants (of every kind) the module has."""
+    ids = mutation_ids(module)
+    order = random.Random(f"{seed}:{module}").sample(ids, len(ids))
+    source = (ROOT / "sciopt" / module).read_text()
+    chosen = []
+    for mid in order:
+        if len(chosen) == sample:
+            break
+        described = describe(module, source, mid)
+        if described is not None:
+            chosen.append(described)
+    return len(ids), chosen
+
+
+def mutate(module: str, source: str, mid) -> str:
+    mutmut = _mutmut()
+    context = mutmut.Context(
+        source=source, mutation_id=mid, filename=str(ROOT / "sciopt" / module)
+    )
+    mutated, count = mutmut.mutate(context)
+    assert count == 1, (module, mid)
+    return mutated
+
+
+def _copy_tree(dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("sciopt", "tests", "problems"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+def _test_command(module: str) -> list[str]:
+    names = [name for name in MODULES[module] if (ROOT / "tests" / name).exists()]
+    pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    return [*pytest, "-p", "no:xdist", *(f"tests/{name}" for name in names)]
+
+
+def _run_tests(workdir: Path, module: str, timeout: float) -> tuple[str, float]:
+    env = dict(os.environ, PYTHONPATH=str(workdir), JAX_PLATFORMS="cpu")
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            _test_command(module),
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if proc.returncode == 0:
+        return "survived", elapsed
+    if proc.returncode == 5:  # no tests collected
+        return "no-tests", elapsed
+    return "killed", elapsed
+
+
+def baseline(module: str, workdir: Path) -> float:
+    """Run the unmutated tests once: they must pass; returns their run time."""
+    status, elapsed = _run_tests(workdir, module, timeout=3600)
+    if status != "survived":
+        sys.exit(f"{module}: the tests do not pass on the unmutated code ({status})")
+    return elapsed
+
+
+def run_module(module: str, sample: int, seed: int, jobs: int, verbose: bool) -> dict:
+    mutmut = _mutmut()
+    total, chosen = sample_mutants(module, sample, seed)
+    source = (ROOT / "sciopt" / module).read_text()
+    with tempfile.TemporaryDirectory(prefix="sciopt-mut-") as tmp:
+        workdirs = [Path(tmp) / f"w{i}" for i in range(max(1, jobs))]
+        for w in workdirs:
+            _copy_tree(w)
+        base = baseline(module, workdirs[0])
+        timeout = max(3 * base, base + 120)
+        free = list(workdirs)
+
+        def one(mutant):
+            w = free.pop()
+            target = w / "sciopt" / module
+            try:
+                mid = mutmut.RelativeMutationID(*mutant["id"])
+                target.write_text(mutate(module, source, mid))
+                status, elapsed = _run_tests(w, module, timeout)
+            finally:
+                target.write_text(source)
+                free.append(w)
+            key = (module, mutant["line_number"], mutant["mutated"])
+            if status == "survived" and key in EQUIVALENT:
+                status = "equivalent"
+            if verbose:
+                where = f"{module}:{mutant['line_number']}  {mutant['mutated']}"
+                print(f"  {status:10s} {elapsed:6.1f}s  {where}", flush=True)
+            return dict(mutant, status=status, seconds=round(elapsed, 1))
+
+        start = time.perf_counter()
+        with cf.ThreadPoolExecutor(max_workers=len(workdirs)) as pool:
+            results = list(pool.map(one, chosen))
+        wall = time.perf_counter() - start
+    counts = {s: sum(r["status"] == s for r in results) for s in
+              ("killed", "timeout", "survived", "equivalent", "no-tests")}  # fmt: skip
+    scored = len(results) - counts["equivalent"]
+    score = (counts["killed"] + counts["timeout"]) / scored if scored else float("nan")
+    return {
+        "module": module,
+        "tests": MODULES[module],
+        "mutants": total,
+        "sampled": len(results),
+        **counts,
+        "score": score,
+        "baseline_seconds": round(base, 1),
+        "wall_seconds": round(wall, 1),
+        "results": results,
+    }
+
+
+def markdown(reports: list[dict]) -> str:
+    rows = [
+        "| module | mutants | sampled | killed | timeout | survived | equivalent | score | time |",  # noqa: E501
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        rows.append(
+            f"| `{r['module']}` | {r['mutants']} | {r['sampled']} | {r['killed']} | "
+            f"{r['timeout']} | {r['survived']} | {r['equivalent']} | "
+            f"{100 * r['score']:.0f} % | {r['wall_seconds']:.0f} s |"
+        )
+    survivors = [m for r in reports for m in r["results"] if m["status"] == "survived"]
+    if survivors:
+        rows += ["", "Survivors:", ""]
+        for m in survivors:
+            rows.append(
+                f"- `{m['module']}:{m['line_number']}`: `{m['original']}` -> "
+                f"`{m['mutated']}`"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="modules under sciopt/")
+    parser.add_argument("--sample", type=int, default=12, help="mutants per module")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once")
+    parser.add_argument("--out", default="mutation-report", help="report path stem")
+    parser.add_argument("--list", action="store_true", help="list modules and exit")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module}: {len(mutation_ids(module))} mutants; {', '.join(tests)}")
+        return 0
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; choose from {list(MODULES)}")
+    reports = []
+    for module in modules:
+        if not args.quiet:
+            print(f"{module}:", flush=True)
+        report = run_module(module, args.sample, args.seed, args.jobs, not args.quiet)
+        reports.append(report)
+        Path(f"{args.out}.json").write_text(json.dumps(reports, indent=1))
+        Path(f"{args.out}.md").write_text(markdown(reports))
+    print(markdown(reports))
+    low = [r["module"] for r in reports if not r["score"] >= 0.85]
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
