@@ -75,6 +75,10 @@ def _kkt_fn(problem, args):
     return lagrangian, kkt
 
 
+# The sketches' key when `options` gives none: fixed, so a solve is reproducible.
+_DEFAULT_SEED = 2023
+
+
 class AdaSketchNewton(AbstractSolver):
     """Adaptive inexact Newton method on the exact augmented Lagrangian, with Newton
     systems solved by randomized iterative sketching (Hong, Na, Mahoney, Kolar, 2023).
@@ -107,8 +111,8 @@ class AdaSketchNewton(AbstractSolver):
     residual, penalties, inner (sketch or CG) steps, step size and Hessian shift of
     every step in `sol.history`.
 
-    Accepted `options`: `key` (a `jax.random` key for the sketches) and
-    `multipliers` (a starting `lam`, default zeros).
+    Accepted `options`: `key` (a `jax.random` key for the sketches, default a fixed
+    key) and `multipliers` (a starting `lam`, default zeros).
 
     !!! Example
 
@@ -185,7 +189,6 @@ class AdaSketchNewton(AbstractSolver):
     materialise_limit: int = 500
     num_probes: int = 8
     recycle: int = 2
-    seed: int = 2023
     verbose: bool = False
 
     def __check_init__(self):
@@ -277,7 +280,7 @@ class AdaSketchNewton(AbstractSolver):
         kkt_norm = jnp.sqrt(jnp.sum(gl**2) + jnp.sum(c**2))
         key = options.get("key", None)
         if key is None:
-            key = jr.PRNGKey(self.seed)
+            key = jr.PRNGKey(_DEFAULT_SEED)
         elif jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             # Raw key data in the state: typed keys cannot pass `Solution.error_if`.
             key = jr.key_data(key)
@@ -794,5 +797,5 @@ AdaSketchNewton.__init__.__doc__ = """**Arguments:**
     its bounds.
 - `materialise`, `materialise_limit`: form `K` densely (default: when `n + m <= 500`);
     `num_probes`: Hutchinson probes for norms when matrix-free.
-- `seed`: seed of the default key. `verbose`: print each step.
+- `verbose`: print each step.
 """

@@ -60,7 +60,7 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
 
     Accepted `options` (as in `lineax.linear_solve(..., options=...)`):
 
-    - `key`: a `jax.random` key for the sketches (default `jax.random.key(seed)`).
+    - `key`: a `jax.random` key for the sketches (default `jax.random.key(0)`).
     - `y0`: a warm start (default zeros).
     - `tolerance`: an absolute tolerance on `||K z - b||_2` that replaces
         `atol + rtol * ||b||_2`.
@@ -77,7 +77,6 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
     atol: eqx.AbstractVar[float]
     max_steps: eqx.AbstractVar[int]
     check_every: eqx.AbstractVar[int | None]
-    seed: eqx.AbstractVar[int]
 
     uses_full_products: ClassVar[bool] = False
 
@@ -131,7 +130,7 @@ class AbstractSketchSolver(lx.AbstractLinearSolver):
         )
         key = options.get("key", None)
         if key is None:
-            key = jr.key(self.seed)
+            key = jr.key(0)
         words = _key_words(key)
         y0 = options.get("y0", None)
         z = z_flat0.astype(dtype) if y0 is None else jfu.ravel_pytree(y0)[0]
@@ -342,7 +341,6 @@ class RowSketch(AbstractSketchSolver):
     atol: float = 0.0
     max_steps: int = 100_000
     check_every: int | None = None
-    seed: int = 0
 
     def _block(self, size):
         return 1
@@ -357,7 +355,6 @@ RowSketch.__init__.__doc__ = f"""**Arguments:**
     `tolerance` option).
 - `max_steps`: the largest number of sketch steps (rows used).
 - `check_every`: sketch steps between residual checks (default: `N`, one pass).
-- `seed`: seed of the default key (pass `options={{"key": key}}` to override).
 {_REFERENCES}
 """
 
@@ -375,7 +372,6 @@ class BlockSketch(AbstractSketchSolver):
     atol: float = 0.0
     max_steps: int = 100_000
     check_every: int | None = None
-    seed: int = 0
 
     def __check_init__(self):
         if not isinstance(self.block_size, int) or self.block_size < 1:
@@ -402,7 +398,7 @@ class BlockSketch(AbstractSketchSolver):
 BlockSketch.__init__.__doc__ = f"""**Arguments:**
 
 - `block_size`: rows per sketch (clipped to `N`).
-- `rtol`, `atol`, `max_steps`, `check_every`, `seed`: as for `RowSketch`
+- `rtol`, `atol`, `max_steps`, `check_every`: as for `RowSketch`
     (`check_every` defaults to `ceil(N / block_size)`, one pass).
 {_REFERENCES}
 """
@@ -420,7 +416,6 @@ class GaussianSketch(AbstractSketchSolver):
     atol: float = 0.0
     max_steps: int = 100_000
     check_every: int | None = None
-    seed: int = 0
 
     uses_full_products: ClassVar[bool] = True
 
@@ -448,7 +443,7 @@ class GaussianSketch(AbstractSketchSolver):
 GaussianSketch.__init__.__doc__ = f"""**Arguments:**
 
 - `block_size`: number of Gaussian sketch vectors per step.
-- `rtol`, `atol`, `max_steps`, `check_every`, `seed`: as for `RowSketch`
+- `rtol`, `atol`, `max_steps`, `check_every`: as for `RowSketch`
     (`check_every` defaults to 4).
 {_REFERENCES}
 """
