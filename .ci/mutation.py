@@ -161,16 +161,31 @@ def baseline(module: str, workdir: Path) -> float:
     return elapsed
 
 
-def run_module(module: str, sample: int, seed: int, jobs: int, verbose: bool) -> dict:
+def run_module(
+    module: str, sample: int, seed: int, jobs: int, verbose: bool, log: Path
+) -> dict:
+    """Run a sample of `module`'s mutants; each result is appended to `log` (JSON
+    lines) as it comes, and mutants already in `log` are not run again."""
     mutmut = _mutmut()
     total, chosen = sample_mutants(module, sample, seed)
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["module"], tuple(r["id"]))] = r
+    results = [
+        done[(module, tuple(m["id"]))]
+        for m in chosen
+        if (module, tuple(m["id"])) in done
+    ]
+    chosen = [m for m in chosen if (module, tuple(m["id"])) not in done]
     source = (ROOT / "sciopt" / module).read_text()
     with tempfile.TemporaryDirectory(prefix="sciopt-mut-") as tmp:
         workdirs = [Path(tmp) / f"w{i}" for i in range(max(1, jobs))]
         for w in workdirs:
             _copy_tree(w)
-        base = baseline(module, workdirs[0])
-        timeout = max(3 * base, base + 120)
+        base = baseline(module, workdirs[0]) if chosen else 0.0
+        timeout = 1.5 * base + 60  # a mutant that makes the tests this slow is killed
         free = list(workdirs)
 
         def one(mutant):
@@ -189,11 +204,14 @@ def run_module(module: str, sample: int, seed: int, jobs: int, verbose: bool) ->
             if verbose:
                 where = f"{module}:{mutant['line_number']}  {mutant['mutated']}"
                 print(f"  {status:10s} {elapsed:6.1f}s  {where}", flush=True)
-            return dict(mutant, status=status, seconds=round(elapsed, 1))
+            result = dict(mutant, status=status, seconds=round(elapsed, 1))
+            with log.open("a") as f:
+                f.write(json.dumps(result) + "\n")
+            return result
 
         start = time.perf_counter()
         with cf.ThreadPoolExecutor(max_workers=len(workdirs)) as pool:
-            results = list(pool.map(one, chosen))
+            results += list(pool.map(one, chosen))
         wall = time.perf_counter() - start
     counts = {s: sum(r["status"] == s for r in results) for s in
               ("killed", "timeout", "survived", "equivalent", "no-tests")}  # fmt: skip
@@ -256,7 +274,10 @@ def main(argv=None) -> int:
     for module in modules:
         if not args.quiet:
             print(f"{module}:", flush=True)
-        report = run_module(module, args.sample, args.seed, args.jobs, not args.quiet)
+        log = Path(f"{args.out}.jsonl")
+        report = run_module(
+            module, args.sample, args.seed, args.jobs, not args.quiet, log
+        )
         reports.append(report)
         Path(f"{args.out}.json").write_text(json.dumps(reports, indent=1))
         Path(f"{args.out}.md").write_text(markdown(reports))
