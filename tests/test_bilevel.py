@@ -90,9 +90,13 @@ def test_lvhba_toy_coupled_equality():
     solver = LVHBA(alpha=0.2, beta=0.2, eta=0.2, penalty=16.0)
     sol = sciopt.solve(case.problem, solver, case.start)
     x, y = sol.value
+    # Not polished (the equality-coupled KKT point is not refined): the iterate keeps
+    # the O(1/c_k) penalty bias, measured 4.4e-3 relative in x and 1.8e-4 in Phi, at
+    # 2971 steps.
     err = np.linalg.norm(x - case.x_star) / np.linalg.norm(case.x_star)
-    assert err < 1e-2
-    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-3)
+    assert err < 6e-3
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=2.5e-4)
+    assert 2800 <= int(sol.stats["num_steps"]) <= 3100
     # The iterate stays on the coupled hyperplane (exact projection).
     assert abs(float(jnp.sum(x) + jnp.sum(y))) < 1e-10
     assert sol.result == sciopt.RESULTS.successful
@@ -110,9 +114,12 @@ def test_lvhba_handles_inactive_inequality(simultaneous):
     )
     sol = sciopt.solve(case.problem, solver, case.start)
     x, y = sol.value
-    np.testing.assert_allclose(x, case.x_star, atol=1e-4)
-    np.testing.assert_allclose(sol.stats["lower_solution"], case.y_star, atol=1e-4)
-    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-6)
+    # Polished: exact to round-off (the raw iterate is within 7e-9).
+    np.testing.assert_allclose(x, case.x_star, atol=1e-10)
+    np.testing.assert_allclose(sol.stats["lower_solution"], case.y_star, atol=1e-10)
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-9)
+    # Measured 3749 steps either way (the residual falls with the penalty c_k).
+    assert 3600 <= int(sol.stats["num_steps"]) <= 3900
     lam, _ = sol.stats["multipliers"]
     inactive = case.x_star - case.y_star > 0.5
     assert inactive.sum() == 2
@@ -127,8 +134,10 @@ def test_lvhba_nonlinear_coupling_from_formulas():
     case = lib.coupled_ball()
     solver = LVHBA(alpha=0.5, beta=0.5, eta=0.2, penalty=2.0)
     sol = sciopt.solve(case.problem, solver, case.start)
-    np.testing.assert_allclose(sol.value[0], case.x_star, atol=2e-3)
-    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-4)
+    # Polished to round-off (3e-16; the raw iterate is within 1.8e-4), Phi 1.5e-9.
+    np.testing.assert_allclose(sol.value[0], case.x_star, atol=1e-12)
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-8)
+    assert 1100 <= int(sol.stats["num_steps"]) <= 1200  # measured 1148
 
 
 @pytest.mark.slow
@@ -200,8 +209,9 @@ def test_aid_and_borep_reach_ridge_optimum():
     problem, start, phi = bilevel_ridge()
     x_star, phi_star = _ridge_reference(phi)
     sol = sciopt.solve(problem, AID(learning_rate=2.0), start, max_steps=500)
-    np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-4)
+    np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-7)  # measured 2.7e-8
     np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-10)
+    assert int(sol.stats["num_steps"]) <= 10  # measured 8
     borep = BOREP(
         learning_rate=0.05,
         decay=0.02,
@@ -212,8 +222,9 @@ def test_aid_and_borep_reach_ridge_optimum():
     # to its tolerance in 1500 steps, and the run says so.
     sol = sciopt.solve(problem, borep, start, max_steps=1500, throw=False)
     assert sol.result == sciopt.RESULTS.steps_exhausted
-    np.testing.assert_allclose(sol.value[0], [x_star], atol=1e-2)
-    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=1e-5)
+    # Measured after the 1500 steps: 2.8e-3 in x, 1.03e-6 relative in Phi.
+    np.testing.assert_allclose(sol.value[0], [x_star], atol=4e-3)
+    np.testing.assert_allclose(sol.stats["upper_objective"], phi_star, rtol=2e-6)
 
 
 def test_borep_converges_where_fixed_step_aid_diverges():
@@ -228,8 +239,9 @@ def test_borep_converges_where_fixed_step_aid_diverges():
     # tolerance in 2000 steps, so the run says so; the iterate is judged by x*.
     sol = sciopt.solve(case.problem, borep, case.start, max_steps=2000, throw=False)
     assert sol.result == sciopt.RESULTS.steps_exhausted
-    assert np.linalg.norm(sol.value[0] - case.x_star) < 1e-2
-    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=1e-4)
+    # Measured after the 2000 steps: 4.3e-3 in x, 3.3e-6 relative in Phi.
+    assert np.linalg.norm(sol.value[0] - case.x_star) < 6e-3
+    np.testing.assert_allclose(sol.stats["upper_objective"], case.phi_star, rtol=5e-6)
     aid = AID(learning_rate=1 / case.extra["local_lipschitz"])
     sol = sciopt.solve(case.problem, aid, case.start, max_steps=400, throw=False)
     assert sol.result == sciopt.RESULTS.nonfinite
@@ -447,13 +459,17 @@ def test_lvhba_reports_divergence():
 
 
 @pytest.mark.parametrize(
-    "solver",
+    "solver, steps",
     [
-        AID(learning_rate=0.5),
-        BOREP(learning_rate=0.05, decay=0.05, lower_learning_rate=0.5, atol=5e-3),
+        (AID(learning_rate=0.5), (2, 3)),
+        # 421 steps measured; the raw iterate is within 1.7e-3, polished to x*.
+        (
+            BOREP(learning_rate=0.05, decay=0.05, lower_learning_rate=0.5, atol=5e-3),
+            (400, 445),
+        ),
     ],
 )
-def test_aid_borep_float32(solver):
+def test_aid_borep_float32(solver, steps):
     problem = BilevelProblem(
         lambda x, y, a: 0.5 * jnp.sum((x - 3) ** 2) + 0.5 * jnp.sum((y - 1) ** 2),
         lambda x, y, a: 0.5 * jnp.sum((y - x) ** 2),
@@ -461,7 +477,9 @@ def test_aid_borep_float32(solver):
     start = (jnp.zeros(2, jnp.float32), jnp.zeros(2, jnp.float32))
     sol = sciopt.solve(problem, solver, start, max_steps=600)
     assert sol.value[0].dtype == jnp.float32
-    np.testing.assert_allclose(sol.value[0], [2.0, 2.0], atol=2e-2)
+    # x* = (2, 2): the quadratic's closed form, reached to float32 round-off.
+    np.testing.assert_allclose(sol.value[0], [2.0, 2.0], atol=4e-7)
+    assert steps[0] <= int(sol.stats["num_steps"]) <= steps[1]
 
 
 @given(
