@@ -1,5 +1,6 @@
 """`AdaSketchNewton`: adaptive inexact Newton on the exact augmented Lagrangian."""
 
+from collections.abc import Callable
 from typing import Literal
 
 import equinox as eqx
@@ -189,7 +190,7 @@ class AdaSketchNewton(AbstractSolver):
     materialise_limit: int = 500
     num_probes: int = 8
     recycle: int = 2
-    verbose: bool = False
+    verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
         if self.accuracy not in ("adaptive", "practical"):
@@ -797,5 +798,7 @@ AdaSketchNewton.__init__.__doc__ = """**Arguments:**
     its bounds.
 - `materialise`, `materialise_limit`: form `K` densely (default: when `n + m <= 500`);
     `num_probes`: Hutchinson probes for norms when matrix-free.
-- `verbose`: print each step.
+- `verbose`: `True` prints, every step, the step number, the KKT residual, the
+    penalties, the step size and the sketch steps; or a callable taking them as
+    keyword arguments `name=(label, value)` (see `sciopt.verbose_printer`).
 """
