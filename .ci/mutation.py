@@ -62,7 +62,7 @@ def _mutmut():
     try:
         import mutmut
     except ImportError:
-        sys.exit("mutation testing needs mutmut: pip install mutmut==2.5.1")
+        sys.exit("mutation testing needs mutmut: pip install -e '.[test,mutation]'")
     return mutmut
 
 
