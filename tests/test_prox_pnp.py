@@ -60,7 +60,7 @@ def test_soft_threshold_pnp_solves_lasso(getkey, solver_kind):
 def test_tv_prox_matches_cvxpy(getkey):
     v = jr.uniform(getkey(), (6, 7))
     lam = 0.2
-    x_ours, value = sp.TotalVariation(lam, num_iters=2000)(v), None
+    x_ours, value = sp.TotalVariation(lam, num_iters=10000)(v), None
     del value
     x = cp.Variable((6, 7))
     dx = cp.vstack([x[1:, :] - x[:-1, :], np.zeros((1, 7))])
@@ -68,12 +68,15 @@ def test_tv_prox_matches_cvxpy(getkey):
     tv = cp.sum(
         cp.norm(cp.vstack([cp.vec(dx, order="C"), cp.vec(dy, order="C")]), axis=0)
     )
-    cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - np.asarray(v)) + lam * tv)).solve(
-        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12
-    )
-    np.testing.assert_allclose(x_ours, x.value, atol=1e-4)
-    _, value = sp.TotalVariation(lam, num_iters=2000).prox_and_value(v)
-    np.testing.assert_allclose(value, lam * tv.value, rtol=1e-4)
+    # Clarabel stops short of 1e-14 ("optimal_inaccurate" on this SOCP; at 1e-10 it
+    # is still 3e-7 off), so its solution is good to about 1e-8. FISTA on the dual
+    # converges slowly on the flat plateaus of the solution: 2000 iterations leave
+    # 3e-7 there, 10000 reach the cvxpy solution.
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - np.asarray(v)) + lam * tv))
+    prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-14, tol_gap_rel=1e-14, tol_feas=1e-14)
+    np.testing.assert_allclose(x_ours, x.value, rtol=0, atol=5e-8)
+    _, value = sp.TotalVariation(lam, num_iters=10000).prox_and_value(v)
+    np.testing.assert_allclose(value, lam * tv.value, rtol=1e-7)
 
 
 @pytest.mark.parametrize(
