@@ -150,7 +150,11 @@ class TotalVariation(AbstractProx):
         safe = jnp.where(lam > 0, lam, 1)
 
         def project(px, py):
-            scale = jnp.maximum(1, jnp.sqrt(px * px + py * py))
+            # max(1, |p|) with a derivative that is not NaN where |p| = 0 (the
+            # image's border, where the gradient's normal component is zero)
+            norm2 = px * px + py * py
+            outside = norm2 > 1
+            scale = jnp.where(outside, jnp.sqrt(jnp.where(outside, norm2, 1)), 1)
             return px / scale, py / scale
 
         def body(_, carry):
