@@ -231,14 +231,16 @@ class _WithGamma(eqx.Module):
 
 
 def _follow_schedule(schedule):
-    """An optax transformation that sets its parameter to `schedule(step)`."""
+    """An optax transformation that sets its parameter to `schedule(step)`: the update
+    of step `k` sets the value step `k + 1` uses (the starting value is
+    `schedule(0)`)."""
 
     def init_fn(params):
         del params
         return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state, params):
-        value = schedule(state.count)
+        value = schedule(state.count + 1)
         new = jax.tree.map(lambda p: jnp.asarray(value, p.dtype) - p, params)
         return new, optax.ScaleByScheduleState(count=state.count + 1)
 
