@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 import pytest
 import sciopt
 import sciopt.pde as P
@@ -49,6 +50,28 @@ def test_lpinn_losses_zero_on_exact_solution_and_positive_off_it():
     assert _loss_terms(loss, no_decay)["state"] > 1e-6
     wrong_ic = _Exact(exact.char, lambda xi, t: jnp.exp(-nu * t) * jnp.cos(xi))
     assert _loss_terms(loss, wrong_ic)["initial"] > 0.1
+    # Residuals that are the same everywhere: X_t - c = 1, U_t - nu U_XX = 3 (X is a
+    # shift, so U_XX = U_xixi), U(xi, 0) - u0 = 2; so the terms are 1, 9, 4.
+    shifted = _Exact(
+        lambda xi, t: xi + (c + 1) * t,
+        lambda xi, t: jnp.exp(-nu * t) * jnp.sin(xi) + 2 + 3 * t,
+    )
+    terms = _loss_terms(loss, shifted)
+    np.testing.assert_allclose(
+        [terms["characteristic"], terms["state"], terms["initial"]],
+        [1.0, 9.0, 4.0],
+        rtol=1e-12,
+    )
+    weighted = P.LagrangianPINNLoss(
+        pde,
+        num_interior=64,
+        num_initial=32,
+        characteristic_weight=2.0,
+        state_weight=3.0,
+        initial_weight=5.0,
+    )
+    value = eqx.filter_jit(weighted)(shifted, None, jr.key(0))
+    np.testing.assert_allclose(value, 2 * 1 + 3 * 9 + 5 * 4, rtol=1e-12)
 
 
 def test_lpinn_losses_zero_for_inviscid_burgers():
@@ -135,20 +158,20 @@ def test_lpinn_characteristics_result_and_predict():
     crossing = _Crossing(pde, key=jr.key(0), state_width=4, state_depth=1)
     result, min_jac = crossing.characteristics_result(jnp.linspace(0, 1, 5))
     assert result == sciopt.RESULTS.characteristics_crossed
-    assert float(min_jac) == pytest.approx(-1.0, abs=1e-3)
+    # X_xi = 1 + 2 t cos(xi): -1 at t = 1 on the label xi = pi.
+    assert float(min_jac) == pytest.approx(-1.0, abs=1e-12)
     mild = _Mild(pde, key=jr.key(0), state_width=4, state_depth=1)
     result, min_jac = mild.characteristics_result(jnp.linspace(0, 1, 5))
     assert result == sciopt.RESULTS.successful
-    assert float(min_jac) == pytest.approx(0.5, abs=1e-3)
-    # predict: maps the (exact, here) Lagrangian state back to the Eulerian grid.
-    x, t = P.grid(pde.domain, 64, 5)
-    pred = mild.predict(x, t, num_labels=2048)
-    # u(X(xi, t), t) = U(xi, t): compare on the moved labels.
-    xi = jnp.linspace(0, 2 * math.pi, 9)[:-1]
-    moved = pde.domain.wrap(mild.characteristic(xi, t[-1]))
-    u_at = jax.vmap(mild.state, in_axes=(0, None))(xi, t[-1])
-    interp = jnp.interp(moved, x, pred[-1], period=2 * math.pi)
-    np.testing.assert_allclose(interp, u_at, atol=5e-3)
+    assert float(min_jac) == pytest.approx(0.5, abs=1e-12)
+    # predict maps the Lagrangian state back to Eulerian points: u(X(xi, t), t) =
+    # U(xi, t), at points that are not labels (labels interpolated linearly).
+    xi = jnp.linspace(0, 2 * math.pi, 10)[:-1] + 0.1
+    moved = pde.domain.wrap(mild.characteristic(xi, 1.0))
+    u_at = jax.vmap(mild.state, in_axes=(0, None))(xi, 1.0)
+    pred = mild.predict(moved, 1.0, num_labels=2048)
+    # Measured: 1.1e-6 (linear interpolation, label spacing 3e-3).
+    np.testing.assert_allclose(pred, u_at, atol=3e-6)
 
 
 def test_lpinn_predict_advection_exact():
@@ -184,20 +207,30 @@ def test_pinn_periodic_embedding_and_loss():
     model = P.PINN(pde.domain, key=jr.key(0), width=8, depth=2)
     assert model.periodic_embedding
     np.testing.assert_allclose(model(0.0, 0.3), model(2 * math.pi, 0.3), atol=1e-12)
-    assert model.predict(jnp.zeros(5), jnp.zeros(3)).shape == (3, 5)
     loss = P.PINNLoss(pde, num_interior=64, num_initial=16)
     terms = eqx.filter_jit(loss.components)(model, jr.key(0))
     assert float(terms["boundary"]) == 0.0  # periodic by construction
+    # Residuals that are the same at every point: for u = 1 + x(1 - x) + 3t,
+    # u_t - u_xx = 5, u(x, 0) - x(1 - x) = 1, u(0 or 1, t) - (3t - 1) = 2.
     bounded = P.PDE(
         "u_t - u_xx",
         P.Domain((0.0, 1.0)),
-        "sin(pi*x)",
-        boundary=[P.DirichletBC("left"), P.DirichletBC("right")],
+        "x*(1 - x)",
+        boundary=[P.DirichletBC("left", "3*t - 1"), P.DirichletBC("right", "3*t - 1")],
     )
-    lb = P.PINNLoss(bounded, num_interior=32, num_initial=8, num_boundary=8)
+    weights = dict(residual_weight=2.0, initial_weight=3.0, boundary_weight=5.0)
+    lb = P.PINNLoss(bounded, num_interior=32, num_initial=8, num_boundary=8, **weights)
+    shifted = _ExactPINN(lambda x, t: 1 + x * (1 - x) + 3 * t)
+    terms = eqx.filter_jit(lb.components)(shifted, jr.key(0))
+    np.testing.assert_allclose(
+        [terms["residual"], terms["initial"], terms["boundary"]],
+        [25.0, 1.0, 4.0],
+        rtol=1e-12,
+    )
+    value = eqx.filter_jit(lb)(shifted, None, jr.key(0))
+    np.testing.assert_allclose(value, 2 * 25 + 3 * 1 + 5 * 4, rtol=1e-12)
     m2 = P.PINN(bounded.domain, key=jr.key(1), width=8, depth=2)
     assert not m2.periodic_embedding
-    assert float(eqx.filter_jit(lb.components)(m2, jr.key(0))["boundary"]) > 0.0
 
 
 class _ExactPINN(eqx.Module):
@@ -214,10 +247,16 @@ def test_pinn_loss_zero_on_exact_solution():
     assert float(value) < 1e-24
 
 
-def test_short_training_reduces_loss_and_is_keyed():
-    pde, _ = pde_convection_diffusion(c=1.0, nu=0.05)
+def test_short_training_error_stages_and_keys():
+    pde, exact = pde_convection_diffusion(c=1.0, nu=0.05)
+    x, t = P.grid(pde.domain, 32, 11)
+    ref = exact(x[None, :], t[:, None])
+    # 150 Adam steps from the closed form's error (0.95 PINN, 0.27 LPINN at the
+    # start); measured after training: 0.374 (PINN: far from converged in 150
+    # steps, see test_pde_declaration for a longer run) and 1.8e-3 (LPINN).
+    bounds = {"pinn": 0.45, "lpinn": 3e-3}
 
-    def run(kind, key):
+    def run(kind, steps, learning_rate=1e-2):
         if kind == "pinn":
             model = P.PINN(pde.domain, key=jr.key(0), width=16, depth=2)
             loss = P.PINNLoss(pde, num_interior=128, num_initial=32)
@@ -232,22 +271,37 @@ def test_short_training_reduces_loss_and_is_keyed():
             )
             loss = P.LagrangianPINNLoss(pde, num_interior=128, num_initial=32)
         fitted = sciopt.fit(
-            model, loss, key=key, steps=150, learning_rate=1e-2, chunk_size=150
+            model,
+            loss,
+            key=jr.key(1),
+            steps=steps,
+            learning_rate=learning_rate,
+            chunk_size=50,
         )
         return fitted, loss
 
     for kind in ("pinn", "lpinn"):
-        a, loss = run(kind, jr.key(1))
-        assert a.losses[-10:].mean() < 0.1 * a.losses[0]
-        if kind == "lpinn":  # keyed determinism (the training loop is shared)
-            b, _ = run(kind, jr.key(1))
-            np.testing.assert_array_equal(a.losses, b.losses)
-            assert eqx.tree_equal(a.model, b.model)
+        a, loss = run(kind, 150)
+        error = float(P.relative_l2(a.model.predict(x, t), ref))
+        assert error < bounds[kind], (kind, error)
         # The loss resamples its collocation points from the key.
         values = jax.jit(jax.vmap(lambda k: loss(a.model, None, k)))(
             jr.split(jr.key(3), 2)
         )
         assert float(values[0]) != float(values[1])
+    # Keyed determinism: the first 50 steps again give the same losses.
+    b, _ = run("lpinn", 50)
+    np.testing.assert_array_equal(b.losses, a.losses[:50])
+    # A two-stage schedule is followed stage by stage: learning rate 1e-2 for 50
+    # steps, then 0, leaves the model of the 50-step run (to rounding: the
+    # scheduled Adam is a different optax object).
+    staged, _ = run("lpinn", 100, optax.piecewise_constant_schedule(1e-2, {50: 0.0}))
+    np.testing.assert_allclose(staged.losses[:50], a.losses[:50], rtol=1e-12)
+    for u, v in zip(
+        jax.tree.leaves(eqx.filter(staged.model, eqx.is_inexact_array)),
+        jax.tree.leaves(eqx.filter(b.model, eqx.is_inexact_array)),
+    ):
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-14)
 
 
 def test_lpinn_bad_inputs():
@@ -298,14 +352,29 @@ def test_lpinn_beats_pinn_at_large_speed():
 
 
 def test_float32_models():
+    # The float32 models against the same weights in float64, at the same points
+    # (the losses draw their points in the model's dtype, so they differ).
     pde, _ = pde_convection_diffusion(c=2.0, nu=0.05)
     pinn = P.PINN(pde.domain, key=jr.key(0), width=8, depth=2, dtype=jnp.float32)
     lpinn = P.LagrangianPINN(
         pde, key=jr.key(0), state_width=8, state_depth=2, dtype=jnp.float32
     )
-    for model, loss in (
-        (pinn, P.PINNLoss(pde, num_interior=32, num_initial=8)),
-        (lpinn, P.LagrangianPINNLoss(pde, num_interior=32, num_initial=8)),
+
+    def to64(model):
+        return jax.tree.map(
+            lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model
+        )
+
+    xs = jnp.linspace(0.1, 6.0, 16)
+    ts = jnp.linspace(0.0, 1.0, 16)
+    lloss = P.LagrangianPINNLoss(pde, num_interior=32, num_initial=8)
+    for model, loss, residual in (
+        (
+            pinn,
+            P.PINNLoss(pde, num_interior=32, num_initial=8),
+            lambda m, x, t: pde.residual(m, x, t),
+        ),
+        (lpinn, lloss, lambda m, x, t: jnp.stack(lloss.residuals(m, x, t))),
     ):
         value, grads = eqx.filter_jit(eqx.filter_value_and_grad(loss))(
             model, None, jr.key(0)
@@ -313,8 +382,17 @@ def test_float32_models():
         assert value.dtype == jnp.float32 and bool(jnp.isfinite(value))
         leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
         assert all(leaf.dtype == jnp.float32 for leaf in leaves)
+        f = eqx.filter_jit(jax.vmap(residual, in_axes=(None, 0, 0)))
+        r32 = f(model, xs.astype(jnp.float32), ts.astype(jnp.float32))
+        r64 = f(to64(model), xs, ts)
+        assert r32.dtype == jnp.float32
+        # Measured: 1.1e-7 and 2.2e-7 relative to the largest residual.
+        np.testing.assert_allclose(r32, r64, atol=1e-6 * float(jnp.max(jnp.abs(r64))))
     x, t = P.grid(pde.domain, 16, 3, jnp.float32)
-    assert lpinn.predict(x, t).dtype == jnp.float32
+    pred = lpinn.predict(x, t)
+    assert pred.dtype == jnp.float32
+    pred64 = to64(lpinn).predict(x.astype(jnp.float64), t.astype(jnp.float64))
+    np.testing.assert_allclose(pred, pred64, atol=2e-6)  # measured: 3.3e-7
 
 
 @pytest.mark.slow
