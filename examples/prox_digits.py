@@ -27,14 +27,15 @@ def main(pretrain_steps=1000, pm_steps=250):
     ).model
     problem, clean = digits_problem(operator="blur", noise=0.02, image_index=3)
     baseline = problem.default_y0(None)
+    saveat = sciopt.SaveAt(fn=sp.step_stats)
     sol = sciopt.solve(
-        problem, sp.PnPADMM(lpn, penalty=0.05), max_steps=50, throw=False
+        problem, sp.PnPADMM(lpn, penalty=0.05), max_steps=50, throw=False, saveat=saveat
     )
     print(f"PSNR A^T y: {float(sp.psnr(jnp.clip(baseline, 0, 1), clean)):.2f} dB")
     value = float(sp.psnr(jnp.clip(sol.value, 0, 1), clean))
     print(f"PSNR PnP-ADMM + LPN: {value:.2f} dB")
     k = int(sol.stats["num_steps"])
-    print("objective per iteration:", sol.stats["objective_history"][: min(k, 10)])
+    print("objective per iteration:", sol.history["objective"][1 : min(k, 10) + 1])
 
 
 if __name__ == "__main__":

@@ -116,12 +116,15 @@ def _lpn_blur_problem(key, alpha=0.2):
 
 def test_pnp_pgd_with_lpn_decreases_objective(getkey):
     lpn, problem = _lpn_blur_problem(getkey())
-    solver = sp.PnPProximalGradient(lpn, rtol=1e-9, atol=1e-10, history_length=64)
-    sol = sciopt.solve(problem, solver, max_steps=64, throw=False)
-    history = np.asarray(sol.stats["objective_history"])
+    solver = sp.PnPProximalGradient(lpn, rtol=1e-9, atol=1e-10)
+    saveat = sciopt.SaveAt(fn=sp.step_stats)
+    sol = sciopt.solve(problem, solver, max_steps=64, throw=False, saveat=saveat)
+    history = np.asarray(sol.history["objective"])
     k = int(sol.stats["num_steps"])
-    assert k > 5 and np.all(np.isnan(history[k:]))
-    obj = history[:k]
+    # entry 0 is the start (objective unknown), entry j the iterate after step j
+    assert k > 5 and np.all(np.isnan(history[k + 1 :])) and np.isnan(history[0])
+    obj = history[1 : k + 1]
+    np.testing.assert_array_equal(obj[-1], sol.stats["objective"])
     assert np.all(np.isfinite(obj))
     assert np.all(np.diff(obj) <= 1e-10 * np.abs(obj[:-1]))
     assert obj[-1] < obj[0]
@@ -136,12 +139,15 @@ def test_pnp_pgd_with_lpn_decreases_objective(getkey):
 def test_pnp_admm_with_lpn_reaches_fixed_point(getkey):
     lpn, problem = _lpn_blur_problem(getkey())
     solver = sp.PnPADMM(lpn, penalty=2.0, rtol=1e-8, atol=1e-10)
-    sol = sciopt.solve(problem, solver, max_steps=500)
+    saveat = sciopt.SaveAt(fn=sp.step_stats)
+    sol = sciopt.solve(problem, solver, max_steps=500, saveat=saveat)
     res = solver.optimality(problem, sol.value, None, {})
     assert jnp.linalg.norm(res) < 1e-6
-    history = np.asarray(sol.stats["objective_history"])
+    history = np.asarray(sol.history["objective"])
     k = int(sol.stats["num_steps"])
-    assert np.all(np.isfinite(history[:k])) and history[k - 1] <= history[0]
+    assert np.all(np.isfinite(history[1 : k + 1])) and history[k] <= history[1]
+    primal = np.asarray(sol.history["primal_residual"])
+    np.testing.assert_array_equal(primal[k], sol.stats["primal_residual"])
 
 
 def test_pnp_implicit_gradient_matches_finite_differences(getkey):
@@ -230,3 +236,37 @@ def test_float32_admm_inner_solve_succeeds(getkey):
     assert sol.result != sciopt.RESULTS.inner_solve_failed
     assert int(sol.stats["num_steps"]) > 1
     assert sp.psnr(jnp.clip(sol.value, 0, 1), x) > sp.psnr(jnp.clip(y, 0, 1), x)
+
+
+def _identity_problem(b):
+    op = lx.IdentityLinearOperator(jax.ShapeDtypeStruct(b.shape, b.dtype))
+    return sp.LinearInverseProblem(op, b)
+
+
+def test_divergence_threshold_is_relative_to_the_data():
+    # The documented test: diverged once ||x|| > 1e10 (1 + ||x_0|| + ||A^T y||).
+    # Denoising (A = I) with eta = 3 gives x_k - b = (-2)^k (x_0 - b), so with
+    # x_0 = 0 the first step past the threshold is known in closed form; a threshold
+    # without the ||A^T y|| term (here 1e3) stops ten steps earlier.
+    b = jnp.full((4,), 500.0)
+    problem = _identity_problem(b)
+    nb = float(np.linalg.norm(b))
+    k = np.arange(1, 80)
+    norms = np.abs(1.0 - (-2.0) ** k) * nb
+    expected = int(k[np.argmax(norms > 1e10 * (1 + 0 + nb))])
+    solver = sp.PnPProximalGradient(sp.FunctionProx(lambda v: v), step_size=3.0)
+    sol = sciopt.solve(problem, solver, y0=jnp.zeros(4), max_steps=200, throw=False)
+    assert sol.result == sciopt.RESULTS.diverged
+    assert int(sol.stats["num_steps"]) == expected  # 44
+    # Data of norm 1e12 from x_0 = 0 is no divergence: both solvers denoise it
+    # (the soft-threshold of b, in one PGD step and to round-off by ADMM).
+    big = 1e12 * jnp.array([1.0, -2.0, 0.5, 3.0])
+    problem = _identity_problem(big)
+    exact = big - 0.3 * jnp.sign(big)
+    for solver in (
+        sp.PnPProximalGradient(sp.SoftThreshold(0.3), step_size=1.0),
+        sp.PnPADMM(sp.SoftThreshold(0.3), penalty=1.0, rtol=1e-14, atol=0.0),
+    ):
+        sol = sciopt.solve(problem, solver, y0=jnp.zeros(4), max_steps=100)
+        np.testing.assert_allclose(sol.value, exact, rtol=1e-12)
+        print(int(sol.stats['num_steps']))

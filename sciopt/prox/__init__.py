@@ -10,7 +10,7 @@ from ._operators import (
     projection_operator as projection_operator,
     subsampling_operator as subsampling_operator,
 )
-from ._pgd import PnPProximalGradient as PnPProximalGradient
+from ._pgd import PnPProximalGradient as PnPProximalGradient, step_stats as step_stats
 from ._problem import (
     add_noise as add_noise,
     from_spec as from_spec,

@@ -10,7 +10,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._misc import verbose_printer
 from .._solution import RESULTS
 from .._solver import AbstractSolver
-from ._pgd import check_prox_problem, record, safe_norm, start_scale, stopping_test
+from ._pgd import check_prox_problem, safe_norm, start_scale, stopping_test
 from ._prox import AbstractProx, as_parameter, check_parameter
 
 
@@ -20,7 +20,6 @@ class _ADMMState(eqx.Module):
     objective: Float[Array, ""]
     primal_residual: Float[Array, ""]
     change: Float[Array, ""]
-    history: Float[Array, " n"]
     num_steps: Int[Array, ""]
     inner_ok: Bool[Array, ""]
     scale: Float[Array, ""]
@@ -34,8 +33,9 @@ class PnPADMM(AbstractSolver):
         u <- u + x - z
 
     The iterate returned (and carried) is `z`, the prox output. With a prox of a
-    regulariser `R`, the splitting targets `F(z) = D(z) + rho R(z)`, reported per
-    iteration in `stats["objective_history"]` (`nan` where `R` is unknown). ADMM does
+    regulariser `R`, the splitting targets `F(z) = D(z) + rho R(z)`, reported in
+    `stats["objective"]` (`nan` where `R` is unknown) and per step with
+    `saveat=sciopt.SaveAt(fn=sciopt.prox.step_stats)`. ADMM does
     not guarantee a monotone `F` for a nonconvex `R`; large `rho` helps.
 
     Stops when `||x - z||` and `||z_{k+1} - z_k||` are both below
@@ -54,7 +54,6 @@ class PnPADMM(AbstractSolver):
     - `linear_solver`: a lineax solver for the `x` update (default: conjugate
       gradients with tolerances 1e-10 in float64 and 1e-5 in float32, at most 500
       iterations; the system `data_weight A^T A + rho I` is positive definite).
-    - `history_length`: entries kept in `objective_history`.
     - `verbose`: `True` prints, every step, the step number, the objective and the
       residuals; or a callable taking them as keyword arguments `name=(label, value)`
       (see `sciopt.verbose_printer`).
@@ -85,7 +84,6 @@ class PnPADMM(AbstractSolver):
     rtol: float = 1e-5
     atol: float = 1e-8
     linear_solver: lx.AbstractLinearSolver | None = None
-    history_length: int = eqx.field(static=True, default=512)
     verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
@@ -105,7 +103,6 @@ class PnPADMM(AbstractSolver):
             objective=jnp.array(jnp.nan, y.dtype),
             primal_residual=jnp.array(jnp.inf, y.dtype),
             change=jnp.array(jnp.inf, y.dtype),
-            history=jnp.full((self.history_length,), jnp.nan, y.dtype),
             num_steps=jnp.array(0),
             inner_ok=jnp.array(True),
             scale=start_scale(problem, y),
@@ -147,7 +144,6 @@ class PnPADMM(AbstractSolver):
             objective=objective,
             primal_residual=primal,
             change=change,
-            history=record(state.history, state.num_steps, objective),
             num_steps=state.num_steps + 1,
             inner_ok=sol.result == lx.RESULTS.successful,
             scale=state.scale,
@@ -166,7 +162,6 @@ class PnPADMM(AbstractSolver):
     def postprocess(self, problem, y, aux, args, options, state, result):
         stats = {
             "objective": state.objective,
-            "objective_history": state.history,
             "primal_residual": state.primal_residual,
             "change": state.change,
         }

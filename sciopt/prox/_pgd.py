@@ -27,8 +27,24 @@ def check_prox_problem(prox, problem):
         )
 
 
-def record(history, k, value):
-    return history.at[k].set(value, mode="drop")
+def step_stats(y, state, aux) -> dict[str, Array]:
+    """What a plug-and-play solver did in its last step, for `sciopt.SaveAt`:
+
+    ```python
+    saveat = sciopt.SaveAt(fn=sciopt.prox.step_stats)
+    sol = sciopt.solve(problem, sciopt.prox.PnPADMM(prox), saveat=saveat)
+    sol.history["objective"]  # entry 0 at the start (nan), entry k after step k
+    ```
+
+    Keys: `objective` (`F` at the iterate, `nan` where the prox's regulariser is
+    unknown, and at the start), `change` (`||x_k - x_{k-1}||`) and, for `PnPADMM`,
+    `primal_residual` (`||x - z||`).
+    """
+    del y, aux
+    stats = {"objective": state.objective, "change": state.change}
+    if hasattr(state, "primal_residual"):
+        stats["primal_residual"] = state.primal_residual
+    return stats
 
 
 # Growth of the iterate by this factor over its starting scale means divergence.
@@ -62,7 +78,6 @@ class _PGDState(eqx.Module):
     step_size: Float[Array, ""]
     objective: Float[Array, ""]
     change: Float[Array, ""]
-    history: Float[Array, " n"]
     num_steps: Int[Array, ""]
     scale: Float[Array, ""]
 
@@ -72,8 +87,9 @@ class PnPProximalGradient(AbstractSolver):
 
     With a prox of a regulariser `R` (an LPN, the soft-threshold, TV), the iterates
     minimise `F(x) = D(x) + R(x) / eta`, where `D` is the problem's data fidelity and
-    `eta` the step size; `F` at each iterate is reported in `stats["objective"]` and
-    `stats["objective_history"]` (`nan` where `R` is unknown). For `eta <= 1/L` (`L`
+    `eta` the step size; `F` at the solution is reported in `stats["objective"]`
+    (`nan` where `R` is unknown), and per step with
+    `saveat=sciopt.SaveAt(fn=sciopt.prox.step_stats)`. For `eta <= 1/L` (`L`
     the Lipschitz constant of `grad D`) `F` decreases monotonically, even for a
     nonconvex learned `R`, because an LPN is an exact prox.
 
@@ -89,7 +105,6 @@ class PnPProximalGradient(AbstractSolver):
     - `step_size`: `eta` (> 0, stored as a JAX array: new values reuse the
       compiled solve); `None` uses `1/L` estimated by power iteration.
     - `rtol`, `atol`: stopping tolerances.
-    - `history_length`: entries kept in `objective_history`.
     - `verbose`: `True` prints, every step, the step number, the objective and the
       change of the iterate; or a callable taking them as keyword arguments
       `name=(label, value)` (see `sciopt.verbose_printer`).
@@ -119,7 +134,6 @@ class PnPProximalGradient(AbstractSolver):
     step_size: Float[Array, ""] | None = eqx.field(default=None, converter=as_parameter)
     rtol: float = 1e-5
     atol: float = 1e-8
-    history_length: int = eqx.field(static=True, default=512)
     verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
@@ -137,7 +151,6 @@ class PnPProximalGradient(AbstractSolver):
             step_size=self._eta(problem, y.dtype),
             objective=nan,
             change=jnp.array(jnp.inf, y.dtype),
-            history=jnp.full((self.history_length,), jnp.nan, y.dtype),
             num_steps=jnp.array(0),
             scale=start_scale(problem, y),
         )
@@ -159,7 +172,6 @@ class PnPProximalGradient(AbstractSolver):
             step_size=eta,
             objective=objective,
             change=change,
-            history=record(state.history, state.num_steps, objective),
             num_steps=state.num_steps + 1,
             scale=state.scale,
         )
@@ -175,7 +187,6 @@ class PnPProximalGradient(AbstractSolver):
     def postprocess(self, problem, y, aux, args, options, state, result):
         stats = {
             "objective": state.objective,
-            "objective_history": state.history,
             "step_size": state.step_size,
             "change": state.change,
         }
