@@ -60,7 +60,12 @@ def test_hard_constraint_layers_solve_a_formula_pde(kind):
     t, x = model.coordinates()
     T, X = jnp.meshgrid(t, x, indexing="ij")
     u = model.predict(None, w)
-    assert float(sp.relative_l2(u, _exact(X, T))) < 0.05
+    # Measured after 40 steps (from 0.70 / 0.67 untrained): relative L2 error
+    # 7.3e-3 / 1.37e-2, RMS PDE residual 1.26e-2 / 1.33e-2, initial misfit
+    # 8.9e-3 / 6.6e-3, periodic mismatch 4.2e-3 / 3.1e-2 (layer / MoE).
+    bound = {"layer": (0.01, 0.02, 0.012, 0.006), "moe": (0.02, 0.02, 0.01, 0.04)}
+    rel_bound, res_bound, ic_bound, ends_bound = bound[kind]
+    assert float(sp.relative_l2(u, _exact(X, T))) < rel_bound
     # The conditions at collocation points, by differentiating `predict` itself.
     rows = model.constraint_rows(None, jr.key(1))
     pt, px = rows.pde_t.reshape(-1), rows.pde_x.reshape(-1)
@@ -72,11 +77,11 @@ def test_hard_constraint_layers_solve_a_formula_pde(kind):
     u_x = jax.vmap(jax.grad(f, 1))(pt, px)
     u_xx = jax.vmap(jax.grad(jax.grad(f, 1), 1))(pt, px)
     residual = u_t + C * u_x - NU * u_xx
-    assert float(jnp.sqrt(jnp.mean(residual**2))) < 0.1
+    assert float(jnp.sqrt(jnp.mean(residual**2))) < res_bound
     ic = jax.vmap(f)(jnp.zeros_like(x), x) - jnp.sin(x)
-    assert float(jnp.max(jnp.abs(ic))) < 0.03
+    assert float(jnp.max(jnp.abs(ic))) < ic_bound
     ends = jax.vmap(f)(t, jnp.zeros_like(t)) - jax.vmap(f)(t, jnp.full_like(t, x[-1]))
-    assert float(jnp.max(jnp.abs(ends))) < 0.05
+    assert float(jnp.max(jnp.abs(ends))) < ends_bound
 
 
 @pytest.mark.parametrize("kind", ["pinn", "lpinn"])
@@ -102,7 +107,8 @@ def test_pinns_solve_the_same_formula_pde(kind):
     t = jnp.linspace(0.0, 1.0, 11)
     u = res.model.predict(x, t)
     T, X = jnp.meshgrid(t, x, indexing="ij")
-    assert float(sp.relative_l2(u, _exact(X, T))) < 0.1
+    # Measured after 300 steps: 0.092 (PINN), 1.03e-3 (LPINN).
+    assert float(sp.relative_l2(u, _exact(X, T))) < {"pinn": 0.11, "lpinn": 2e-3}[kind]
 
 
 # -- coefficients are args ------------------------------------------------------------
