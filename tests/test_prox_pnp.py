@@ -166,15 +166,25 @@ def test_pnp_implicit_gradient_matches_finite_differences(getkey):
     np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6)
 
 
-def test_float32_pnp(getkey):
-    op = sp.blur_operator((6, 6), sigma=1.0, dtype=jnp.float32)
-    y = op.mv(jr.uniform(getkey(), (6, 6), jnp.float32))
-    problem = sp.LinearInverseProblem(op, y)
-    sol = sciopt.solve(
-        problem, sp.PnPADMM(sp.TotalVariation(0.02), rtol=1e-4), max_steps=300
+def _blur_tv_solution(dtype, rtol):
+    op = sp.blur_operator((6, 6), sigma=1.0, dtype=dtype)
+    y = op.mv(jr.uniform(jr.key(1), (6, 6)).astype(dtype))
+    solver = sp.PnPADMM(sp.TotalVariation(0.02), rtol=rtol, atol=0.0)
+    return sciopt.solve(sp.LinearInverseProblem(op, y), solver, max_steps=1000)
+
+
+def test_float32_pnp_matches_float64():
+    # The same TV deblurring in float32 (stopped at rtol 1e-6, about 8 float32
+    # epsilons) and float64 (rtol 1e-12): measured 3.9e-5 apart (max entry), the
+    # objectives 7e-8 apart relative, in 148 float32 steps.
+    sol32 = _blur_tv_solution(jnp.float32, 1e-6)
+    sol64 = _blur_tv_solution(jnp.float64, 1e-12)
+    assert sol32.value.dtype == jnp.float32
+    np.testing.assert_allclose(sol32.value, sol64.value, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        sol32.stats["objective"], sol64.stats["objective"], rtol=1e-6
     )
-    assert sol.value.dtype == jnp.float32
-    assert jnp.isfinite(sol.stats["objective"])
+    assert 135 <= int(sol32.stats["num_steps"]) <= 165
 
 
 def test_bad_inputs_raise(getkey):
@@ -224,18 +234,25 @@ def test_from_spec_builds_digits_problem():
     assert problem.shape == (1, 8, 8)
 
 
-def test_float32_admm_inner_solve_succeeds(getkey):
+def test_float32_admm_inner_solve_succeeds():
     # The default conjugate-gradient tolerance follows the dtype: a float64 tolerance
-    # would stop float32 ADMM after one step with an inner-solve failure.
-    op = sp.blur_operator((1, 8, 8), sigma=1.0, dtype=jnp.float32)
-    x = jr.uniform(getkey(), (1, 8, 8), jnp.float32)
-    y = op.mv(x) + jnp.float32(0.02) * jr.normal(getkey(), x.shape, jnp.float32)
-    solver = sp.PnPADMM(sp.SoftThreshold(0.01), penalty=1.0, rtol=1e-3)
-    problem = sp.LinearInverseProblem(op, y)
-    sol = sciopt.solve(problem, solver, max_steps=50, throw=False)
-    assert sol.result != sciopt.RESULTS.inner_solve_failed
-    assert int(sol.stats["num_steps"]) > 1
-    assert sp.psnr(jnp.clip(sol.value, 0, 1), x) > sp.psnr(jnp.clip(y, 0, 1), x)
+    # would stop float32 ADMM after one step with an inner-solve failure. The float32
+    # run then follows the float64 one: 50 steps on the same lasso deblurring are
+    # measured 1.7e-5 apart (max entry), about the float32 CG tolerance (1e-5).
+    x = jr.uniform(jr.key(2), (1, 8, 8))
+    noise = 0.02 * jr.normal(jr.key(3), x.shape)
+    values = []
+    for dtype in (jnp.float32, jnp.float64):
+        op = sp.blur_operator((1, 8, 8), sigma=1.0, dtype=dtype)
+        problem = sp.LinearInverseProblem(
+            op, op.mv(x.astype(dtype)) + noise.astype(dtype)
+        )
+        solver = sp.PnPADMM(sp.SoftThreshold(0.01), penalty=1.0, rtol=1e-3)
+        sol = sciopt.solve(problem, solver, max_steps=50, throw=False)
+        assert sol.result == sciopt.RESULTS.steps_exhausted
+        assert sol.value.dtype == dtype
+        values.append(np.asarray(sol.value, np.float64))
+    np.testing.assert_allclose(values[0], values[1], rtol=0, atol=1e-4)
 
 
 def _identity_problem(b):
@@ -269,4 +286,3 @@ def test_divergence_threshold_is_relative_to_the_data():
     ):
         sol = sciopt.solve(problem, solver, y0=jnp.zeros(4), max_steps=100)
         np.testing.assert_allclose(sol.value, exact, rtol=1e-12)
-        print(int(sol.stats['num_steps']))
