@@ -70,22 +70,7 @@ def test_cole_hopf_family_matches_quadrature():
     )
 
 
-def test_diffusion_sorption_reference_converges_under_refinement():
-    t = jnp.linspace(0.0, 100.0, 5)
-    x = jnp.linspace(0.0, 1.0, 17)
-    sols = [
-        sp.diffusion_sorption_mol(jnp.asarray(0.1), t, x, cells=c)
-        for c in (32, 64, 128)
-    ]
-    e1 = float(jnp.max(jnp.abs(sols[0][1:] - sols[1][1:])))
-    e2 = float(jnp.max(jnp.abs(sols[1][1:] - sols[2][1:])))
-    # Second-order finite volumes: halving h divides the change by about 4.
-    assert 2.5 < e1 / e2 < 6.0
-    assert e2 < 2e-3
-    u = sols[-1]
-    np.testing.assert_allclose(u[1:, 0], 1.0, atol=1e-12)  # left boundary
-    assert jnp.all(u[1:, -1] < 0.02)  # outflow keeps the right end near zero
-    assert jnp.all((u >= -1e-8) & (u <= 1 + 1e-8))  # maximum principle
+# (The diffusion-sorption reference: tests/test_pde_oracles.py.)
 
 
 # -- the layer's solve ----------------------------------------------------------
