@@ -64,7 +64,8 @@ def test_implicit_gradient_and_vmap():
     def optimum(r):
         return sciopt.solve(CIRCLE, solver, X0, args=r).value.sum()
 
-    assert float(jax.grad(optimum)(1.0)) == pytest.approx(-np.sqrt(2), rel=1e-8)
+    # the gradient on a non-symmetric problem (where a wrong implicit residual
+    # shows): test_nlp_oracles::test_implicit_gradient_matches_the_kkt_sensitivity
     out = jax.vmap(optimum)(jnp.array([1.0, 2.0, 3.0]))
     np.testing.assert_allclose(out, -np.sqrt(2) * np.array([1.0, 2.0, 3.0]), rtol=1e-9)
 

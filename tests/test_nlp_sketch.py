@@ -37,12 +37,17 @@ def test_sketch_solvers_solve_kkt_systems(solver, matrix_free):
         operator = lx.MatrixLinearOperator(matrix, lx.symmetric_tag)
     sol = lx.linear_solve(operator, jnp.asarray(rhs), solver, throw=False)
     assert sol.result == lx.RESULTS.successful
-    exact = np.linalg.solve(kkt, rhs)
-    np.testing.assert_allclose(sol.value, exact, rtol=1e-7, atol=1e-8)
+    # against numpy's lstsq at the precision a 1e-10 relative residual gives on
+    # this cond 4.1 matrix (measured: 1.2e-9, 1.1e-9, 3.6e-9 relative error)
+    exact = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
+    np.testing.assert_allclose(sol.value, exact, rtol=1e-8, atol=1e-10)
     assert np.linalg.norm(kkt @ np.asarray(sol.value) - rhs) <= 1e-10 * np.linalg.norm(
         rhs
     )
-    assert 0 < int(sol.stats["num_steps"]) < solver.max_steps
+    # the default key's sketches: measured 688 (row), 156 (block), 260 (Gaussian)
+    # steps, matrix-free or not; the bounds are 10 % above
+    bound = {"RowSketch": 760, "BlockSketch": 172, "GaussianSketch": 286}
+    assert 0 < int(sol.stats["num_steps"]) <= bound[type(solver).__name__]
 
 
 def test_sketch_options_key_warm_start_tolerance_and_cap():
