@@ -246,6 +246,96 @@ def _independent_rows(layer, p, key, residual, u0, expert=0, touching=False):
     return r
 
 
+class _Functions(sp.BasisNetwork):
+    """A basis of given functions `fns(t, x) -> (N,)`."""
+
+    fns: object = eqx.field(static=True)
+
+    def __init__(self, fns, n, t_span, x_span):
+        super().__init__(n, 16, t_span, x_span, width=2, depth=1, key=jr.key(0))
+        self.fns = fns
+
+    def __call__(self, t, x, sensors):
+        return self.fns(t, x)
+
+
+@pytest.mark.parametrize("kind", ["robin", "periodic"])
+def test_exact_basis_solve_meets_robin_and_periodic_conditions(kind):
+    # Non-zero Dirichlet data, a Robin condition and periodic rows: the exact
+    # solution is in the span, so the solve must return it.
+    if kind == "robin":
+        # u = exp(-pi^2 t) cos(pi x) - x: u(0, t) = exp(-pi^2 t) and
+        # u + u_x = -exp(-pi^2 t) - 2 at x = 1.
+        pde = sp.PDE(
+            "u_t - u_xx",
+            sp.Domain((0.0, 1.0), (0.0, 0.1)),
+            "cos(pi*x) - x",
+            boundary=[
+                sp.DirichletBC("left", "exp(-pi**2*t)"),
+                sp.RobinBC("right", 1.0, 1.0, "-exp(-pi**2*t) - 2"),
+            ],
+        )
+
+        def fns(t, x):
+            e = jnp.exp(-(jnp.pi**2) * t)
+            return jnp.stack([e * jnp.cos(jnp.pi * x), x, jnp.ones_like(x), t, x * x])
+
+        expected = jnp.array([1.0, -1.0, 0.0, 0.0, 0.0])
+
+        def exact(t, x):
+            return jnp.exp(-(jnp.pi**2) * t) * jnp.cos(jnp.pi * x) - x
+
+        def conditions(f, t):
+            u_x = jax.grad(f, 1)
+            e = jnp.exp(-(jnp.pi**2) * t)
+            left = f(t, 0.0) - e
+            right = f(t, 1.0) + u_x(t, 1.0) + e + 2
+            return jnp.stack([left, right])
+    else:
+        # u = exp(-nu t) sin(x - c t) on [0, 2 pi), c = 1, nu = 0.1.
+        pde = sp.PDE(
+            "u_t + c*u_x - nu*u_xx",
+            sp.Domain((0.0, 2 * math.pi), (0.0, 1.0), periodic=True),
+            "sin(x)",
+            parameters={"c": 1.0, "nu": 0.1},
+        )
+
+        def fns(t, x):
+            e = jnp.exp(-0.1 * t)
+            return jnp.stack(
+                [e * jnp.sin(x) * jnp.cos(t), e * jnp.cos(x) * jnp.sin(t), x, t * x]
+            )
+
+        expected = jnp.array([1.0, -1.0, 0.0, 0.0])
+
+        def exact(t, x):
+            return jnp.exp(-0.1 * t) * jnp.sin(x - t)
+
+        def conditions(f, t):
+            u_x = jax.grad(f, 1)
+            end = 2 * jnp.pi  # the layer's grid holds both ends
+            return jnp.stack([f(t, 0.0) - f(t, end), u_x(t, 0.0) - u_x(t, end)])
+
+    dom = pde.domain
+    basis = _Functions(
+        fns, expected.shape[0], (dom.t_min, dom.t_max), (dom.x_min, dom.x_max)
+    )
+    layer = sp.HardConstraintLayer(pde, basis, grid=(8, 16), num_points=48, ridge=0.0)
+    sol = layer.solve(None, jr.key(2))
+    assert int(sol.result._value[0]) == 0
+    # Measured: 1e-15.
+    np.testing.assert_allclose(sol.value[0], expected, atol=1e-11)
+    t, x = layer.coordinates()
+    u = layer.predict(None, sol.value)
+    np.testing.assert_allclose(u, exact(t[:, None], x[None, :]), atol=1e-11)
+
+    def f(tt, xx):
+        return layer.predict(None, sol.value, tt, xx)
+
+    bc = jax.vmap(lambda tt: conditions(f, tt))(t)
+    np.testing.assert_allclose(bc, 0.0, atol=1e-11)
+
+
 @pytest.mark.parametrize("kind", ["layer", "moe-touching"])
 def test_affine_solve_is_least_squares_of_independent_rows(kind):
     # A trained-size MLP basis: the rows no longer vanish; the layer's weights must
@@ -502,7 +592,9 @@ def test_sharded_experts_equal_unsharded():
         """
         import jax, jax.numpy as jnp, jax.random as jr, equinox as eqx, numpy as np
         jax.config.update("jax_enable_x64", True)
+        import sciopt
         from sciopt import pde as sp
+        sciopt.enable_compilation_cache()  # as the test session does
         assert jax.device_count() == 4
         problem = sp.PDEFamily.preset("burgers")
         basis = sp.BasisNetwork(6, problem.num_sensors, problem.t_span,
