@@ -91,6 +91,18 @@ def test_proximal_matching_schedule_follows_its_stages(pm_run):
     np.testing.assert_allclose(params, p, rtol=1e-12, atol=1e-14)
 
 
+def test_proximal_matching_schedule_defaults():
+    # The signature's defaults (the authors' image recipe): 4 halving stages at
+    # learning rate 1e-4, no pretraining; pretraining is l1 at 1e-3.
+    pm = "proximal_matching"
+    expected = tuple(sp.TrainingStage(pm, 7, 1e-4, g) for g in (0.8, 0.4, 0.2, 0.1))
+    assert sp.proximal_matching_schedule(0.1, steps_per_stage=7) == expected
+    with_pretraining = sp.proximal_matching_schedule(
+        0.1, steps_per_stage=7, pretrain_steps=3
+    )
+    assert with_pretraining == (sp.TrainingStage("l1", 3, 1e-3), *expected)
+
+
 # -- plug-and-play fixed points with a linear denoiser ---------------------------------
 
 
