@@ -103,6 +103,25 @@ def test_proximal_matching_schedule_defaults():
     assert with_pretraining == (sp.TrainingStage("l1", 3, 1e-3), *expected)
 
 
+def test_fit_lpn_stops_at_a_diverged_stage():
+    # A learning rate of 1e200 sends the l2 stage's loss to inf on its second step:
+    # training stops there (the later l1 stage does not run), with the one finite
+    # loss, that of the starting model, computed by hand.
+    res = sp.fit_lpn(
+        _Affine(jnp.array(0.3), jnp.array(0.2)),
+        sigma=1e-30,
+        stages=[sp.TrainingStage("l2", 6, 1e200), sp.TrainingStage("l1", 4, 1e-3)],
+        key=jr.key(0),
+        sampler=lambda key: jnp.asarray(_PM_DATA),
+        chunk_size=5,
+        throw=False,
+    )
+    assert res.diverged and res.num_steps == 1
+    assert 0 < res.compile_time <= res.wall_time  # the one stage's timings
+    first = np.mean((0.3 * _PM_DATA + 0.2 - _PM_DATA) ** 2)
+    np.testing.assert_allclose(res.losses, [first], rtol=1e-14)
+
+
 # -- plug-and-play fixed points with a linear denoiser ---------------------------------
 
 
@@ -177,3 +196,45 @@ def test_pnp_pgd_default_step_size_is_one_over_lipschitz():
     x = np.linalg.solve(eta * w * a.T @ a + q, eta * w * a.T @ b)
     np.testing.assert_allclose(sol.value, x, atol=2e-9)  # measured 3.9e-10
     assert 100 <= int(sol.stats["num_steps"]) <= 115  # measured 107
+
+
+def _numpy_pnp_steps(a, b, w, q, solver_kind, rtol=1e-5, atol=1e-8):
+    """The PnP iteration with the linear denoiser `(I + Q)^{-1}`, written out in NumPy
+    (exact linear solves), from the default start `A^T b`, with the documented
+    stopping rule. Returns the steps taken and the last iterate."""
+    n = q.shape[0]
+    prox = np.linalg.inv(np.eye(n) + q)
+    z = a.T @ b
+    eta = 1 / (1.02 * w * np.linalg.norm(a, 2) ** 2)
+    u = np.zeros(n)
+    for k in range(1, 2001):
+        if solver_kind == "pgd":
+            new = prox @ (z - eta * w * a.T @ (a @ z - b))
+            changes = [np.linalg.norm(new - z)]
+        else:
+            x = np.linalg.solve(w * a.T @ a + np.eye(n), w * a.T @ b + (z - u))
+            new = prox @ (x + u)
+            u = u + x - new
+            changes = [np.linalg.norm(x - new), np.linalg.norm(new - z)]
+        z = new
+        if max(changes) <= atol + rtol * np.linalg.norm(z):
+            return k, z
+    raise AssertionError("no convergence")
+
+
+@pytest.mark.parametrize("solver_kind", ["pgd", "admm"])
+def test_pnp_default_tolerances_stop_where_numpy_does(solver_kind):
+    # Default step size / penalty (1) and tolerances (rtol 1e-5, atol 1e-8): the
+    # solver stops on the same step as the NumPy iteration with the documented
+    # stopping rule (44 PGD and 28 ADMM steps), at the same iterate (measured 3e-16
+    # apart).
+    problem, a, b, w, q = _linear_pnp_instance()
+    prox = _QuadraticProx(jnp.asarray(q))
+    if solver_kind == "pgd":
+        solver = sp.PnPProximalGradient(prox)
+    else:
+        solver = sp.PnPADMM(prox)
+    sol = sciopt.solve(problem, solver)
+    k, z = _numpy_pnp_steps(a, b, w, q, solver_kind)
+    assert int(sol.stats["num_steps"]) == k
+    np.testing.assert_allclose(sol.value, z, rtol=0, atol=1e-9)

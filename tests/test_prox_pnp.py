@@ -253,6 +253,12 @@ def test_float32_admm_inner_solve_succeeds():
         assert sol.value.dtype == dtype
         values.append(np.asarray(sol.value, np.float64))
     np.testing.assert_allclose(values[0], values[1], rtol=0, atol=1e-4)
+    # The documented default inner solver (a doubled float64 tolerance moves the
+    # iterates by about 1e-10 only, below what a solve-level check resolves).
+    for dtype, tol in ((jnp.float32, 1e-5), (jnp.float64, 1e-10)):
+        cg = solver._linear_solver(dtype)
+        assert isinstance(cg, lx.CG)
+        assert (cg.rtol, cg.atol, cg.max_steps) == (tol, tol, 500)
 
 
 def _identity_problem(b):
