@@ -141,8 +141,15 @@ def test_pnp_admm_with_lpn_reaches_fixed_point(getkey):
     solver = sp.PnPADMM(lpn, penalty=2.0, rtol=1e-8, atol=1e-10)
     saveat = sciopt.SaveAt(fn=sp.step_stats)
     sol = sciopt.solve(problem, solver, max_steps=500, saveat=saveat)
-    res = solver.optimality(problem, sol.value, None, {})
-    assert jnp.linalg.norm(res) < 1e-6
+    # Stationarity of D(z) + rho R(z), checked without the solver's code:
+    # grad R(z) = y* - z with y* the preimage of z found by inverting the LPN (BFGS),
+    # grad D(z) = w A^T (A z - b) with A as a matrix.
+    z = np.ravel(sol.value)
+    a = _matrix(problem.operator).reshape(z.size, z.size)
+    grad_d = a.T @ (a @ z - np.ravel(problem.measurement))
+    preimage = np.ravel(lpn.regularizer(sol.value).aux["preimage"])
+    # Measured 3.4e-8 in norm (||grad D(z)|| = 1.46; the stop is at rtol 1e-8).
+    np.testing.assert_allclose(grad_d + 2.0 * (preimage - z), 0, atol=3e-7)
     history = np.asarray(sol.history["objective"])
     k = int(sol.stats["num_steps"])
     assert np.all(np.isfinite(history[1 : k + 1])) and history[k] <= history[1]
