@@ -5,10 +5,13 @@ a problem, the documented closed-form optima of the problem files."""
 import cvxpy as cp
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import sciopt
 import scipy.optimize
 from sciopt import datasets as lib
-from sciopt.bilevel import Ball, Box, Polyhedron, Simplex
+from sciopt.bilevel import Ball, BOREP, Box, Polyhedron, Simplex
+
+from .helpers import bilevel_ridge
 
 
 _RNG = np.random.default_rng(11)
@@ -135,3 +138,83 @@ def test_problem_files_reach_their_closed_forms():
         np.testing.assert_allclose(case.phi_star, phi, rtol=1e-12, err_msg=kind)
         if "x" in spec["reference"]:
             np.testing.assert_allclose(case.x_star, spec["reference"]["x"], rtol=1e-12)
+
+
+# -- BO-REP against its update rules written out in NumPy -----------------------------
+
+
+def _ridge_data(n=20, d=10, seed=0, noise=1.5):
+    # The data of tests/helpers.py's bilevel_ridge, drawn the same way.
+    rng = np.random.default_rng(seed)
+    z_tr, z_va = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    w_true = rng.normal(size=d)
+    t_tr = z_tr @ w_true + noise * rng.normal(size=n)
+    t_va = z_va @ w_true + noise * rng.normal(size=n)
+    return z_tr, t_tr, z_va, t_va
+
+
+def _numpy_borep(steps, lr, beta, lower_lr, nu, radius, period, lower_steps,
+                 init_steps, init_epochs, decay):  # fmt: skip
+    """BO-REP on the ridge problem (F = |Z_va w - t_va|^2 / 2n, f = |Z_tr w -
+    t_tr|^2 / 2n + e^x |w|^2 / 2) from (0, 0), its gradients and Hessian in closed
+    form: epoch-SGD refinement, periodic SGD, one projected step on H z = grad_y F,
+    normalised momentum on x with the hypergradient estimate -e^x <w, z>."""
+    z_tr, t_tr, z_va, t_va = _ridge_data()
+    n, d = z_tr.shape
+    x, w, z, m = 0.0, np.zeros(d), np.zeros(d), 0.0
+
+    def grad_f(x, w):
+        return z_tr.T @ (z_tr @ w - t_tr) / n + np.exp(x) * w
+
+    lr_w, per_epoch = lower_lr, -(-init_steps // init_epochs)
+    for _ in range(init_epochs):
+        for _ in range(per_epoch):
+            w = w - lr_w * grad_f(x, w)
+        lr_w /= 2
+    for k in range(steps):
+        if k % period == 0:
+            for _ in range(lower_steps):
+                w = w - lower_lr * grad_f(x, w)
+        hz = z_tr.T @ (z_tr @ z) / n + np.exp(x) * z
+        z = z - nu * (hz - z_va.T @ (z_va @ w - t_va) / n)
+        z = z * min(1.0, radius / np.linalg.norm(z))
+        m = beta * m + (1 - beta) * (-np.exp(x) * w @ z)
+        x = x - lr / (1 + decay * k) * m / abs(m)
+    return x, w
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # the documented defaults
+        dict(
+            learning_rate=0.03,
+            momentum=0.5,
+            lower_learning_rate=0.05,
+            z_learning_rate=0.2,
+            radius=0.3,
+            period=3,
+            lower_steps=2,
+            init_steps=7,
+            init_epochs=3,
+            decay=0.1,
+        ),  # fmt: skip
+    ],
+)
+def test_borep_steps_match_numpy(options):
+    # 12 steps from (0, 0) on the deterministic ridge problem, against the update
+    # rules written out in NumPy (measured 1e-16 apart; with radius 0.3 the projection
+    # of z is active).
+    problem, start, _ = bilevel_ridge()
+    sol = sciopt.solve(problem, BOREP(**options), start, max_steps=12, throw=False)
+    assert sol.result == sciopt.RESULTS.steps_exhausted
+    defaults = dict(learning_rate=1e-2, momentum=0.9, lower_learning_rate=0.1,
+                    z_learning_rate=0.1, radius=1e3, period=2, lower_steps=5,
+                    init_steps=200, init_epochs=4, decay=0.0)  # fmt: skip
+    o = {**defaults, **options}
+    x, w = _numpy_borep(12, o["learning_rate"], o["momentum"],
+                        o["lower_learning_rate"], o["z_learning_rate"], o["radius"],
+                        o["period"], o["lower_steps"], o["init_steps"],
+                        o["init_epochs"], o["decay"])  # fmt: skip
+    np.testing.assert_allclose(sol.value[0], [x], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sol.value[1], w, rtol=0, atol=1e-12)
