@@ -285,6 +285,8 @@ def test_divergence_threshold_is_relative_to_the_data():
     norms = np.abs(1.0 - (-2.0) ** k) * nb
     expected = int(k[np.argmax(norms > 1e10 * (1 + 0 + nb))])
     solver = sp.PnPProximalGradient(sp.FunctionProx(lambda v: v), step_size=3.0)
+    # Stored as a JAX array (documented: new values reuse the compiled solve).
+    assert isinstance(solver.step_size, jax.Array)
     sol = sciopt.solve(problem, solver, y0=jnp.zeros(4), max_steps=200, throw=False)
     assert sol.result == sciopt.RESULTS.diverged
     assert int(sol.stats["num_steps"]) == expected  # 44
