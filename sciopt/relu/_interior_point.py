@@ -380,8 +380,8 @@ class InteriorPoint(AbstractSolver):
         h = h / jnp.where(norms > 0, norms, 1)
         # the start predicts 0 (v_i = w_i), with group norms in the data's units:
         # one group of that norm predicts max |y| (a logit of 1 for cross-entropy)
-        # at the largest sample (measured: 29-42 steps instead of 50-76 with norms
-        # 1 / sqrt(2P) on the benchmark problems)
+        # at the largest sample (fewer steps than unit-free norms 1 / sqrt(2P) on
+        # the benchmark problems: docs/benchmarks/relu.md)
         largest = jnp.max(jnp.linalg.norm(X, axis=1))
         target = jnp.max(jnp.abs(problem.y)) if problem.loss == "squared" else 1.0
         scale = jax.lax.stop_gradient(
@@ -434,9 +434,9 @@ class InteriorPoint(AbstractSolver):
         )
         R = _triangular_factor(jnp.concatenate([cone_rows, group_rows], axis=1))
         # B^{-1} = R^{-1} R^{-T} through the explicit (d+1) x (d+1) inverses: XLA's
-        # CPU batched triangular solve is ~70x slower with transpose_a (measured
-        # 0.072 s against 0.001 s at (2000, 20, 100)), and the inverses turn every
-        # later block solve into two small batched products
+        # CPU batched triangular solve is much slower with transpose_a (see
+        # docs/benchmarks/relu.md), and the inverses turn every later block solve
+        # into two small batched products
         eye = jnp.broadcast_to(jnp.eye(d + 1, dtype=dtype), R.shape)
         R_inv = _one_at_a_time(
             lambda r, e: jax.lax.linalg.triangular_solve(
@@ -459,7 +459,7 @@ class InteriorPoint(AbstractSolver):
         root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
         masks = root_w[:, None] * problem.patterns  # (n, P)
         A = (masks[:, :, None] * X[:, None, :]).reshape(n, P * d)
-        XE = jnp.einsum("nd,pde->npe", X, E)  # X E_i before masking: 3x faster
+        XE = jnp.einsum("nd,pde->npe", X, E)  # X E_i before masking: fewer flops
         C = (masks[:, :, None] * XE).reshape(n, P * d)
         core = A @ C.T
         core = jnp.eye(n, dtype=dtype) + 0.5 * (core + core.T)
