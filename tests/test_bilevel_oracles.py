@@ -9,7 +9,7 @@ import pytest
 import sciopt
 import scipy.optimize
 from sciopt import datasets as lib
-from sciopt.bilevel import Ball, BOREP, Box, Polyhedron, Simplex
+from sciopt.bilevel import Ball, BOREP, Box, LVHBA, Polyhedron, Simplex
 
 from .helpers import bilevel_ridge
 
@@ -218,3 +218,77 @@ def test_borep_steps_match_numpy(options):
                         o["init_epochs"], o["decay"])  # fmt: skip
     np.testing.assert_allclose(sol.value[0], [x], rtol=0, atol=1e-12)
     np.testing.assert_allclose(sol.value[1], w, rtol=0, atol=1e-12)
+
+
+# -- LV-HBA against its update rules written out in NumPy -----------------------------
+
+
+# lib.coupled_box()'s default data.
+_BOX_A, _BOX_B, _BOX_C = (
+    (1.0, 0.0, 2.0, 1.0),
+    (0.5, -1.0, 0.0, 0.0),
+    (0.0, 1.0, -1.0, 2.0),
+)
+
+
+def _numpy_lvhba(steps, alpha, alpha_x, beta, eta, gamma1, gamma2, penalty, power,
+                 bound):  # fmt: skip
+    """LV-HBA on the coupled box (F = |x - a|^2/2 + |y - b|^2/2, f = |y - c|^2/2,
+    g = y - x <= 0, (x, y) in {y <= x}) from (0, 0), gradients in closed form; the
+    projection onto {y_i <= x_i} moves a violating pair to its mean. Returns (x, y),
+    lambda, the last residual and the last c_k."""
+    a, b, c = np.array(_BOX_A), np.array(_BOX_B), np.array(_BOX_C)
+    x, y = np.zeros(4), np.zeros(4)
+    theta, lam, z = y.copy(), np.zeros(4), np.zeros(4)
+    for k in range(steps):
+        ck = penalty * (k + 1) ** power
+        theta = theta - eta * ((theta - c) + lam + (theta - y) / gamma1)
+        lam = np.clip(lam - eta * (-(theta - x) + (lam - z) / gamma2), 0, bound)
+        d_x = (x - a) / ck + lam
+        d_y = (y - b) / ck + (y - c) - (y - theta) / gamma1
+        nx, ny = x - alpha_x * d_x, y - alpha * d_y
+        mean = (nx + ny) / 2
+        nx, ny = np.where(ny > nx, mean, nx), np.where(ny > nx, mean, ny)
+        residual = np.sqrt(np.sum(((nx - x) / alpha_x) ** 2 + ((ny - y) / alpha) ** 2))
+        x, y = nx, ny
+        z = np.clip(z - beta * (z - lam) / gamma2, 0, bound)
+    return (x, y), lam, residual, ck
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # the documented defaults
+        dict(
+            alpha=0.2,
+            alpha_x=0.3,
+            beta=0.4,
+            eta=0.25,
+            gamma1=0.7,
+            gamma2=1.3,
+            penalty=2.0,
+            penalty_power=0.25,
+            bound=0.3,
+        ),  # fmt: skip
+    ],
+)
+def test_lvhba_steps_match_numpy(options):
+    # 15 steps from (0, 0) on the coupled box against the update rules written out
+    # in NumPy (measured 1e-16 apart; with bound 0.3 the multiplier clip is active).
+    case = lib.coupled_box(_BOX_A, _BOX_B, _BOX_C)
+    solver = LVHBA(**options, polish=False)
+    sol = sciopt.solve(case.problem, solver, case.start, max_steps=15, throw=False)
+    assert sol.result == sciopt.RESULTS.steps_exhausted
+    defaults = dict(alpha=1e-2, alpha_x=None, beta=1e-2, eta=1e-2, gamma1=1.0,
+                    gamma2=1.0, penalty=1.0, penalty_power=0.3, bound=1e3)  # fmt: skip
+    o = {**defaults, **options}
+    alpha_x = o["alpha"] if o["alpha_x"] is None else o["alpha_x"]
+    (x, y), lam, residual, ck = _numpy_lvhba(
+        15, o["alpha"], alpha_x, o["beta"], o["eta"], o["gamma1"], o["gamma2"],
+        o["penalty"], o["penalty_power"], o["bound"],
+    )  # fmt: skip
+    np.testing.assert_allclose(sol.value[0], x, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sol.value[1], y, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sol.stats["multipliers"][0], lam, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sol.stats["residual"], residual, rtol=1e-12)
+    np.testing.assert_allclose(sol.stats["penalty"], ck, rtol=1e-12)
