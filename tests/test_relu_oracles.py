@@ -132,3 +132,87 @@ def test_library_cvxpy_reference_matches_the_independent_program(loss, gated, bi
     ours = reference(X, y, patterns, 0.15, loss=loss, gated=gated, bias=bias)
     assert ours == pytest.approx(problem_reference(problem), rel=1e-9)
     assert sr.cvxpy_solve(problem)[0] == pytest.approx(ours, rel=1e-8)
+
+
+def _phase_one_reference(X, patterns, steps):
+    """The interior-direction search of `InteriorPoint` (Newton's method with Armijo
+    halving on the barrier -t sigma - sum log((2 D_i - I) X h - sigma) - log(1 -
+    ||h||^2), t raised tenfold once a Newton decrement^2 / 2 <= 1e-2, from (h,
+    sigma, t) = (0, -1, n + 1)) written out in NumPy for one pattern at a time, for
+    `steps` Newton steps."""
+    n, d = X.shape
+    hs, sigmas = [], []
+    for sign in 2 * np.asarray(patterns, np.float64).T - 1:
+        A = sign[:, None] * X
+
+        def barrier(h, s, t):
+            r, b = A @ h - s, 1 - h @ h
+            if np.any(r <= 0) or b <= 0:
+                return np.inf
+            return -t * s - np.sum(np.log(r)) - np.log(b)
+
+        h, s, t = np.zeros(d), -1.0, float(n + 1)
+        for _ in range(steps):
+            r, b = A @ h - s, 1 - h @ h
+            grad = np.append(-A.T @ (1 / r) + 2 * h / b, np.sum(1 / r) - t)
+            hess = np.empty((d + 1, d + 1))
+            hess[:d, :d] = A.T @ (A / r[:, None] ** 2) + 2 / b * np.eye(d)
+            hess[:d, :d] += 4 / b**2 * np.outer(h, h)
+            hess[:d, d] = hess[d, :d] = -A.T @ (1 / r**2)
+            hess[d, d] = np.sum(1 / r**2)
+            step = -np.linalg.solve(hess, grad)
+            slope, f0, a = grad @ step, barrier(h, s, t), 1.0
+            for _ in range(60):
+                if barrier(h + a * step[:d], s + a * step[d], t) <= f0 + a * slope / 4:
+                    break
+                a /= 2
+            if not barrier(h + a * step[:d], s + a * step[d], t) <= f0:
+                a = 0.0
+            t = 10 * t if -slope / 2 <= 1e-2 else t
+            h, s = h + a * step[:d], s + a * step[d]
+        hs.append(h)
+        sigmas.append(s)
+    return np.array(hs), np.array(sigmas)
+
+
+def test_interior_point_phase_one_against_numpy_and_the_max_margin_program():
+    import cvxpy as cp
+    import equinox as eqx
+    from sciopt.relu._interior_point import _interior_directions
+
+    directions = eqx.filter_jit(_interior_directions)  # one compilation for all
+    X, y, patterns = relu_instance(8, n=16, d=3, num_patterns=6)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
+    X = np.asarray(problem.X)
+    # the first Newton steps (before any pattern's search stops) step by step
+    # (measured: equal to 4e-16)
+    for steps in (1, 2, 5):
+        h, sigma = directions(problem, np.int32(steps))
+        ref_h, ref_sigma = _phase_one_reference(X, problem.patterns, steps)
+        np.testing.assert_allclose(h, ref_h, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(sigma, ref_sigma, rtol=0, atol=1e-12)
+    # the whole search stops with margins within a factor 2 of the largest, the
+    # optimum of max sigma s.t. (2 D_i - I) X h >= sigma, ||h|| <= 1 by Clarabel
+    # (the barrier's gap (n + 1) / t is at most sigma there; measured ratios 0.62
+    # to 0.99), at points strictly inside the cone and the ball
+    h, sigma = map(np.asarray, directions(problem, np.int32(2000)))
+    for i, sign in enumerate(2 * np.asarray(problem.patterns, np.float64).T - 1):
+        hv, sv = cp.Variable(X.shape[1]), cp.Variable()
+        constraints = [cp.multiply(sign, X @ hv) >= sv, cp.norm(hv) <= 1]
+        cp.Problem(cp.Maximize(sv), constraints).solve(solver="CLARABEL")
+        assert sv.value / 2 <= sigma[i] <= sv.value + 1e-9, (i, sigma[i], sv.value)
+        assert np.min(sign * (X @ h[i])) >= sigma[i] and h[i] @ h[i] < 1
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_dual_bound_is_exact_at_the_zero_optimum_of_zero_labels(gated):
+    # labels y = 0: the optimum is 0, at v = 0 (the loss and the regulariser are
+    # non-negative and vanish there); the loss multiplier yhat - y is then 0 and
+    # the bound (the best scaling of a zero multiplier) must be exactly 0, not 0 / 0
+    from sciopt.relu._gap import dual_bound
+
+    X, _, patterns = relu_instance(6, n=14, d=2, num_patterns=5)
+    problem = sr.ConvexReLUProblem(X, np.zeros(14), patterns, 0.15, gated=gated)
+    zeros = np.zeros((10, 14))
+    objective, bound, violation = dual_bound(problem, zeros[:, :2], zeros, zeros[0])
+    assert (float(objective), float(bound), float(violation)) == (0.0, 0.0, 0.0)
