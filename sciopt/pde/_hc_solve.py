@@ -17,6 +17,24 @@ from ._pde import PDE
 METHODS = ("levenberg_marquardt", "gauss_newton", "qr")
 
 
+class _DampedNewtonDescent(optx.DampedNewtonDescent):
+    """optimistix's damped Newton descent with the damping cast to the residual's
+    dtype: its trust region keeps the step size in the default float dtype, so with
+    `jax_enable_x64` a float32 solve mixed float64 damping rows into a float32
+    system and lineax refused it (the class of optimistix issues 155 and 207)."""
+
+    def step(self, step_size, state):
+        dtype = jax.tree.leaves(state.f_info.residual)[0].dtype
+        return super().step(jnp.asarray(step_size, dtype), state)
+
+
+def levenberg_marquardt(rtol: float, atol: float, verbose=False):
+    """`optimistix.LevenbergMarquardt` that also runs in float32 under x64."""
+    solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol, verbose=verbose)
+    descent = _DampedNewtonDescent(linear_solver=solver.descent.linear_solver)
+    return eqx.tree_at(lambda s: s.descent, solver, descent)
+
+
 class ConstraintRows(eqx.Module):
     """The rows of one least-squares problem (one instance, one expert).
 
@@ -154,7 +172,7 @@ def solve_weights(
         num_steps = jnp.array(1)
     else:
         if method == "levenberg_marquardt":
-            solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol, verbose=verbose)
+            solver = levenberg_marquardt(rtol, atol, verbose)
         elif method == "gauss_newton":
             solver = optx.GaussNewton(rtol=rtol, atol=atol, verbose=verbose)
         else:
