@@ -161,8 +161,23 @@ def baseline(module: str, workdir: Path) -> float:
     return elapsed
 
 
+def _classify(result: dict) -> dict:
+    """A survivor listed in `EQUIVALENT` is reported as `equivalent`."""
+    key = (result["module"], result["line_number"], result["mutated"])
+    if result["status"] in ("survived", "equivalent"):
+        status = "equivalent" if key in EQUIVALENT else "survived"
+        result = dict(result, status=status)
+    return result
+
+
 def run_module(
-    module: str, sample: int, seed: int, jobs: int, verbose: bool, log: Path
+    module: str,
+    sample: int,
+    seed: int,
+    jobs: int,
+    verbose: bool,
+    log: Path,
+    run_missing: bool = True,
 ) -> dict:
     """Run a sample of `module`'s mutants; each result is appended to `log` (JSON
     lines) as it comes, and mutants already in `log` are not run again."""
@@ -174,11 +189,13 @@ def run_module(
             r = json.loads(line)
             done[(r["module"], tuple(r["id"]))] = r
     results = [
-        done[(module, tuple(m["id"]))]
+        _classify(done[(module, tuple(m["id"]))])
         for m in chosen
         if (module, tuple(m["id"])) in done
     ]
     chosen = [m for m in chosen if (module, tuple(m["id"])) not in done]
+    if not run_missing:
+        chosen = []
     source = (ROOT / "sciopt" / module).read_text()
     with tempfile.TemporaryDirectory(prefix="sciopt-mut-") as tmp:
         workdirs = [Path(tmp) / f"w{i}" for i in range(max(1, jobs))]
@@ -198,16 +215,13 @@ def run_module(
             finally:
                 target.write_text(source)
                 free.append(w)
-            key = (module, mutant["line_number"], mutant["mutated"])
-            if status == "survived" and key in EQUIVALENT:
-                status = "equivalent"
             if verbose:
                 where = f"{module}:{mutant['line_number']}  {mutant['mutated']}"
                 print(f"  {status:10s} {elapsed:6.1f}s  {where}", flush=True)
             result = dict(mutant, status=status, seconds=round(elapsed, 1))
             with log.open("a") as f:
                 f.write(json.dumps(result) + "\n")
-            return result
+            return _classify(result)
 
         start = time.perf_counter()
         with cf.ThreadPoolExecutor(max_workers=len(workdirs)) as pool:
@@ -226,20 +240,21 @@ def run_module(
         "score": score,
         "baseline_seconds": round(base, 1),
         "wall_seconds": round(wall, 1),
+        "mutant_seconds": round(sum(r.get("seconds", 0.0) for r in results), 1),
         "results": results,
     }
 
 
 def markdown(reports: list[dict]) -> str:
     rows = [
-        "| module | mutants | sampled | killed | timeout | survived | equivalent | score | time |",  # noqa: E501
+        "| module | mutants | sampled | killed | timeout | survived | equivalent | score | test time |",  # noqa: E501
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         rows.append(
             f"| `{r['module']}` | {r['mutants']} | {r['sampled']} | {r['killed']} | "
             f"{r['timeout']} | {r['survived']} | {r['equivalent']} | "
-            f"{100 * r['score']:.0f} % | {r['wall_seconds']:.0f} s |"
+            f"{100 * r['score']:.0f} % | {r['mutant_seconds']:.0f} s |"
         )
     survivors = [m for r in reports for m in r["results"] if m["status"] == "survived"]
     if survivors:
@@ -260,6 +275,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once")
     parser.add_argument("--out", default="mutation-report", help="report path stem")
     parser.add_argument("--list", action="store_true", help="list modules and exit")
+    parser.add_argument(
+        "--report", action="store_true", help="summarise the log; run nothing"
+    )
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.list:
@@ -276,7 +294,13 @@ def main(argv=None) -> int:
             print(f"{module}:", flush=True)
         log = Path(f"{args.out}.jsonl")
         report = run_module(
-            module, args.sample, args.seed, args.jobs, not args.quiet, log
+            module,
+            args.sample,
+            args.seed,
+            args.jobs,
+            not args.quiet,
+            log,
+            run_missing=not args.report,
         )
         reports.append(report)
         Path(f"{args.out}.json").write_text(json.dumps(reports, indent=1))
