@@ -196,7 +196,7 @@ def _numpy_borep(steps, lr, beta, lower_lr, nu, radius, period, lower_steps,
             period=3,
             lower_steps=2,
             init_steps=7,
-            init_epochs=3,
+            init_epochs=1,
             decay=0.1,
         ),  # fmt: skip
     ],
@@ -204,7 +204,7 @@ def _numpy_borep(steps, lr, beta, lower_lr, nu, radius, period, lower_steps,
 def test_borep_steps_match_numpy(options):
     # 12 steps from (0, 0) on the deterministic ridge problem, against the update
     # rules written out in NumPy (measured 1e-16 apart; with radius 0.3 the projection
-    # of z is active).
+    # of z is active; one refinement epoch, the smallest allowed).
     problem, start, _ = bilevel_ridge()
     sol = sciopt.solve(
         problem, BOREP(**options, polish=False), start, max_steps=12, throw=False
