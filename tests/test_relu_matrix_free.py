@@ -123,14 +123,19 @@ def test_no_n_by_n_array_in_traced_program():
 
 
 def test_jit_and_float32():
-    problem = _problem(n=200, d=4, P=8, dtype=np.float32)
+    # a small instance: the compilation dominates (n = 200 took 16 248 steps to
+    # the same tolerances, 0.8 s of 8 s; here 2276 steps, 0.1 s)
+    problem = _problem(n=60, d=4, P=6, dtype=np.float32)
     ref, _ = sr.cvxpy_solve(problem)
     solver = sr.ADMM(rtol=1e-4, atol=1e-5, linear_solver="nystrom")
     sol = jax.jit(lambda p: sciopt.solve(p, solver, max_steps=20_000))(problem)
     assert sol.value.v.dtype == jnp.float32
     assert sol.result == sciopt.RESULTS.successful
-    assert _rel(sol.stats["objective"], ref) <= 1e-3
-    assert float(sol.stats["duality_gap"]) <= 1e-3 * abs(ref)
+    # measured: objective 1.1e-6 from cvxpy's, certified gap 2.4e-5 relative
+    # (float32 residuals at rtol 1e-4), 2276 steps
+    assert _rel(sol.stats["objective"], ref) <= 1e-5
+    assert float(sol.stats["duality_gap"]) <= 1e-4 * abs(ref)
+    assert int(sol.stats["num_steps"]) <= 2500
 
 
 def test_auto_rule_and_bad_arguments():
