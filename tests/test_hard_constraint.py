@@ -559,6 +559,20 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
     )(t)
     np.testing.assert_allclose(u[:4, :8], b[:4, :8] @ sol.value[0], rtol=1e-12)
     np.testing.assert_allclose(u[4:, 8:], b[4:, 8:] @ sol.value[3], rtol=1e-12)
+    # Pointwise predict (a (2, 3) array of points off the nodes): the basis at the
+    # point times the weights of the expert owning the nearest node.
+    tp = jnp.array([[0.05, 0.2, 0.47], [0.62, 0.9, 1.0]])
+    xp = jnp.array([[0.01, 0.52, 0.44], [0.31, 0.97, 0.55]])
+    it = np.rint(np.asarray(tp) * (nt - 1)).astype(int)
+    ix = np.rint(np.asarray(xp) * (nx - 1)).astype(int)
+    owner = (it // 4) * 2 + ix // 8
+    want = [
+        moe.basis(tq, xq, problem.sensors(p)) @ sol.value[e]
+        for tq, xq, e in zip(tp.ravel(), xp.ravel(), owner.ravel())
+    ]
+    got = moe.predict(p, sol.value, tp, xp)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got.ravel(), want, rtol=1e-12)
     np.testing.assert_allclose(
         moe.interface_penalty(p, sol.value),
         _interface_penalty_by_hand(moe, p, sol.value),
@@ -566,6 +580,16 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
     )
     same = jnp.broadcast_to(sol.value[:1], sol.value.shape)
     assert float(moe.interface_penalty(p, same)) < 1e-24
+    # hc_loss adds the penalty with the default interface_weight 1 (the other terms
+    # off), at the weights of the solve hc_loss makes with its instance's key.
+    k_solve = jr.split(jr.split(key, 1)[0], 3)[0]
+    w = moe.solve(p, k_solve).value
+    zero = dict(pde_weight=0.0, ic_weight=0.0, bc_weight=0.0)
+    np.testing.assert_allclose(
+        sp.hc_loss(moe, p[None], key, **zero),
+        _interface_penalty_by_hand(moe, p, w),
+        rtol=1e-10,
+    )
 
 
 def test_moe_overlap_extends_sampling(getkey):

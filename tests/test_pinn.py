@@ -117,6 +117,36 @@ def test_lpinn_chain_rule():
         np.testing.assert_allclose(r_x, jax.grad(X, 1)(xi, t) - 1.0, atol=1e-12)
 
 
+def test_lpinn_loss_defaults_and_args():
+    # The documented defaults (signature and docstring: weights 10, 1, 100).
+    pde, _ = pde_convection_diffusion(c=3.0, nu=0.0)
+    loss = P.LagrangianPINNLoss(pde)
+    assert (loss.num_interior, loss.num_initial) == (2048, 256)
+    assert (loss.characteristic_weight, loss.state_weight) == (10.0, 1.0)
+    assert (loss.initial_weight, loss.jacobian_floor) == (100.0, 0.1)
+    assert loss.sampling == "uniform" and loss.args is None
+    # `args` overrides the PDE's parameters in the residuals: X = xi + 5 t is the
+    # exact characteristic for c = 5 (R_x = 0), and off by 2 for the declared c = 3.
+    model = _Exact(lambda xi, t: xi + 5.0 * t, lambda xi, t: jnp.sin(xi - 5.0 * t))
+    xi, t = jnp.asarray(0.7), jnp.asarray(0.4)
+    moved = P.LagrangianPINNLoss(pde, args={"c": 5.0})
+    r_x, r_u = moved.residuals(model, xi, t)
+    assert abs(float(r_x)) < 1e-14
+    r_x, _ = loss.residuals(model, xi, t)
+    np.testing.assert_allclose(r_x, 2.0, rtol=1e-14)
+
+
+def test_lpinn_velocity_scale_and_initial_speed_from_the_initial_condition():
+    # Burgers (f1 = u) with u0 = 0.3 + 0.8 sin x: v = max |u0| = 1.1 (at x = pi/2,
+    # a node of the 256-point grid), mean speed 0.3: X starts as xi + 0.3 t.
+    pde = P.PDE("u_t + u*u_x", pde_periodic_domain(), "0.3 + 0.8*sin(x)")
+    model = P.LagrangianPINN(pde, key=jr.key(0), state_width=4, state_depth=1)
+    assert model.velocity_scale == pytest.approx(1.1, rel=1e-14)
+    xi = jnp.linspace(0.0, 6.0, 4)
+    got = jax.vmap(model.characteristic, in_axes=(0, None))(xi, 0.5)
+    np.testing.assert_allclose(got, xi + 0.5 * 0.3, rtol=1e-14, atol=1e-14)
+
+
 class _Squeezed(eqx.Module):
     amplitude: jax.Array
 
@@ -326,6 +356,10 @@ def test_lpinn_bad_inputs():
     pde, _ = pde_convection_diffusion()
     with pytest.raises(ValueError, match="jacobian_floor"):
         P.LagrangianPINNLoss(pde, jacobian_floor=0.0)
+    with pytest.raises(ValueError, match="num_interior"):
+        P.LagrangianPINNLoss(pde, num_interior=0)
+    with pytest.raises(ValueError, match="num_initial"):
+        P.LagrangianPINNLoss(pde, num_initial=2.5)  # positive, but not an int
     with pytest.raises(ValueError, match="num_interior"):
         P.PINNLoss(pde, num_interior=0)
     with pytest.raises(ValueError, match="unknown parameters"):
