@@ -204,6 +204,8 @@ def test_bad_inputs_raise(getkey):
         sp.LinearInverseProblem(lambda x: x, jnp.zeros(3))
     with pytest.raises(ValueError, match="penalty"):
         sp.PnPADMM(sp.SoftThreshold(0.1), penalty=0.0)
+    with pytest.raises(ValueError, match="step_size"):
+        sp.PnPProximalGradient(sp.SoftThreshold(0.1), step_size=0.0)
     problem = sp.LinearInverseProblem(op, jnp.zeros((1, 5, 5)))
     with pytest.raises(ValueError, match="y0"):
         sciopt.solve(problem, sp.PnPADMM(sp.SoftThreshold(0.1)), y0=jnp.zeros((5, 5)))
@@ -290,6 +292,12 @@ def test_divergence_threshold_is_relative_to_the_data():
     sol = sciopt.solve(problem, solver, y0=jnp.zeros(4), max_steps=200, throw=False)
     assert sol.result == sciopt.RESULTS.diverged
     assert int(sol.stats["num_steps"]) == expected  # 44
+    # From x_0 = 2 b: x_k = b + (-2)^k b, the threshold 1e10 (1 + 3 ||b||).
+    norms = np.abs(1.0 + (-2.0) ** k) * nb
+    expected = int(k[np.argmax(norms > 1e10 * (1 + 2 * nb + nb))])
+    sol = sciopt.solve(problem, solver, y0=2 * b, max_steps=200, throw=False)
+    assert sol.result == sciopt.RESULTS.diverged
+    assert int(sol.stats["num_steps"]) == expected
     # Data of norm 1e12 from x_0 = 0 is no divergence: both solvers denoise it
     # (the soft-threshold of b, in one PGD step and to round-off by ADMM).
     big = 1e12 * jnp.array([1.0, -2.0, 0.5, 3.0])
