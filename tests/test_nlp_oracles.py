@@ -45,6 +45,14 @@ PROBLEM = sciopt.nlp.EqualityConstrainedProblem(objective, constraints)
 
 # measured steps from X0 (1e-8 KKT tolerance); the bound is one above
 STEPS = {"adaptive": 7, "practical": 10, "exact": 7, "block": 11, "schur": 7}
+# measured inner (sketch) steps of each Newton step from X0, checked to 10 %: they
+# follow the inner tolerance of each accuracy rule (the adaptive rule's first two
+# solves run to RowSketch's cap of 1e5 steps; a 100 times looser Psi stops them at
+# 63 535 and 75 720)
+SKETCH_STEPS = {
+    "adaptive": [100_000, 100_000, 1375, 225, 655, 735, 505],
+    "block": [4, 14, 26, 4, 4, 4, 46, 18, 4, 36, 8],
+}
 
 
 @jax.jit
@@ -73,6 +81,7 @@ def _record(y, state, aux):
         "mu": state.mu,
         "nu": state.nu,
         "alpha": state.step_size,
+        "sketch_steps": state.sketch_steps,
     }
 
 
@@ -108,6 +117,10 @@ def test_every_variant_backtracks_as_an_independent_armijo_search(variant):
     assert K <= STEPS[variant] + 1
     np.testing.assert_allclose(sol.value, slsqp_solution(), atol=1e-7)
     h = {k: np.asarray(v) for k, v in sol.history.items()}
+    if variant in SKETCH_STEPS:
+        np.testing.assert_allclose(
+            h["sketch_steps"][1 : K + 1], SKETCH_STEPS[variant], rtol=0.1
+        )
     alphas = h["alpha"][1 : K + 1]
     assert np.min(alphas) <= 0.5  # the problem needs backtracking
     c = float(solver.armijo_c)
