@@ -43,10 +43,11 @@ def test_simple_set_projections_match_closed_forms():
             Box(lower, upper).project(vj), np.clip(v, lower, upper)
         )
         d = v - center
-        expected = center + d * min(1.0, 1.3 / np.linalg.norm(d))
-        np.testing.assert_allclose(
-            Ball(1.3, center).project(vj), expected, rtol=1e-14, atol=1e-14
-        )
+        for radius in (1.3, 0.4):  # any positive radius, below 1 too
+            expected = center + d * min(1.0, radius / np.linalg.norm(d))
+            np.testing.assert_allclose(
+                Ball(radius, center).project(vj), expected, rtol=1e-14, atol=1e-14
+            )
         for total in (0.5, 2.0):
             np.testing.assert_allclose(
                 Simplex(total).project(vj),
