@@ -70,8 +70,6 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
         "keys = jr.split(jr.fold_in(jr.wrap_key_data(state.key), k), 5)",
     ): "one more key split changes only which random numbers the stochastic oracles "
     "draw: the same distribution, no deterministic result changes",
-    ("bilevel/_lv_hba.py", 142, "bound: float = 1001.0"): "the multiplier clip at "
-    "`bound` never binds on a problem whose multipliers stay far below 1e3",
 }
 
 
