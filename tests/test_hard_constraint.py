@@ -566,10 +566,10 @@ def test_moe_routes_rows_and_assembles_blocks(getkey):
     it = np.rint(np.asarray(tp) * (nt - 1)).astype(int)
     ix = np.rint(np.asarray(xp) * (nx - 1)).astype(int)
     owner = (it // 4) * 2 + ix // 8
-    want = [
-        moe.basis(tq, xq, problem.sensors(p)) @ sol.value[e]
-        for tq, xq, e in zip(tp.ravel(), xp.ravel(), owner.ravel())
-    ]
+    bp = jax.vmap(lambda tq, xq: moe.basis(tq, xq, problem.sensors(p)))(
+        tp.ravel(), xp.ravel()
+    )
+    want = jnp.sum(bp * sol.value[owner.ravel()], axis=-1)
     got = moe.predict(p, sol.value, tp, xp)
     assert got.shape == (2, 3)
     np.testing.assert_allclose(got.ravel(), want, rtol=1e-12)
