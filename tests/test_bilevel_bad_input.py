@@ -76,3 +76,18 @@ def test_negative_tolerances_are_rejected():
     ):
         with pytest.raises(ValueError, match="non-negative"):
             make()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"momentum": 1.0}, "momentum"),  # beta = 1 never moves x: m stays 0
+        ({"momentum": -0.1}, "momentum"),
+        ({"init_epochs": 0}, "init_epochs"),
+        ({"period": 0}, "period"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+    ],
+)
+def test_borep_rejects_hyperparameters_outside_their_range(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BOREP(**kwargs)

@@ -87,7 +87,6 @@ def _check(seed):
     assume(sol.result == sciopt.RESULTS.successful)
     x, y = (np.asarray(v) for v in sol.value)
     g = inst["A"] @ y - inst["B"] @ x - inst["d"]
-    assert np.all(g <= 1e-9)
     active = tuple(i for i in range(len(g)) if g[i] > -1e-7)
     expected = _piece_optimum(inst, active)
     if bool(sol.stats["polished"]):
@@ -99,6 +98,7 @@ def _check(seed):
         # multiplier), where LV-HBA's iterate keeps its O(1/c_k) penalty bias
         # (measured up to 6e-3 in x and 4e-3 in y with penalty 8).
         atol = 2e-2
+    assert np.all(g <= atol)  # feasible (up to the same bias when not polished)
     np.testing.assert_allclose(y, _lower_cvxpy(inst, x), rtol=0, atol=atol)
     np.testing.assert_allclose(x, expected, rtol=0, atol=atol)
 
