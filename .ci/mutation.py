@@ -82,6 +82,14 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
         "keys = jr.split(jr.fold_in(jr.wrap_key_data(state.key), k), 5)",
     ): "one more key split changes only which random numbers the stochastic oracles "
     "draw: the same distribution, no deterministic result changes",
+    ("relu/_admm.py", 409, "ht = None"): "`ht` is read only for adversarial "
+    "problems, and line 409 is in the branch of constrained, non-adversarial ones",
+    (
+        "relu/_interior_point.py",
+        95,
+        "step = -_one_at_a_time(jnp.linalg.solve, H, g[:, :, None])[..., 1]",
+    ): "the solve's last axis has size 1 and JAX clamps an index past the end, so "
+    "`[..., 1]` reads `[..., 0]` (eagerly and under jit)",
 }
 
 
