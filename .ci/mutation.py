@@ -90,6 +90,12 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
         "step = -_one_at_a_time(jnp.linalg.solve, H, g[:, :, None])[..., 1]",
     ): "the solve's last axis has size 1 and JAX clamps an index past the end, so "
     "`[..., 1]` reads `[..., 0]` (eagerly and under jit)",
+    (
+        "pde/_hc_layer.py",
+        138,
+        "verbose: bool = eqx.field(static=True, default=True)",
+    ): "only the class-level field default: every constructor sets `verbose` "
+    "explicitly (its own default False), and nothing reads the class attribute",
 }
 
 
