@@ -404,6 +404,9 @@ def test_levenberg_marquardt_minimises_independent_rows():
     )
 
 
+# Slow (about 45 s): the default run differentiates the layer against central
+# differences in tests/test_pde_declaration.py (with respect to nu) and trains it.
+@pytest.mark.slow
 def test_implicit_gradient_matches_finite_differences_and_unrolled(getkey):
     tight = dict(rtol=1e-13, atol=1e-13, max_steps=300)
     problem, layer = hc_small_layer("burgers", **tight)

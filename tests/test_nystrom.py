@@ -86,6 +86,9 @@ def _pcg_steps(a, b, mu, u, lam):
     return sol.value, sol.stats["num_steps"]
 
 
+# Slow (about 20 s): a measurement of the papers' effective-dimension behaviour; the
+# default run keeps the solver's accuracy and its jit/vmap/grad/float32 tests.
+@pytest.mark.slow
 def test_iterations_flat_in_condition_number_at_twice_d_eff():
     """Frangella et al. Thm 5.1: l = 2 ceil(1.5 d_eff) + 1 gives E[kappa_P] < 28,
     so PCG's iteration count does not grow with kappa(A + mu I); plain CG's does."""
