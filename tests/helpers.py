@@ -240,6 +240,27 @@ def relu_instance(seed, n=16, d=3, num_patterns=6, loss="squared", bias=False):
 # --- hard constraints ---
 
 
+def small_pinn(pde, kind="pinn", *, num_interior=128, num_initial=32):
+    """A tiny PINN (`kind="pinn"`) or Lagrangian PINN (`"lpinn"`) for `pde`, and its
+    loss: `(model, loss)`."""
+    import jax.random as jr
+    from sciopt import pde as sp
+
+    sizes = {"num_interior": num_interior, "num_initial": num_initial}
+    if kind == "pinn":
+        model = sp.PINN(pde.domain, key=jr.key(0), width=16, depth=2)
+        return model, sp.PINNLoss(pde, **sizes)
+    model = sp.LagrangianPINN(
+        pde,
+        key=jr.key(0),
+        state_width=16,
+        state_depth=2,
+        characteristic_width=8,
+        characteristic_depth=1,
+    )
+    return model, sp.LagrangianPINNLoss(pde, **sizes)
+
+
 def hc_small_layer(pde="burgers", *, kind="layer", num_basis=6, grid=(8, 16), **kw):
     """A tiny PI-HC layer (or MoE with `kind="moe"`) for fast tests, on a preset
     family (by name) or a given `PDE`/`PDEFamily`."""

@@ -14,7 +14,7 @@ import sciopt
 from sciopt import pde as sp
 from sciopt._problems import load_problem_specs
 
-from .helpers import count_compilations, hc_small_layer
+from .helpers import count_compilations, hc_small_layer, small_pinn
 from .test_hard_constraint import ROOT
 
 
@@ -87,19 +87,7 @@ def test_hard_constraint_layers_solve_a_formula_pde(kind):
 @pytest.mark.parametrize("kind", ["pinn", "lpinn"])
 def test_pinns_solve_the_same_formula_pde(kind):
     pde = _pde()
-    if kind == "pinn":
-        model = sp.PINN(pde.domain, key=jr.key(0), width=16, depth=2)
-        loss = sp.PINNLoss(pde, num_interior=256, num_initial=64)
-    else:
-        model = sp.LagrangianPINN(
-            pde,
-            key=jr.key(0),
-            state_width=16,
-            state_depth=2,
-            characteristic_width=8,
-            characteristic_depth=1,
-        )
-        loss = sp.LagrangianPINNLoss(pde, num_interior=256, num_initial=64)
+    model, loss = small_pinn(pde, kind, num_interior=256, num_initial=64)
     res = sciopt.fit(
         model, loss, key=jr.key(1), steps=300, learning_rate=1e-2, chunk_size=300
     )

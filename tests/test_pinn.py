@@ -12,7 +12,7 @@ import pytest
 import sciopt
 import sciopt.pde as P
 
-from .helpers import pde_convection_diffusion, pde_periodic_domain
+from .helpers import pde_convection_diffusion, pde_periodic_domain, small_pinn
 
 
 class _Exact(eqx.Module):
@@ -288,19 +288,7 @@ def test_short_training_error_stages_and_keys():
     bounds = {"pinn": 0.45, "lpinn": 3e-3}
 
     def run(kind, steps, learning_rate=1e-2):
-        if kind == "pinn":
-            model = P.PINN(pde.domain, key=jr.key(0), width=16, depth=2)
-            loss = P.PINNLoss(pde, num_interior=128, num_initial=32)
-        else:
-            model = P.LagrangianPINN(
-                pde,
-                key=jr.key(0),
-                state_width=16,
-                state_depth=2,
-                characteristic_width=8,
-                characteristic_depth=1,
-            )
-            loss = P.LagrangianPINNLoss(pde, num_interior=128, num_initial=32)
+        model, loss = small_pinn(pde, kind)
         fitted = sciopt.fit(
             model,
             loss,
