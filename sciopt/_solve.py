@@ -1,5 +1,6 @@
 """`sciopt.solve`: the one driver loop of every sciopt solver."""
 
+import os
 from typing import Any
 
 import equinox as eqx
@@ -297,9 +298,26 @@ def solve(
         problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
     )
     if throw:
-        # Outside the compiled loop: a program with a host callback (the error check)
-        # is not kept by JAX's persistent compilation cache. Attached to the value
-        # only: states may hold PRNG keys, which host callbacks reject.
-        value = sol.result.error_if(sol.value, sol.result != RESULTS.successful)
-        sol = eqx.tree_at(lambda s: s.value, sol, value)
+        sol = _raise_if_failed(sol)
     return sol
+
+
+def _raise_if_failed(sol: Solution) -> Solution:
+    """Raise `equinox.EquinoxRuntimeError` with the result's message if `sol` failed.
+
+    Outside the compiled loop: a program with a host callback (the error check) is not
+    kept by JAX's persistent compilation cache. A concrete result (an eager call) is
+    read in Python, so no program with a host callback is compiled; under
+    `jax.jit`/`jax.vmap` the check is `equinox.error_if`, attached to the value only
+    (states may hold PRNG keys, which host callbacks reject). `EQX_ON_ERROR` other
+    than `raise` is honoured by leaving every case to `equinox.error_if`.
+    """
+    result = sol.result
+    if not result.is_traced() and os.environ.get("EQX_ON_ERROR", "raise") == "raise":
+        failed = np.asarray(result != RESULTS.successful)
+        if failed.ndim == 0:
+            if failed:
+                raise eqx.EquinoxRuntimeError(RESULTS[result])
+            return sol
+    value = result.error_if(sol.value, result != RESULTS.successful)
+    return eqx.tree_at(lambda s: s.value, sol, value)

@@ -31,6 +31,20 @@ settings.register_profile(
 settings.load_profile(os.environ.get("SCIOPT_HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_compiled_programs():
+    """Drop each test module's compiled programs when the module is done.
+
+    Every loaded XLA:CPU executable keeps memory mappings for its code; a test worker
+    that keeps all of the suite's programs reaches the kernel's limit on mappings per
+    process (`vm.max_map_count`, 65530 by default) and is killed in the middle of a
+    test ("LLVM compilation error: Cannot allocate memory"). Programs are rarely
+    shared across test modules, and the persistent compilation cache reloads them.
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def getkey():
     """Fresh, deterministic keys: `getkey()` returns a new key each call."""

@@ -32,6 +32,33 @@ def test_max_steps_result_and_throw():
         sciopt.solve(QuadraticProblem(A), GradientDescent(), args=B, max_steps=3)
 
 
+def test_eager_throw_compiles_no_host_callback(monkeypatch):
+    """An eager failed solve raises from Python: no program with a host callback (which
+    JAX's persistent cache never keeps) is traced. Under jit the check is
+    `equinox.error_if` (`equinox.filter_jit` turns it into the same error type)."""
+
+    def no_callbacks(*args, **kwargs):
+        raise AssertionError("a host callback was traced")
+
+    message = sciopt.RESULTS[sciopt.RESULTS.steps_exhausted]
+    with monkeypatch.context() as m:
+        m.setattr(jax, "pure_callback", no_callbacks)
+        with pytest.raises(eqx.EquinoxRuntimeError) as info:
+            sciopt.solve(QuadraticProblem(A), GradientDescent(), args=B, max_steps=3)
+        assert str(info.value) == message
+        sol = sciopt.solve(QuadraticProblem(A), GradientDescent(), args=B)
+        np.testing.assert_allclose(sol.value, np.linalg.solve(A, B), rtol=1e-9)
+
+    @eqx.filter_jit
+    def under_jit(b):
+        return sciopt.solve(
+            QuadraticProblem(A), GradientDescent(), args=b, max_steps=3
+        ).value
+
+    with pytest.raises(eqx.EquinoxRuntimeError, match="max_steps"):
+        under_jit(B)
+
+
 def test_nonfinite_inputs_raise_early():
     with pytest.raises(ValueError, match="y0"):
         sciopt.solve(
