@@ -137,3 +137,17 @@ def test_pde_without_time_derivative_is_rejected(equation):
             build()
         message = str(info.value)
         assert model in message and formula in message and "u_t" in message
+
+
+def test_reference_solve_that_runs_out_of_steps_raises_with_the_remedy():
+    pde = sp.PDE("u_t + u_x - 0.1*u_xx", pde_periodic_domain(), "sin(x)")
+    t = jnp.linspace(0.0, 1.0, 3)
+    with pytest.raises(
+        eqx.EquinoxRuntimeError, match="reference solve failed.*max_steps"
+    ):
+        sp.method_of_lines(pde, 16, t, max_steps=2)
+    # Under jit the same failure comes from `equinox.error_if`.
+    with pytest.raises(eqx.EquinoxRuntimeError, match="max_steps"):
+        eqx.filter_jit(lambda: sp.method_of_lines(pde, 16, t, max_steps=2))()
+    x, u = sp.method_of_lines(pde, 16, t)
+    assert u.shape == (3, 16) and bool(jnp.all(jnp.isfinite(u)))

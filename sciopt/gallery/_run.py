@@ -7,6 +7,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import jax
+
 from .._problems import FAMILIES, load_problem_specs, ProblemSpec
 from ._row import GalleryRow
 
@@ -153,4 +155,9 @@ def run_gallery(
                 f"({time.perf_counter() - t0:.1f}s)"
             )
         rows.extend(new_rows)
+        # Drop this problem's compiled programs: every loaded XLA:CPU program keeps
+        # memory mappings, and a process that keeps them all reaches the kernel's
+        # limit on mappings per process (`vm.max_map_count`, 65530 by default) and is
+        # killed. Problems rarely share programs; the persistent cache reloads them.
+        jax.clear_caches()
     return rows

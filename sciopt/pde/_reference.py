@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,25 @@ from jaxtyping import Array, ArrayLike, Float
 from ..symbolic import lower, parse
 from ._domain import Domain, RobinBC
 from ._pde import PDE
+
+
+def _checked_ys(sol: dfx.Solution) -> Array:
+    """`sol.ys`, raising `equinox.EquinoxRuntimeError` with diffrax's message if the
+    solve failed.
+
+    diffrax's own check (`throw=True`) compiles a host callback into the solve, and
+    JAX's persistent compilation cache never keeps such a program; a concrete result
+    is checked here in Python instead (traced ones by `equinox.error_if`).
+    """
+    result = sol.result
+    if result.is_traced():
+        return result.error_if(sol.ys, result != dfx.RESULTS.successful)
+    if bool(result != dfx.RESULTS.successful):
+        raise eqx.EquinoxRuntimeError(
+            "The method-of-lines reference solve failed: "
+            f"{dfx.RESULTS[result]} Raise `max_steps` or loosen `rtol`/`atol`."
+        )
+    return sol.ys
 
 
 def advection_solution(
@@ -295,8 +315,9 @@ def method_of_lines(
         saveat=dfx.SaveAt(ts=t_eval),
         stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
+        throw=False,
     )
-    ys = jax.vmap(with_boundary)(sol.ys, t_eval)
+    ys = jax.vmap(with_boundary)(_checked_ys(sol), t_eval)
     return x, ys
 
 
@@ -360,8 +381,9 @@ def diffusion_sorption_mol(
         saveat=dfx.SaveAt(ts=t),
         stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
+        throw=False,
     )
-    c = sol.ys
+    c = _checked_ys(sol)
     face_left = jnp.full((t.shape[0], 1), left, dtype)
     face_right = (c[:, -1:] * (1 + ratio)) / 2
     nodes = jnp.concatenate([jnp.zeros((1,), dtype), centres, jnp.ones((1,), dtype)])
