@@ -96,7 +96,7 @@ class MoEHardConstraint(eqx.Module):
     the initial condition and `B` the boundary conditions (`RobinBC`: Dirichlet,
     Neumann, Robin; `PeriodicBC`). Per-basis derivative terms are computed once by
     forward-mode autodiff, so `omega` enters by contractions only. The solve is
-    optimistix's Levenberg-Marquardt (nonlinear PDEs) or a lineax QR solve (when
+    optimistix's Levenberg-Marquardt (nonlinear PDEs) or a QR solve (when
     the PDE is affine in the unknown); `"gauss_newton"` is also available. Experts
     are independent problems: they run under `vmap` and, given a `mesh`, are sharded
     over its `mesh_axis`. Gradients (to the basis network and to the PDE's

@@ -3,7 +3,6 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, Float
 
@@ -126,6 +125,27 @@ def constraint_residual(omega, args, pde: PDE, ridge, scale) -> Array:
     )
 
 
+def qr_least_squares(
+    matrix: Float[Array, "m n"], rhs: Float[Array, " m"]
+) -> Float[Array, " n"]:
+    """The least-squares solution of `matrix @ x = rhs` (the least-norm one when
+    `m < n`), by a reduced QR factorisation and a triangular solve.
+
+    Differentiated by JAX's own rules for `qr` and `solve_triangular` (exact for a
+    matrix of full rank), not by `lineax.linear_solve`'s: lineax's derivative of a
+    least-squares solve always compiles its error check as a host callback, and a
+    program with a host callback is never kept by JAX's persistent compilation cache,
+    so every training program of a hard-constraint layer would compile afresh in each
+    process. A rank-deficient matrix gives non-finite output, as lineax's QR does.
+    """
+    m, n = matrix.shape
+    if m >= n:
+        q, r = jnp.linalg.qr(matrix, mode="reduced")
+        return jax.scipy.linalg.solve_triangular(r, q.T @ rhs, lower=False)
+    q, r = jnp.linalg.qr(matrix.T, mode="reduced")
+    return q @ jax.scipy.linalg.solve_triangular(r.T, rhs, lower=True)
+
+
 def solve_weights(
     pde: PDE,
     rows: ConstraintRows,
@@ -144,9 +164,9 @@ def solve_weights(
 
     `method` is `"levenberg_marquardt"` or `"gauss_newton"` (optimistix, gradients by
     `adjoint`, by default the implicit function theorem on `J^T r = 0`), or `"qr"`
-    (a lineax QR solve of the linear least-squares problem; only valid when `r` is
-    affine in `omega`). Gradients reach the basis network and the PDE's parameters
-    `a` alike.
+    (a QR solve of the linear least-squares problem, `qr_least_squares`; only valid
+    when `r` is affine in `omega`). Gradients reach the basis network and the PDE's
+    parameters `a` alike.
 
     **Returns:**
 
@@ -164,11 +184,10 @@ def solve_weights(
     if method == "qr":
         matrix = jax.jacfwd(fn)(omega0, args)
         offset = fn(omega0, args)
-        sol = lx.linear_solve(
-            lx.MatrixLinearOperator(matrix), -offset, lx.QR(), throw=False
+        omega = qr_least_squares(matrix, -offset)
+        result = RESULTS.where(
+            tree_all_finite(omega), RESULTS.successful, RESULTS.singular
         )
-        omega = sol.value
-        result = RESULTS.promote(sol.result)
         num_steps = jnp.array(1)
     else:
         if method == "levenberg_marquardt":
