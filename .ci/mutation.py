@@ -59,6 +59,7 @@ MODULES: dict[str, list[str]] = {
         "test_bilevel_bad_input.py",
     ],
     "pde/_hc_layer.py": ["test_pde_oracles.py", "test_hard_constraint.py"],
+    "pde/_hc_solve.py": ["test_pde_oracles.py", "test_hard_constraint.py"],
     "pde/_lpinn.py": ["test_pde_oracles.py", "test_pinn.py"],
     "pde/_reference.py": ["test_pde_oracles.py", "test_pde_core.py"],
     "prox/_train.py": ["test_prox_oracles.py", "test_prox_train.py"],
