@@ -97,6 +97,13 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
         "verbose: bool = eqx.field(static=True, default=True)",
     ): "only the class-level field default: every constructor sets `verbose` "
     "explicitly (its own default False), and nothing reads the class attribute",
+    ("pde/_hc_solve.py", 176, "n = rows.ic_terms.shape[+1]"): "inside the "
+    "per-expert solve `ic_terms` is a matrix (rows, basis functions): axes 1 and -1 "
+    "are the same axis",
+    ("pde/_hc_solve.py", 142, "if m > n:"): "differs only for a square matrix, "
+    "where the least-squares and the least-norm branch both return the unique "
+    "solution (and a layer's rows always outnumber its weights: the ridge rows "
+    "alone are as many)",
 }
 
 

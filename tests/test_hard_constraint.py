@@ -351,6 +351,7 @@ def test_affine_solve_is_least_squares_of_independent_rows(kind):
     key = jr.key(2)
     sol = layer.solve(p, key)
     assert np.all(np.asarray(sol.result._value) == 0)
+    assert np.all(np.asarray(sol.stats["num_steps"]) == 1)  # one direct solve
     n = layer.basis.num_basis
     for k in range(layer.num_experts):
         r = _independent_rows(
@@ -375,16 +376,20 @@ def test_affine_solve_is_least_squares_of_independent_rows(kind):
         )
 
 
-def test_levenberg_marquardt_minimises_independent_rows():
-    family, layer = hc_small_layer("burgers", rtol=1e-10, atol=1e-10)
-    assert layer.method == "levenberg_marquardt"
+# Steps from zero, measured: Levenberg-Marquardt 36, Gauss-Newton 9.
+@pytest.mark.parametrize(
+    "method, max_steps", [("levenberg_marquardt", 40), ("gauss_newton", 11)]
+)
+def test_nonlinear_solve_minimises_independent_rows(method, max_steps):
+    kw = {} if method == "levenberg_marquardt" else {"method": method}
+    family, layer = hc_small_layer("burgers", rtol=1e-10, atol=1e-10, **kw)
+    assert layer.method == method
     p = family.sample(jr.key(1), 1)[0]
     key = jr.key(2)
     sol = layer.solve(p, key)
     assert int(sol.result._value[0]) == 0
     assert float(sol.stats["gradient_norm"][0]) < 1e-8
-    # Levenberg-Marquardt from zero: 36 steps measured.
-    assert int(sol.stats["num_steps"][0]) <= 40
+    assert int(sol.stats["num_steps"][0]) <= max_steps
     fn = jax.jit(
         _independent_rows(layer, p, key, _burgers_residual, lambda x: _burgers_u0(p, x))
     )
@@ -776,3 +781,24 @@ def test_hard_constraints_beat_soft_constraints_fast():
         errors[name] = float(err.mean())
     assert errors["hc"] < 0.5 * errors["sc"], errors
     assert errors["moe"] < 0.5 * errors["sc"], errors
+
+
+@pytest.mark.parametrize("shape", [(9, 4), (3, 5)])
+def test_qr_least_squares_against_numpy_and_differences(shape):
+    """The affine solve: least squares (tall) and least norm (wide) against
+    `numpy.linalg.lstsq`, and its derivative against central differences."""
+    from sciopt.pde._hc_solve import qr_least_squares
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=shape), rng.normal(size=shape[0])
+    x = qr_least_squares(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_allclose(x, np.linalg.lstsq(a, b, rcond=None)[0], rtol=1e-12)
+    da, db = rng.normal(size=shape), rng.normal(size=shape[0])
+    w = rng.normal(size=shape[1])
+
+    def f(eps):
+        return jnp.dot(w, qr_least_squares(jnp.asarray(a) + eps * da, b + eps * db))
+
+    eps = 1e-6
+    fd = (f(eps) - f(-eps)) / (2 * eps)
+    np.testing.assert_allclose(jax.grad(f)(0.0), fd, rtol=1e-7)
