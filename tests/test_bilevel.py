@@ -463,3 +463,19 @@ def test_set_projections_are_nonexpansive_and_idempotent(v, w):
         assert np.linalg.norm(pv - pw) <= np.linalg.norm(v - w) + 1e-12
         # Variational inequality: <v - P v, u - P v> <= 0 for u in the set.
         assert float(jnp.vdot(jnp.asarray(v) - pv, pw - pv)) <= 1e-10
+
+
+def test_lvhba_clips_the_multipliers_at_bound():
+    """A lower-level constraint violated by 1e6 at the start drives the multiplier's
+    first step to 1e4: it is clipped to `bound` (default 1e3, the documented
+    truncation of the paper's set Z), and `z` moves towards it by `beta / gamma2`."""
+    problem = BilevelProblem(
+        lambda x, y, a: 0.5 * jnp.sum((x - 1) ** 2) + 0.5 * jnp.sum(y**2),
+        lambda x, y, a: 0.5 * jnp.sum((y - x) ** 2),
+        lower_constraints=lambda x, y, a: y - x,
+    )
+    start = (jnp.zeros(1), jnp.full(1, 1e6))
+    for solver, bound in ((LVHBA(), 1e3), (LVHBA(bound=10.0), 10.0)):
+        sol = sciopt.solve(problem, solver, start, max_steps=1, throw=False)
+        assert float(sol.state.lam[0]) == bound
+        np.testing.assert_allclose(float(sol.state.z[0]), 1e-2 * bound, rtol=1e-12)
