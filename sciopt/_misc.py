@@ -1,8 +1,10 @@
 """Small shared helpers: verbose printing, finiteness checks, norms."""
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -79,3 +81,25 @@ def safe_norm(tree) -> Array:
     m = jnp.max(jnp.abs(x), initial=0)
     safe_m = jnp.where((m > 0) & jnp.isfinite(m), m, 1)
     return jnp.where(jnp.isfinite(m), safe_m * jnp.linalg.norm(x / safe_m), m)
+
+
+def raise_if_failed(value: PyTree, result, results: Any, context: str = "") -> PyTree:
+    """`value`, raising `equinox.EquinoxRuntimeError` when `result` (an item of the
+    enumeration `results`, e.g. `sciopt.RESULTS` or `diffrax.RESULTS`) is not
+    `results.successful`; the message is `context` followed by the result's message.
+
+    A program holding `equinox.error_if`'s host callback is never kept by JAX's
+    persistent compilation cache, so a concrete result (an eager call) is checked
+    here in Python and nothing is compiled for it; a traced or batched result (under
+    `jit`/`vmap`) is attached to `value` by `equinox.error_if` (`context` is then not
+    added). `EQX_ON_ERROR` other than `raise` is honoured by leaving every case to
+    `equinox.error_if`.
+    """
+    failed = result != results.successful
+    if not result.is_traced() and os.environ.get("EQX_ON_ERROR", "raise") == "raise":
+        failed = np.asarray(failed)
+        if failed.ndim == 0:
+            if failed:
+                raise eqx.EquinoxRuntimeError(context + results[result])
+            return value
+    return result.error_if(value, failed)

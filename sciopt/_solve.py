@@ -1,6 +1,5 @@
 """`sciopt.solve`: the one driver loop of every sciopt solver."""
 
-import os
 from typing import Any
 
 import equinox as eqx
@@ -12,7 +11,7 @@ import optimistix as optx
 
 from ._code_key import wrap_functions
 from ._custom_types import Args, Y
-from ._misc import check_finite_input, tree_all_finite
+from ._misc import check_finite_input, raise_if_failed, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
 from ._saveat import SaveAt
 from ._solution import RESULTS, Solution
@@ -298,26 +297,8 @@ def solve(
         problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
     )
     if throw:
-        sol = _raise_if_failed(sol)
+        # Attached to the value only: states may hold PRNG keys, which host
+        # callbacks (the traced check) reject.
+        value = raise_if_failed(sol.value, sol.result, RESULTS)
+        sol = eqx.tree_at(lambda s: s.value, sol, value)
     return sol
-
-
-def _raise_if_failed(sol: Solution) -> Solution:
-    """Raise `equinox.EquinoxRuntimeError` with the result's message if `sol` failed.
-
-    Outside the compiled loop: a program with a host callback (the error check) is not
-    kept by JAX's persistent compilation cache. A concrete result (an eager call) is
-    read in Python, so no program with a host callback is compiled; under
-    `jax.jit`/`jax.vmap` the check is `equinox.error_if`, attached to the value only
-    (states may hold PRNG keys, which host callbacks reject). `EQX_ON_ERROR` other
-    than `raise` is honoured by leaving every case to `equinox.error_if`.
-    """
-    result = sol.result
-    if not result.is_traced() and os.environ.get("EQX_ON_ERROR", "raise") == "raise":
-        failed = np.asarray(result != RESULTS.successful)
-        if failed.ndim == 0:
-            if failed:
-                raise eqx.EquinoxRuntimeError(RESULTS[result])
-            return sol
-    value = result.error_if(sol.value, result != RESULTS.successful)
-    return eqx.tree_at(lambda s: s.value, sol, value)

@@ -6,35 +6,28 @@ from collections.abc import Callable
 from typing import Any
 
 import diffrax as dfx
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy
 from jaxtyping import Array, ArrayLike, Float
 
+from .._misc import raise_if_failed
 from ..symbolic import lower, parse
 from ._domain import Domain, RobinBC
 from ._pde import PDE
 
 
 def _checked_ys(sol: dfx.Solution) -> Array:
-    """`sol.ys`, raising `equinox.EquinoxRuntimeError` with diffrax's message if the
-    solve failed.
-
-    diffrax's own check (`throw=True`) compiles a host callback into the solve, and
-    JAX's persistent compilation cache never keeps such a program; a concrete result
-    is checked here in Python instead (traced ones by `equinox.error_if`).
-    """
-    result = sol.result
-    if result.is_traced():
-        return result.error_if(sol.ys, result != dfx.RESULTS.successful)
-    if bool(result != dfx.RESULTS.successful):
-        raise eqx.EquinoxRuntimeError(
-            "The method-of-lines reference solve failed: "
-            f"{dfx.RESULTS[result]} Raise `max_steps` or loosen `rtol`/`atol`."
-        )
-    return sol.ys
+    """`sol.ys` of a solve run with `throw=False`, raising with diffrax's message if it
+    failed (diffrax's own `throw=True` compiles a host callback into every solve)."""
+    return raise_if_failed(
+        sol.ys,
+        sol.result,
+        dfx.RESULTS,
+        "The method-of-lines reference solve failed (raise `max_steps` or loosen "
+        "`rtol`/`atol`): ",
+    )
 
 
 def advection_solution(

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array
 
+from .._misc import raise_if_failed
 from .._solution import RESULTS, Solution
 from ._icnn import AbstractICNN
 from ._prox import AbstractProx
@@ -140,7 +141,7 @@ class LearnedProximalNetwork(AbstractProx):
         )
         result = RESULTS.where(ok, RESULTS.successful, RESULTS.inversion_failed)
         if throw:
-            value = result.error_if(value, result != RESULTS.successful)
+            value = raise_if_failed(value, result, RESULTS)
         return Solution(
             value=value,
             result=result,
