@@ -917,3 +917,37 @@ def test_verbose_prints_the_step_number_under_jit(capfd):
     jax.effects_barrier()
     out = capfd.readouterr().out
     assert "step: 1, prox-grad residual:" in out and "step: 3," in out
+
+
+def test_unpruned_network_is_traceable_and_equals_the_pruned_one():
+    """`to_network(prune=False)` under jit: same predictions and objective as the
+    pruned network (beta large enough that some groups are exactly zero), and the
+    gradient of its predictions with respect to beta through the solve is finite and
+    matches central differences of the pruned network's predictions."""
+    bias = True  # the network appends the ones column; the problem's X has none
+    X, y, patterns = relu_instance(3, n=20, d=3, num_patterns=6, bias=bias)
+
+    def solve(beta):
+        problem = sr.ConvexReLUProblem(X, y, patterns, beta, bias=bias)
+        return problem, sciopt.solve(problem, sr.ADMM(rtol=1e-10, atol=1e-12))
+
+    problem, sol = solve(2.0)
+    pruned = sr.to_network(problem, sol)
+    full = jax.jit(lambda v: sr.to_network(problem, v, prune=False))(sol.value)
+    assert full.width == 2 * problem.num_patterns > pruned.width > 0
+    np.testing.assert_allclose(full(X), pruned(X), rtol=1e-12, atol=1e-12)
+    assert float(sr.nonconvex_objective(full, X, y, 2.0)) == pytest.approx(
+        float(sr.nonconvex_objective(pruned, X, y, 2.0)), rel=1e-12
+    )
+
+    def energy(beta, prune):
+        problem, sol = solve(beta)
+        return jnp.sum(sr.to_network(problem, sol, prune=prune)(X) ** 2)
+
+    grad = jax.grad(lambda b: energy(b, False))(2.0)
+    h = 1e-4
+    fd = (float(energy(2.0 + h, True)) - float(energy(2.0 - h, True))) / (2 * h)
+    assert np.isfinite(float(grad))
+    # ADMM stops at a relative residual of 1e-10: differences of two solves at this
+    # step are accurate to about 1e-6
+    assert float(grad) == pytest.approx(fd, rel=1e-5)

@@ -5,6 +5,7 @@ from ._aid import AID as AID
 from ._bo_rep import BOREP as BOREP
 from ._formulas import from_formulas as from_formulas
 from ._lv_hba import LVHBA as LVHBA
+from ._nested import NestedProblem as NestedProblem
 from ._problem import BilevelProblem as BilevelProblem
 from ._sets import (
     AbstractSet as AbstractSet,

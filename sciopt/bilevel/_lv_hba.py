@@ -163,7 +163,10 @@ class LVHBA(AbstractSolver):
 
     def init(self, problem: BilevelProblem, y, args, options: dict[str, Any]):
         if not isinstance(problem, BilevelProblem):
-            raise TypeError("`LVHBA` solves `sciopt.bilevel.BilevelProblem`s.")
+            raise TypeError(
+                "`LVHBA` solves `sciopt.bilevel.BilevelProblem`s; a `NestedProblem` "
+                "is solved by `sciopt.bilevel.AID(lower_solver=...)`."
+            )
         x, yy = y
         key = get_key(options)
         finite, feasible = start_flags(problem, x, yy, args, key)

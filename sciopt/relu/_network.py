@@ -51,7 +51,37 @@ def init_network(key, d: int, width: int, *, bias: bool = False, scale: float = 
     return ReLUNetwork(first, second, bias)
 
 
-def to_network(problem, solution, *, tol: float = 0.0) -> ReLUNetwork:
+def _signed_root(w):
+    """`(sqrt|w|, sign(w) sqrt|w|)`, with zero derivatives at `w = 0` (not nan)."""
+    safe = jnp.where(w == 0, 1.0, jnp.abs(w))
+    root = jnp.where(w == 0, 0.0, jnp.sqrt(safe))
+    return root, jnp.sign(w) * root
+
+
+def _full_network(problem, value) -> ReLUNetwork:
+    # Every group becomes a neuron (zero groups zero neurons): fixed width, traceable.
+    dtype = problem.X.dtype
+    if isinstance(problem, SampledConvexProgram):
+        alpha = jnp.asarray(value, dtype)
+        root, second = _signed_root(alpha)
+        first = jnp.asarray(problem.directions, dtype).T * root[:, None]
+        return ReLUNetwork(first, second, problem.bias)
+    v = jnp.asarray(value.v if hasattr(value, "v") else value, dtype)
+    v = v.reshape(-1, v.shape[-1])
+    P = problem.num_patterns
+    norms_sq = jnp.sum(jnp.square(v), axis=1)
+    safe = jnp.where(norms_sq == 0, 1.0, norms_sq)
+    root = jnp.where(norms_sq == 0, 0.0, safe**0.25)  # sqrt(||v_i||)
+    first = jnp.where(
+        norms_sq[:, None] == 0, 0.0, v / jnp.where(root == 0, 1.0, root)[:, None]
+    )
+    signs = jnp.concatenate([jnp.ones(P, dtype), -jnp.ones(P, dtype)])
+    return ReLUNetwork(first, signs * root, problem.bias)
+
+
+def to_network(
+    problem, solution, *, tol: float = 0.0, prune: bool = True
+) -> ReLUNetwork:
     """The two-layer ReLU network of a convex solution.
 
     For each non-zero group v_i: a neuron u = v_i / sqrt(||v_i||) with output weight
@@ -67,12 +97,22 @@ def to_network(problem, solution, *, tol: float = 0.0) -> ReLUNetwork:
       `SampledConvexProgram` solved.
     - `solution`: its `sciopt.Solution` (or the solution's value).
     - `tol`: groups with norm <= `tol` are dropped (zero groups are always dropped).
+    - `prune`: `True` (default) keeps the non-zero groups only: the network's width
+      is the number of kept groups, so this is not jit-traceable. `False` keeps every
+      group (a zero group is a zero neuron, `tol` is ignored): the width is fixed
+      (2P, or the number of directions of a `SampledConvexProgram`), the network has
+      the same predictions and objective, and it can be built under `jax.jit`,
+      `vmap` and `grad` (e.g. a validation loss differentiated through the solve).
 
     **Returns:**
 
-    A `ReLUNetwork` (not jit-traceable: its width is the number of kept groups).
+    A `ReLUNetwork`.
     """
     value = solution.value if isinstance(solution, Solution) else solution
+    if not prune:
+        if not isinstance(problem, (SampledConvexProgram, AbstractConvexReLUProblem)):
+            raise TypeError(f"Cannot recover a network from {type(problem).__name__}.")
+        return _full_network(problem, value)
     if isinstance(problem, SampledConvexProgram):
         alpha = np.asarray(value)
         keep = np.abs(alpha) > tol
