@@ -450,6 +450,34 @@ def _bilevel_quadratic(solver_name):
     return make
 
 
+def _bilevel_nested(dtype):
+    """AID with a sciopt lower solver: the lower level is an equality-constrained QP
+    `min_y 1/2 y'Qy - (Mx)'y s.t. 1'y = x_0`, an `EqualityConstrainedProblem` taking
+    `x` as its `args`, solved by `AdaSketchNewton(LU)`."""
+    import lineax as lx
+    from sciopt.bilevel import AID, NestedProblem
+
+    q = jnp.asarray([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 1.5]], dtype)
+    m = jnp.asarray([[1.0, 0.5], [-0.4, 0.8], [0.3, -0.2]], dtype)
+    lower = sciopt.nlp.EqualityConstrainedProblem(
+        objective=lambda y, x: 0.5 * y @ q @ y - y @ (m @ x),
+        constraints=lambda y, x: jnp.sum(y, keepdims=True) - x[:1],
+    )
+    problem = NestedProblem(
+        lambda x, y, p: 0.5 * jnp.sum((x - p[0]) ** 2) + 0.5 * jnp.sum((y - p[1]) ** 2),
+        lambda x, p: (lower, x),
+    )
+    tight = dtype == jnp.float64
+    solver = AID(
+        learning_rate=0.5,
+        lower_solver=sciopt.nlp.AdaSketchNewton(linear_solver=lx.LU()),
+        rtol=1e-12 if tight else None,
+        atol=1e-12 if tight else None,
+    )
+    args = (jnp.asarray([1.0, -0.5], dtype), jnp.asarray([0.3, 0.8, -0.2], dtype))
+    return problem, solver, (jnp.zeros(2, dtype), jnp.zeros(3, dtype)), args
+
+
 def _prox_case(kind):
     def make(dtype):
         import sciopt.prox as sp
@@ -596,6 +624,12 @@ CONFORMANCE = [
         "bilevel.BOREP", _bilevel_quadratic("borep"), skip={"grad_data": _NO_DATA}
     ),
     Conformance("bilevel.AID", _bilevel_quadratic("aid"), skip={"grad_data": _NO_DATA}),
+    Conformance(
+        "bilevel.AID(NestedProblem, nlp lower level)",
+        _bilevel_nested,
+        skip={"grad_data": _NO_DATA},
+        slow=True,
+    ),
     Conformance(
         "prox.PnPProximalGradient(SoftThreshold)",
         _prox_case("pgd"),
