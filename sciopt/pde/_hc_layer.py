@@ -314,14 +314,26 @@ class MoEHardConstraint(eqx.Module):
         ox = int(round(self.overlap * bx)) if self.splits[1] > 1 else 0
         et, ex = bt + 2 * ot, bx + 2 * ox
         keys = jr.split(key, self.num_experts)
-        local = jax.vmap(
-            lambda k: jr.choice(k, et * ex, (self.num_points,), replace=False)
-        )(keys)
         k = np.arange(self.num_experts)
         start_t = (k // self.splits[1]) * bt - ot
         start_x = (k % self.splits[1]) * bx - ox
-        it = jnp.clip(local // ex + start_t[:, None], 0, nt - 1)
-        ix = jnp.clip(local % ex + start_x[:, None], 0, nx - 1)
+        if ot == 0 and ox == 0:  # every block lies inside the grid
+            local = jax.vmap(
+                lambda k: jr.choice(k, et * ex, (self.num_points,), replace=False)
+            )(keys)
+        else:
+            # An extended region sticks out of the grid at the domain's edges: draw
+            # without replacement among its nodes inside the grid only (a uniform
+            # random subset: the `num_points` smallest of i.i.d. uniforms; the block
+            # itself is inside, so there are always enough nodes).
+            cell_t = np.arange(et * ex) // ex + start_t[:, None]
+            cell_x = np.arange(et * ex) % ex + start_x[:, None]
+            inside = (cell_t >= 0) & (cell_t < nt) & (cell_x >= 0) & (cell_x < nx)
+            u = jax.vmap(lambda k: jr.uniform(k, (et * ex,)))(keys)
+            u = jnp.where(inside, u, 2.0)
+            local = jnp.argsort(u, axis=1)[:, : self.num_points]
+        it = local // ex + start_t[:, None]
+        ix = local % ex + start_x[:, None]
         return it, ix
 
     def _row_masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
