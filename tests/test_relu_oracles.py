@@ -216,3 +216,12 @@ def test_dual_bound_is_exact_at_the_zero_optimum_of_zero_labels(gated):
     zeros = np.zeros((10, 14))
     objective, bound, violation = dual_bound(problem, zeros[:, :2], zeros, zeros[0])
     assert (float(objective), float(bound), float(violation)) == (0.0, 0.0, 0.0)
+
+
+def test_cvxpy_reference_refuses_an_inaccurate_status():
+    X, y, patterns = relu_instance(6, n=14, d=2, num_patterns=5)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.15)
+    # two interior-point iterations cannot reach 1e-10: Clarabel stops at max_iter
+    with pytest.raises(RuntimeError, match="did not reach its tolerances"):
+        sr.cvxpy_solve(problem, max_iter=2)
+    assert sr.cvxpy_solve(problem)[0] > 0

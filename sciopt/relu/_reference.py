@@ -6,7 +6,14 @@ import numpy as np
 from ._problem import AdversarialReLUProblem
 
 
-def cvxpy_solve(problem, *, solver: str = "CLARABEL", tol: float = 1e-10, **kwargs):
+def cvxpy_solve(
+    problem,
+    *,
+    solver: str = "CLARABEL",
+    tol: float = 1e-10,
+    accept_inaccurate: bool = False,
+    **kwargs,
+):
     """Solve a `ConvexReLUProblem` or `AdversarialReLUProblem` with cvxpy.
 
     **Arguments:**
@@ -14,7 +21,13 @@ def cvxpy_solve(problem, *, solver: str = "CLARABEL", tol: float = 1e-10, **kwar
     - `problem`: the problem (its arrays are copied to NumPy).
     - `solver`: the cvxpy solver name (`"CLARABEL"`, `"SCS"`, ...).
     - `tol`: Clarabel's feasibility and gap tolerances (ignored by other solvers).
+    - `accept_inaccurate`: return a solution whose status is `optimal_inaccurate`
+        (the solver stopped short of its tolerances) instead of raising.
     - `kwargs`: passed to `cvxpy.Problem.solve`.
+
+    Raises `RuntimeError` naming the status unless cvxpy reports `optimal` (or
+    `optimal_inaccurate` with `accept_inaccurate=True`): a reference must not be
+    silently inaccurate.
 
     **Returns:**
 
@@ -68,7 +81,11 @@ def cvxpy_solve(problem, *, solver: str = "CLARABEL", tol: float = 1e-10, **kwar
             **kwargs,
         }
     prob.solve(solver=solver, **kwargs)
-    if V.value is None:
-        raise RuntimeError(f"cvxpy ({solver}) failed: status {prob.status}.")
+    accepted = {cp.OPTIMAL} | ({cp.OPTIMAL_INACCURATE} if accept_inaccurate else set())
+    if V.value is None or prob.status not in accepted:
+        raise RuntimeError(
+            f"cvxpy ({solver}) did not reach its tolerances: status {prob.status}. "
+            "Loosen `tol`, try another `solver`, or pass `accept_inaccurate=True`."
+        )
     v = np.concatenate([V.value.T, W.value.T], axis=0)
     return float(prob.value), v
