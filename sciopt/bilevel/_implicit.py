@@ -246,9 +246,12 @@ def optimality(problem: BilevelProblem, y, args):
 def polish(problem: BilevelProblem, x, y, args, steps: int = 12):
     """Refine `(x, y)` by Newton steps on `R = 0` with the active set of `(x, y)`.
 
-    Accepted only when the residual falls to round-off level and the active set is
-    unchanged (the inactive constraints stay strictly satisfied); otherwise `(x, y)`
-    is returned unchanged. **Returns:** the point and whether it was polished.
+    Accepted only when the residual falls to round-off level, the active set is
+    unchanged (the inactive constraints stay strictly satisfied) and the active
+    inequalities' multipliers are non-negative (a negative one means the point is the
+    stationary point of another active set, not a KKT point of the lower level);
+    otherwise `(x, y)` is returned unchanged. **Returns:** the point and whether it was
+    polished.
     """
     x, y = jax.lax.stop_gradient((x, y))
     n = x.size
@@ -270,9 +273,14 @@ def polish(problem: BilevelProblem, x, y, args, steps: int = 12):
     scale = 1 + jnp.max(jnp.abs(w))
     small = jnp.max(jnp.abs(r)) <= 1e3 * eps * scale
     same = jnp.all(active_set(problem, new_x, new_y, args) == mask)
-    values, _ = _constraints(problem, new_x, new_y, args)
+    values, is_eq = _constraints(problem, new_x, new_y, args)
     feasible = jnp.all(jnp.where(mask, True, values < 0))
-    ok = small & same & feasible & jnp.all(jnp.isfinite(w))
+    _, lam, _ = lower_residual(problem, new_x, new_y, args, mask)
+    _, lam_tol = _tolerances(dtype)
+    gf = jax.grad(problem.f, argnums=1)(new_x, new_y, args)
+    lam_floor = -lam_tol * (1 + jnp.max(jnp.abs(gf), initial=0))
+    dual_feasible = jnp.all(is_eq | jnp.invert(mask) | (lam >= lam_floor))
+    ok = small & same & feasible & dual_feasible & jnp.all(jnp.isfinite(w))
     return (jnp.where(ok, new_x, x), jnp.where(ok, new_y, y)), ok
 
 
