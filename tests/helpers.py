@@ -623,7 +623,15 @@ CONFORMANCE = [
     Conformance(
         "bilevel.BOREP", _bilevel_quadratic("borep"), skip={"grad_data": _NO_DATA}
     ),
-    Conformance("bilevel.AID", _bilevel_quadratic("aid"), skip={"grad_data": _NO_DATA}),
+    Conformance(
+        "bilevel.AID",
+        _bilevel_quadratic("aid"),
+        skip={"grad_data": _NO_DATA},
+        # AID is not polished: its BFGS lower solves stop at 1e-10, so differences
+        # with step 1e-6 carry errors up to ~1e-4 (measured 1.9e-5); step 1e-4 has a
+        # truncation error of ~1e-8 on this quadratic-in-y problem
+        fd_eps=1e-4,
+    ),
     Conformance(
         "bilevel.AID(NestedProblem, nlp lower level)",
         _bilevel_nested,
