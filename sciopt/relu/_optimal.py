@@ -85,6 +85,7 @@ def optimal_network(
     pricing: str = "auto",
     num_starts: int = 128,
     search_steps: int = 60,
+    smooth_steps: int = 300,
     max_new: int = 32,
     pad_to: int = 16,
     prune: bool = True,
@@ -106,8 +107,9 @@ def optimal_network(
        cross-entropy losses, `ADMM` for the hinge loss, or `solver`).
     3. Price: with `lam = -grad loss(yhat)`, search for unit directions u with
        `|lam^T (X u)_+| > beta (1 + tol)` (`price_patterns`: multi-start projected
-       gradient ascent from `num_starts` random directions and from the current and
-       given networks' neurons; or `exact_pricing` over every pattern when the data
+       subgradient ascent and annealed smoothed ascent from `num_starts` random
+       directions and from the current and given networks' neurons; or
+       `exact_pricing` over every pattern when the data
        with the bias column have rank <= 3). Add up to `max_new` new violating
        patterns and re-solve (column generation: Lübbecke & Desrosiers 2005).
     4. Stop when no new violating pattern is found or after `max_rounds` rounds;
@@ -140,7 +142,8 @@ def optimal_network(
     - `solver`: the convex solver; it must return `stats["objective"]`.
     - `pricing`: `"auto"` (exact when rank <= 3 with the bias column, else the
       search), `"exact"`, `"search"` or `"none"` (sampling only).
-    - `num_starts`, `search_steps`: random starts and ascent steps of the search.
+    - `num_starts`, `search_steps`, `smooth_steps`: random starts, subgradient
+      ascent steps and smoothed-ascent steps of the search (`price_patterns`).
     - `max_new`: the most patterns added per round.
     - `pad_to`: pad the pattern count up to `pad_to * {1, 1.5, 2, 3, 4, 6, ...}`
       (1: no padding).
@@ -268,6 +271,7 @@ def optimal_network(
                 bias=bias,
                 num_starts=num_starts,
                 steps=search_steps,
+                smooth_steps=smooth_steps,
                 starts=starts,
                 existing=patterns,
                 tol=tol,

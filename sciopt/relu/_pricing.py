@@ -66,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from ._gap import _conjugate_bound, _loss_multiplier
@@ -213,6 +214,59 @@ def _ascent(X, lam, starts, signs, etas):
     return jax.vmap(run)(starts, signs)
 
 
+@eqx.filter_jit
+def _smooth_ascent(X, lam, starts, signs, taus, learning_rate):
+    """Adam ascent of the smoothed value `s lam^T tau softplus(X u / (tau ||u||))`,
+    with the temperature `tau` annealed towards 0 (the smoothed function tends to
+    `s lam^T (X u)_+`), one run per start (vmapped); returns the best exact value
+    and direction of each run.
+
+    The exact value is piecewise linear on the cells of the hyperplane arrangement
+    of `X`: its subgradient ascent (`_ascent`) stops at the first cell whose
+    subgradient points back, which in a few tens of dimensions is far from the
+    maximum. The smoothed function sees the samples near the cell's walls, and the
+    annealing (graduated non-convexity, Blake & Zisserman 1987) follows its maximum
+    as the smoothing is removed."""
+    optimiser = optax.adam(learning_rate)
+
+    def run(u0, s):
+        def exact(u):
+            return s * jnp.dot(lam, jax.nn.relu(X @ (u / jnp.linalg.norm(u))))
+
+        def smoothed(u, tau):
+            z = X @ (u / jnp.linalg.norm(u))
+            return -s * jnp.dot(lam, tau * jax.nn.softplus(z / tau))
+
+        def body(carry, tau):
+            u, opt_state, best, best_u = carry
+            grad = jax.grad(smoothed)(u, tau)
+            # optax mixes Python floats with its int32 step count (as in sciopt.fit)
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = optimiser.update(grad, opt_state)
+                u = optax.apply_updates(u, updates)
+            value = exact(u)
+            better = value > best
+            best = jnp.where(better, value, best)
+            best_u = jnp.where(better, u / jnp.linalg.norm(u), best_u)
+            return (u, opt_state, best, best_u), None
+
+        u0 = u0 / jnp.linalg.norm(u0)
+        with jax.numpy_dtype_promotion("standard"):
+            opt_state = optimiser.init(u0)
+        init = (u0, opt_state, exact(u0), u0)
+        (_, _, best, best_u), _ = jax.lax.scan(body, init, taus)
+        return best, best_u
+
+    return jax.vmap(run)(starts, signs)
+
+
+def _smoothing_schedule(Xb, steps: int, dtype) -> Array:
+    # temperatures relative to the data's scale (the mean row norm: |x_i^T u| for
+    # unit u), from 0.05 of it down to 1e-4 of it
+    scale = float(np.mean(np.linalg.norm(Xb, axis=1)))
+    return jnp.asarray(scale * np.geomspace(0.05, 1e-4, steps), dtype)
+
+
 def _collect(Xb, values, directions, beta, tol, existing, max_new):
     """The distinct patterns of the directions whose value exceeds beta (1 + tol),
     most violating first, without those already in `existing` (n, P)."""
@@ -258,6 +312,7 @@ def price_patterns(
     tol: float = 1e-4,
     max_new: int = 32,
     perturb: tuple[float, ...] = (0.03, 0.1, 0.3),
+    smooth_steps: int = 300,
 ) -> PricingResult:
     """Search for directions u that violate the dual condition
     `|lam^T (X u)_+| <= beta` (Pilanci & Ergen 2020), and their patterns.
@@ -270,7 +325,11 @@ def price_patterns(
     `num_starts` Gaussian directions plus the rows of `starts` (e.g. the current
     network's neurons, whose values sit at `beta` at an optimum, and trained
     networks' neurons), and each start of `starts` perturbed by Gaussian noise of
-    relative size `perturb` (one copy per size: the cells next to a neuron). A found
+    relative size `perturb` (one copy per size: the cells next to a neuron). From
+    the same starts, `smooth_steps` steps of Adam ascent on a smoothed value
+    (`lam^T tau softplus(X u / tau)` with the temperature `tau` annealed from 0.05
+    to 1e-4 of the data's mean row norm) search beyond the first cell where the
+    subgradient ascent stops; every run keeps its best exact value. A found
     violation is a proof that the program over the current patterns is not optimal
     over all patterns; finding none proves nothing beyond "no violating pattern
     found in `num_searches` searches".
@@ -289,6 +348,8 @@ def price_patterns(
     - `tol`: a pattern is returned when its value exceeds `beta (1 + tol)`.
     - `max_new`: the most patterns returned.
     - `perturb`: relative noise sizes of the perturbed copies of `starts`.
+    - `smooth_steps`: steps of the smoothed search from every start (0: the
+        subgradient search only).
 
     **Returns:**
 
@@ -300,6 +361,8 @@ def price_patterns(
     lam = np.asarray(lam, dtype)
     if lam.shape != (n,):
         raise ValueError(f"`lam` must have shape ({n},), got {lam.shape}.")
+    if smooth_steps < 0:
+        raise ValueError(f"`smooth_steps` must be >= 0, got {smooth_steps}.")
     if num_starts < 0 or steps < 1:
         raise ValueError(
             f"`num_starts` must be >= 0 and `steps` >= 1, got {num_starts}, {steps}."
@@ -339,6 +402,19 @@ def price_patterns(
         _ascent_schedule(steps, dtype),
     )
     values = np.asarray(values)
+    num_searches = int(starts_all.shape[0])
+    if smooth_steps > 0:
+        more, more_dirs = _smooth_ascent(
+            jnp.asarray(Xb),
+            jnp.asarray(lam),
+            jnp.asarray(starts_all),
+            jnp.asarray(signs),
+            _smoothing_schedule(Xb, smooth_steps, dtype),
+            0.03,
+        )
+        values = np.concatenate([values, np.asarray(more)])
+        dirs = jnp.concatenate([dirs, more_dirs])
+        num_searches *= 2
     beta = float(beta)
     pats, vals, best_dirs = _collect(Xb, values, dirs, beta, tol, existing, max_new)
     max_value = float(values.max())
@@ -348,7 +424,7 @@ def price_patterns(
         patterns=jnp.asarray(pats, dtype),
         values=jnp.asarray(vals, dtype),
         directions=jnp.asarray(best_dirs, dtype),
-        num_searches=int(starts_all.shape[0]),
+        num_searches=num_searches,
         exact=False,
     )
 
