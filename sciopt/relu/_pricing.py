@@ -328,7 +328,8 @@ def price_patterns(
     relative size `perturb` (one copy per size: the cells next to a neuron). From
     the same starts, `smooth_steps` steps of Adam ascent on a smoothed value
     (`lam^T tau softplus(X u / tau)` with the temperature `tau` annealed from 0.05
-    to 1e-4 of the data's mean row norm) search beyond the first cell where the
+    to 1e-4 of the data's mean row norm: graduated non-convexity, Blake & Zisserman
+    1987) search beyond the first cell where the
     subgradient ascent stops; every run keeps its best exact value. A found
     violation is a proof that the program over the current patterns is not optimal
     over all patterns; finding none proves nothing beyond "no violating pattern
