@@ -121,7 +121,7 @@ def _check_admm(case, seed, fraction):
 
 
 @pytest.mark.parametrize("case", ADMM_CASES, ids=_ids)
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(seed=seeds, fraction=beta_fractions)
 def test_admm_matches_cvxpy(case, seed, fraction):
     _check_admm(case, seed, fraction)
@@ -154,7 +154,7 @@ def _check_interior_point(case, seed, fraction):
 
 
 @pytest.mark.parametrize("case", IP_CASES, ids=_ids)
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(seed=seeds, fraction=beta_fractions)
 def test_interior_point_matches_cvxpy(case, seed, fraction):
     _check_interior_point(case, seed, fraction)
@@ -274,7 +274,7 @@ adversarial_draws = {
 
 # the default run takes the bias column only (an unperturbed input: the more general
 # radius); the slow run takes both
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(**adversarial_draws)
 def test_adversarial_admm_matches_cvxpy(seed, beta, eps):
     _check_adversarial(True, seed, beta, eps)
