@@ -38,7 +38,7 @@ class _AIDState(eqx.Module):
 
 
 def _check_unconstrained(problem, name):
-    if isinstance(problem, NestedProblem) and name != "AID":
+    if isinstance(problem, NestedProblem):  # (AID checks for it before)
         raise TypeError(
             f"`{name}` needs the lower objective as a function; a `NestedProblem` "
             "(a sciopt problem as the lower level) is solved by "

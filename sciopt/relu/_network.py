@@ -72,9 +72,7 @@ def _full_network(problem, value) -> ReLUNetwork:
     norms_sq = jnp.sum(jnp.square(v), axis=1)
     safe = jnp.where(norms_sq == 0, 1.0, norms_sq)
     root = jnp.where(norms_sq == 0, 0.0, safe**0.25)  # sqrt(||v_i||)
-    first = jnp.where(
-        norms_sq[:, None] == 0, 0.0, v / jnp.where(root == 0, 1.0, root)[:, None]
-    )
+    first = v / jnp.where(norms_sq == 0, 1.0, root)[:, None]  # a zero group stays 0
     signs = jnp.concatenate([jnp.ones(P, dtype), -jnp.ones(P, dtype)])
     return ReLUNetwork(first, signs * root, problem.bias)
 
