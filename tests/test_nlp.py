@@ -253,12 +253,12 @@ def test_rank_deficient_start_and_max_steps_result_codes():
 
 def test_degenerate_solution_solved_by_sketch_with_recycling():
     # HS49's solution is degenerate ((x4 - 1)^4, (x5 - 1)^6): the KKT matrix turns
-    # nearly singular towards it. The sketch converges on it with the two recycled
-    # Newton directions (default `recycle=2`) at a modest number of rows per step.
+    # nearly singular towards it. The sketch converges on it with two recycled
+    # Newton directions (the adaptive rule's default) at a modest number of rows
+    # per step, even under the practical rule's looser tolerance.
     spec = nlp_hs_specs()["hs049"]
     problem = spec.build()
-    solver = sciopt.nlp.AdaSketchNewton(accuracy="practical")
-    assert solver.recycle == 2
+    solver = sciopt.nlp.AdaSketchNewton(accuracy="practical", recycle=2)
     sol = sciopt.solve(
         problem,
         solver,
@@ -273,6 +273,29 @@ def test_degenerate_solution_solved_by_sketch_with_recycling():
     sketch = np.asarray(sol.history)[1 : steps + 1]
     assert steps <= 30
     assert np.median(sketch) <= 5_000
+
+
+def test_practical_rule_solves_hs46_for_every_sketch_key():
+    # HS46's degenerate solution with the practical rule's loose directions: with
+    # two recycled directions 8 of 16 keys failed (the line search, or mu driven to
+    # its cap); the practical rule's default of six solves every key.
+    spec = nlp_hs_specs()["hs046"]
+    problem = spec.build()
+    solver = sciopt.nlp.AdaSketchNewton(accuracy="practical")
+    x0 = jnp.asarray(spec.data["x0"])
+    for seed in range(8):
+        sol = sciopt.solve(
+            problem,
+            solver,
+            x0,
+            max_steps=200,
+            throw=False,
+            options={"key": jax.random.key(100 + seed)},
+        )
+        assert sol.result == sciopt.RESULTS.successful, seed
+        f = problem.objective(sol.value, None)
+        assert nlp_objective_error(f, spec.data["reference"]["f"]) <= 1e-6
+        assert float(sol.stats["kkt_residual"]) <= 1e-8
 
 
 def test_schur_complement_cg_on_pde_control():

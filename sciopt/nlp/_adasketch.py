@@ -189,7 +189,7 @@ class AdaSketchNewton(AbstractSolver):
     materialise: bool | None = None
     materialise_limit: int = 500
     num_probes: int = 8
-    recycle: int = 2
+    recycle: int | None = None
     verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
@@ -205,9 +205,11 @@ class AdaSketchNewton(AbstractSolver):
             )
         if not 0 < self.armijo_c < 0.5:
             raise ValueError(f"`armijo_c` must lie in (0, 0.5), got {self.armijo_c}.")
-        if not isinstance(self.recycle, int) or self.recycle < 0:
+        if self.recycle is not None and (
+            not isinstance(self.recycle, int) or self.recycle < 0
+        ):
             raise ValueError(
-                f"`recycle` must be a non-negative int, got {self.recycle!r}."
+                f"`recycle` must be a non-negative int or None, got {self.recycle!r}."
             )
         if not isinstance(self.max_expansions, int) or self.max_expansions < 0:
             raise ValueError(
@@ -235,6 +237,13 @@ class AdaSketchNewton(AbstractSolver):
         if self.materialise is None:
             return n + m <= self.materialise_limit
         return self.materialise
+
+    def _num_recycled(self) -> int:
+        # The practical rule's looser directions span the near-null directions of
+        # K less well than the paper's rule's: it keeps more of them.
+        if self.recycle is None:
+            return 2 if self.accuracy == "adaptive" else 6
+        return self.recycle
 
     def _tolerance(self, dtype):
         if self.atol is None:
@@ -297,7 +306,7 @@ class AdaSketchNewton(AbstractSolver):
             nu=jnp.asarray(self.nu, dtype),
             delta=jnp.asarray(self.delta, dtype),
             key=key,
-            directions=jnp.zeros((self.recycle, n + m), dtype),
+            directions=jnp.zeros((self._num_recycled(), n + m), dtype),
             num_steps=jnp.array(0),
             result=RESULTS.successful,
             sketch_steps=jnp.array(0),
@@ -759,7 +768,9 @@ AdaSketchNewton.__init__.__doc__ = """**Arguments:**
     solver (`lineax.LU()`: exact Newton).
 - `recycle`: number of previous Newton directions recycled as extra sketches of
     each sketched solve (the `subspace` option of the sketch solvers; 0 turns it
-    off). They carry the near-null directions of `K` near degenerate solutions.
+    off; default `None`: 2 for the adaptive rule, 6 for the practical one, whose
+    looser directions span the near-null directions less well). They carry the
+    near-null directions of `K` near degenerate solutions.
 - `accuracy`: `"adaptive"` (the paper's rule) or `"practical"`
     (`||r|| <= kappa ||grad L||`); `kappa` for the latter.
 - `superlinear`: sharpen the rule over the iterations
