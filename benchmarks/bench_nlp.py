@@ -236,8 +236,9 @@ def inexact_suite():
         for label, cfg in configs.items()
     ]
     for p in ("hs026", "hs046", "hs047", "hs049"):
-        for rule in ("adaptive", "practical"):
-            for rec in (0, 2):
+        # the defaults: 2 recycled directions (adaptive), 6 (practical)
+        for rule, recycled in (("adaptive", (0, 2)), ("practical", (0, 2, 6))):
+            for rec in recycled:
                 runs.append(
                     (p, f"{rule}, recycle = {rec}", dict(accuracy=rule, recycle=rec))
                 )

@@ -79,6 +79,37 @@ def _adam(X, y, beta, loss, widths, seeds, steps):
     return nets, np.asarray(objs), time.perf_counter() - start
 
 
+def _pricing_alone(X, y, beta, loss, key, best, args):
+    """Pricing rounds from 16 sampled patterns, no trained network given."""
+    trace = []
+    _, sol = sr.optimal_network(
+        X,
+        y,
+        beta,
+        loss=loss,
+        key=key,
+        bias=True,
+        num_patterns=16,
+        max_rounds=args.rounds,
+        callback=trace.append,
+        throw=False,
+    )
+    reach = next(
+        (r["time"] for r in trace if r["objective"] <= best * (1 + 1e-6)), None
+    )
+    return dict(
+        objective=float(sol.stats["network_objective"]),
+        rounds=int(sol.stats["pricing_rounds"]),
+        num_patterns=int(sol.stats["num_patterns"]),
+        generated=int(sol.stats["patterns_generated"]),
+        max_violation=float(sol.stats["max_violation"]),
+        exact=bool(sol.stats["pricing_exact"]),
+        time=float(sol.stats["wall_time"]),
+        time_to_adam=reach,
+        trace=trace,
+    )
+
+
 def run(name, X, y, beta, loss, args):
     out = {"problem": name, "n": X.shape[0], "d": X.shape[1], "beta": beta}
     key = jax.random.key(0)
@@ -114,34 +145,11 @@ def run(name, X, y, beta, loss, args):
         best=best, worst=float(objs.max()), runs=len(objs), time=adam_time
     )
     print(name, "adam", out["adam"], flush=True)
-    trace = []
-    _, sol = sr.optimal_network(
-        X,
-        y,
-        beta,
-        loss=loss,
-        key=key,
-        bias=True,
-        num_patterns=16,
-        max_rounds=args.rounds,
-        callback=trace.append,
-        throw=False,
+    out["pricing"] = (
+        None
+        if args.no_pricing_alone
+        else _pricing_alone(X, y, beta, loss, key, best, args)
     )
-    reach = next(
-        (r["time"] for r in trace if r["objective"] <= best * (1 + 1e-6)), None
-    )
-    out["pricing"] = dict(
-        objective=float(sol.stats["network_objective"]),
-        rounds=int(sol.stats["pricing_rounds"]),
-        num_patterns=int(sol.stats["num_patterns"]),
-        generated=int(sol.stats["patterns_generated"]),
-        max_violation=float(sol.stats["max_violation"]),
-        exact=bool(sol.stats["pricing_exact"]),
-        time=float(sol.stats["wall_time"]),
-        time_to_adam=reach,
-        trace=trace,
-    )
-    print(name, "pricing", {k: v for k, v in out["pricing"].items() if k != "trace"})
     _, sol = sr.optimal_network(
         X,
         y,
@@ -189,14 +197,17 @@ def _markdown(results):
             f"{a['time']:.1f} (all runs) |"
         )
         p = r["pricing"]
-        kind = "exact" if p["exact"] else "search"
-        reach = "never" if p["time_to_adam"] is None else f"{p['time_to_adam']:.1f} s"
-        lines.append(
-            f"| {tag} | pricing from 16 sampled ({p['rounds']} rounds, {kind}; "
-            f"violation {p['max_violation']:.1e}; at Adam's best after {reach}) | "
-            f"{p['num_patterns']} ({p['generated']} generated) | {p['objective']:.6g} "
-            f"| {rel(p['objective'])} | {p['time']:.1f} |"
-        )
+        if p is not None:
+            kind = "exact" if p["exact"] else "search"
+            reach = (
+                "never" if p["time_to_adam"] is None else f"{p['time_to_adam']:.1f} s"
+            )
+            lines.append(
+                f"| {tag} | pricing from 16 sampled ({p['rounds']} rounds, {kind}; "
+                f"violation {p['max_violation']:.1e}; at Adam's best after {reach}) "
+                f"| {p['num_patterns']} ({p['generated']} generated) | "
+                f"{p['objective']:.6g} | {rel(p['objective'])} | {p['time']:.1f} |"
+            )
         w = r["with_adam"]
         lines.append(
             f"| {tag} | 16 sampled + Adam patterns + pricing ({w['rounds']} rounds) | "
@@ -224,7 +235,7 @@ def _plot(results, path):
             "o-",
             label="sampling only",
         )
-        t = r["pricing"]["trace"]
+        t = r["pricing"]["trace"] if r["pricing"] is not None else []
         ax.plot(
             [x["num_patterns"] for x in t],
             [x["objective"] for x in t],
@@ -248,7 +259,12 @@ def main():
     parser.add_argument("--synthetic", nargs=2, type=int, action="append", default=[])
     parser.add_argument("--no-gallery", action="store_true")
     parser.add_argument("--full", action="store_true", help="full gallery sizes")
-    parser.add_argument("--sampled", nargs="+", type=int, default=[16, 64, 256])
+    parser.add_argument("--sampled", nargs="*", type=int, default=[16, 64, 256])
+    parser.add_argument(
+        "--no-pricing-alone",
+        action="store_true",
+        help="skip pricing from sampled patterns alone (run only with Adam's patterns)",
+    )
     parser.add_argument("--widths", nargs="+", type=int, default=[16, 64])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--adam-steps", type=int, default=3000)
