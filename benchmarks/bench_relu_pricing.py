@@ -225,6 +225,9 @@ def _plot(results, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    results = [r for r in results if r["sampling"] or r["pricing"] is not None]
+    if not results:
+        return None  # nothing plotted against the number of patterns
     fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.2))
     axes = np.atleast_1d(axes)
     for ax, r in zip(axes, results):
