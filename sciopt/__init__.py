@@ -8,6 +8,7 @@ Families live in subpackages, imported on first use: `sciopt.nlp`, `sciopt.relu`
 import importlib
 import importlib.metadata
 
+from ._adjoint import ImplicitAdjoint as ImplicitAdjoint
 from ._cache import (
     default_cache_dir as default_cache_dir,
     enable_compilation_cache as enable_compilation_cache,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from ._adjoint import ImplicitAdjoint
 from ._code_key import wrap_functions
 from ._custom_types import Args, Y
 from ._misc import check_finite_input, raise_if_failed, tree_all_finite
@@ -135,14 +136,14 @@ def _rewrite(root, _, inputs):
 @eqx.filter_jit
 def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter, saveat):
     inputs = (problem, solver, y0, args, options, max_steps, meter, saveat)
-    if isinstance(adjoint, optx.ImplicitAdjoint):
+    if isinstance(adjoint, (ImplicitAdjoint, optx.ImplicitAdjoint)):
         # optimistix's implicit adjoint appends the while-loop to `inputs`.
         out = adjoint.apply(_iterate, _rewrite, inputs, frozenset())
     elif isinstance(adjoint, optx.RecursiveCheckpointAdjoint):
         out = adjoint.apply(_iterate, _rewrite, inputs, frozenset())
     else:
         raise TypeError(
-            "`adjoint` must be optimistix.ImplicitAdjoint or "
+            "`adjoint` must be sciopt.ImplicitAdjoint, optimistix.ImplicitAdjoint or "
             f"optimistix.RecursiveCheckpointAdjoint, got {type(adjoint).__name__}."
         )
     y, (num_steps, result, dynamic_state, static_state, aux, stats, history) = out
@@ -226,7 +227,7 @@ def solve(
     max_steps: int | None = None,
     throw: bool = True,
     progress: None | bool | str | AbstractProgressMeter = None,
-    adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
+    adjoint: optx.AbstractAdjoint = ImplicitAdjoint(),
     saveat: SaveAt | None = None,
 ) -> Solution:
     """Solve `problem` with `solver`, starting from `y0`.
@@ -234,8 +235,8 @@ def solve(
     The loop is jit-compiled and may itself be called under `jax.jit`, `jax.vmap` and
     `jax.grad`. Gradients of the solution with respect to `args` (and any arrays in
     `problem`) flow by implicit differentiation of the solver's optimality condition
-    (`adjoint=optimistix.ImplicitAdjoint()`, the default) or through the iterates
-    (`optimistix.RecursiveCheckpointAdjoint()`).
+    (`adjoint=sciopt.ImplicitAdjoint()`, the default; `optimistix.ImplicitAdjoint()`
+    also works) or through the iterates (`optimistix.RecursiveCheckpointAdjoint()`).
 
     **Arguments:**
 

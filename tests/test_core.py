@@ -1,6 +1,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optimistix as optx
 import pytest
@@ -84,7 +85,12 @@ def test_traced_nonfinite_is_a_result_code():
 
 
 @pytest.mark.parametrize(
-    "adjoint", [optx.ImplicitAdjoint(), optx.RecursiveCheckpointAdjoint()]
+    "adjoint",
+    [
+        sciopt.ImplicitAdjoint(),
+        optx.ImplicitAdjoint(),
+        optx.RecursiveCheckpointAdjoint(),
+    ],
 )
 def test_grad_through_solve_matches_finite_differences(adjoint):
     def loss(b):
@@ -217,3 +223,84 @@ def test_fit_nan_names_last_finite_step():
         sciopt.fit(model, loss, key=jax.random.key(0), steps=10)
     out = sciopt.fit(model, loss, key=jax.random.key(0), steps=10, throw=False)
     assert out.diverged and out.num_steps == 0
+
+
+def _callbacks(fn, *args):
+    return jax.jit(fn).lower(*args).as_text().count("callback")
+
+
+def test_implicit_gradient_program_has_no_host_callback():
+    """The default adjoint compiles no host callback into a gradient program (JAX's
+    persistent cache cannot keep one; `tests/test_cache.py` checks the reuse), while
+    an iterative tangent solver keeps its failure check and raises."""
+
+    def loss(b, adjoint=sciopt.ImplicitAdjoint()):
+        # throw=False: under `jit` the solve's own check is a callback (by design)
+        sol = sciopt.solve(
+            QuadraticProblem(A), GradientDescent(), args=b, adjoint=adjoint, throw=False
+        )
+        return jnp.sum(sol.value**2)
+
+    assert _callbacks(jax.grad(loss), B) == 0
+    assert _callbacks(lambda b: jax.jvp(loss, (b,), (b,))[1], B) == 0
+    # an iterative tangent solver can fail: its check stays, and fires
+    cg = sciopt.ImplicitAdjoint(
+        lx.GMRES(rtol=1e-14, atol=1e-14, max_steps=1, restart=1)
+    )
+    assert _callbacks(jax.grad(lambda b: loss(b, cg)), B) > 0
+    with pytest.raises(Exception, match="maximum number of solver steps"):
+        jax.grad(lambda b: loss(b, cg))(B)
+    # the direct tangent solve agrees with optimistix's
+    np.testing.assert_allclose(
+        jax.grad(loss)(B), jax.grad(lambda b: loss(b, optx.ImplicitAdjoint()))(B)
+    )
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_linear_solve_derivatives_equal_lineax(symmetric):
+    """`sciopt._linear_solve.linear_solve` (direct solvers through
+    `jax.lax.custom_linear_solve`): value, forward and reverse derivatives in the
+    operator and the right-hand side equal lineax's own, under `vmap` too, with no
+    host callback in the reverse pass."""
+    from sciopt._linear_solve import linear_solve
+
+    rng = np.random.default_rng(0)
+    M = jnp.asarray(rng.standard_normal((4, 4)))
+    if symmetric:
+        M = M @ M.T + 4 * jnp.eye(4)
+        solver, tags = lx.Cholesky(), lx.positive_semidefinite_tag
+    else:
+        M = M + 4 * jnp.eye(4)
+        solver, tags = lx.LU(), ()
+    b = jnp.asarray(rng.standard_normal(4))
+
+    def ours(m, v):
+        return linear_solve(lx.MatrixLinearOperator(m, tags), v, solver).value
+
+    def theirs(m, v):
+        return lx.linear_solve(lx.MatrixLinearOperator(m, tags), v, solver).value
+
+    def loss(solve):
+        return lambda m, v: jnp.sum(jnp.sin(solve(m, v)))
+
+    np.testing.assert_allclose(ours(M, b), theirs(M, b), rtol=1e-12)
+    for argnum in (0, 1):
+        np.testing.assert_allclose(
+            jax.grad(loss(ours), argnum)(M, b),
+            jax.grad(loss(theirs), argnum)(M, b),
+            rtol=1e-10,
+        )
+    tangent = (jnp.ones_like(M), jnp.ones_like(b))
+    np.testing.assert_allclose(
+        jax.jvp(ours, (M, b), tangent)[1],
+        jax.jvp(theirs, (M, b), tangent)[1],
+        rtol=1e-10,
+    )
+    batched = jax.vmap(jax.grad(loss(ours), 1), in_axes=(None, 0))(
+        M, jnp.stack([b, 2 * b])
+    )
+    np.testing.assert_allclose(
+        batched[1], jax.grad(loss(theirs), 1)(M, 2 * b), rtol=1e-10
+    )
+    assert _callbacks(jax.grad(loss(ours), 0), M, b) == 0
+    assert _callbacks(jax.grad(loss(theirs), 0), M, b) > 0

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
+from .._adjoint import ImplicitAdjoint
 from .._misc import tree_all_finite, verbose_printer
 from .._solution import RESULTS
 from .._solve import solve
@@ -58,7 +59,7 @@ class AID(AbstractSolver):
     r"""Implicit-differentiation baseline for unconstrained, strongly convex lower
     levels: each step solves the lower level with an optimistix minimiser
     (warm-started), differentiates $\Phi(x) = F(x, y^*(x))$ through it with
-    `optimistix.ImplicitAdjoint` (the implicit function theorem,
+    `sciopt.ImplicitAdjoint` (the implicit function theorem,
     $\nabla\Phi = \nabla_x F - \nabla^2_{xy} f\, [\nabla^2_{yy} f]^{-1} \nabla_y F$),
     and takes a fixed projected gradient step on $x$.
 
@@ -181,7 +182,7 @@ class AID(AbstractSolver):
             args=x,
             max_steps=1000 if self.lower_max_steps is None else self.lower_max_steps,
             throw=False,
-            adjoint=optx.ImplicitAdjoint(),
+            adjoint=ImplicitAdjoint(),
         )
         return sol.value, sol.result == optx.RESULTS.successful
 

@@ -90,7 +90,7 @@ class BOREP(AbstractSolver):
     **Stats:** as `LVHBA` (`upper_objective` is the true $\Phi(x)$), plus
     `momentum_norm`, `lower_gradient_norm` and `z_residual` (of the last step).
 
-    **Differentiation.** With the default `adjoint=optimistix.ImplicitAdjoint()`,
+    **Differentiation.** With the default `adjoint=sciopt.ImplicitAdjoint()`,
     gradients of the solution with respect to `args` (and to arrays in the problem)
     come from the implicit function theorem applied to `optimality`: the lower
     level's KKT system with its active set held fixed (coupled inequalities, `h`

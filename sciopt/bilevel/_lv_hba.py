@@ -103,7 +103,7 @@ class LVHBA(AbstractSolver):
     and `alpha` below `1 / L` for the smoothness `L` of `f` and `F / c`; a larger
     `penalty` lowers the `O(1/c_k)` bias but slows the progress on `F`.
 
-    **Differentiation.** With the default `adjoint=optimistix.ImplicitAdjoint()`,
+    **Differentiation.** With the default `adjoint=sciopt.ImplicitAdjoint()`,
     gradients of the solution with respect to `args` (and to arrays in the problem)
     come from the implicit function theorem applied to `optimality`: the lower
     level's KKT system with its active set held fixed (coupled inequalities, `h`

@@ -13,6 +13,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._adjoint import ImplicitAdjoint
 from .._solution import Solution
 from ._family import PDEFamily
 from ._hc_basis import basis_terms, BasisNetwork
@@ -101,7 +102,7 @@ class MoEHardConstraint(eqx.Module):
     are independent problems: they run under `vmap` and, given a `mesh`, are sharded
     over its `mesh_axis`. Gradients (to the basis network and to the PDE's
     parameters passed as `args`) use the implicit function theorem on `J^T r = 0`
-    (`optx.ImplicitAdjoint`), unless `adjoint` says otherwise.
+    (`sciopt.ImplicitAdjoint`), unless `adjoint` says otherwise.
 
     Uncoupled experts may disagree across block interfaces; `interface_weight`
     weights a continuity term (value, and slope times the grid step when
@@ -129,7 +130,7 @@ class MoEHardConstraint(eqx.Module):
     rtol: float = eqx.field(static=True, default=1e-8)
     atol: float = eqx.field(static=True, default=1e-8)
     max_steps: int = eqx.field(static=True, default=100)
-    adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint()
+    adjoint: optx.AbstractAdjoint = ImplicitAdjoint()
     interface_weight: float = eqx.field(static=True, default=1.0)
     interface_slope: bool = eqx.field(static=True, default=True)
     boundary_rows: str = eqx.field(static=True, default="all")
@@ -158,7 +159,7 @@ class MoEHardConstraint(eqx.Module):
         rtol: float = 1e-8,
         atol: float = 1e-8,
         max_steps: int = 100,
-        adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
+        adjoint: optx.AbstractAdjoint = ImplicitAdjoint(),
         verbose: bool = False,
     ):
         """**Arguments:**
@@ -188,7 +189,7 @@ class MoEHardConstraint(eqx.Module):
           `"levenberg_marquardt"`, `"gauss_newton"` or `"qr"`.
         - `rtol`, `atol`, `max_steps`: optimistix stopping rule of the nonlinear
           solve.
-        - `adjoint`: `optx.ImplicitAdjoint()` (default) or
+        - `adjoint`: `sciopt.ImplicitAdjoint()` (default) or
           `optx.RecursiveCheckpointAdjoint()` to differentiate the unrolled solve.
         - `verbose`: print the solver's progress.
 
@@ -695,7 +696,7 @@ class HardConstraintLayer(MoEHardConstraint):
         rtol: float = 1e-8,
         atol: float = 1e-8,
         max_steps: int = 100,
-        adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(),
+        adjoint: optx.AbstractAdjoint = ImplicitAdjoint(),
         verbose: bool = False,
     ):
         """**Arguments:** as for `MoEHardConstraint` (`num_points` defaults to 256).

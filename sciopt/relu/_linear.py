@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
 
+from .._linear_solve import linear_solve
 from .._nystrom import NystromPCG, ShiftedLinearOperator
 from ._problem import AdversarialReLUProblem
 
@@ -220,9 +221,7 @@ def build(problem, method: str, w, wp, *, nystrom_rank=None, nystrom_max_rank=64
     eye = jnp.eye(d, dtype=X.dtype)
     # throw=False: non-finite data are reported by the solver's result, not raised
     inverse, solved = jax.vmap(
-        lambda col: _solution_and_result(
-            lx.linear_solve(_psd(B0), col, lx.Cholesky(), throw=False)
-        ),
+        lambda col: _solution_and_result(linear_solve(_psd(B0), col, lx.Cholesky())),
         in_axes=1,
         out_axes=(1, 0),
     )(eye)
@@ -285,12 +284,8 @@ def solve(problem, method: str, factors, rhs, u_prev, *, cg_rtol, cg_max_steps):
         u = sol.value.reshape(rhs.shape) @ factors["inv_sqrt"]
         return u, sol.stats["num_steps"]
     if method == "dense":
-        out = lx.linear_solve(
-            _psd(factors["A"]),
-            rhs.reshape(-1),
-            lx.Cholesky(),
-            state=factors["chol"],
-            throw=False,
+        out = linear_solve(
+            _psd(factors["A"]), rhs.reshape(-1), lx.Cholesky(), state=factors["chol"]
         ).value
         return out.reshape(rhs.shape), zero
     if method == "kron":
@@ -300,8 +295,8 @@ def solve(problem, method: str, factors, rhs, u_prev, *, cg_rtol, cg_max_steps):
     if method == "woodbury":
         br = _block_inverse(small, rhs)
         w = loss_map(problem, br)
-        z = lx.linear_solve(
-            _psd(factors["K"]), w, lx.Cholesky(), state=factors["chol"], throw=False
+        z = linear_solve(
+            _psd(factors["K"]), w, lx.Cholesky(), state=factors["chol"]
         ).value
         u = br - factors["wp"] * _block_inverse(small, loss_map_t(problem, z))
         return u, zero
