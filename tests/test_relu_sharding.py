@@ -20,6 +20,8 @@ SCRIPT = textwrap.dedent(
     import sciopt.relu as sr
     from jax.sharding import Mesh
 
+    sciopt.enable_compilation_cache()  # as the test suite (SCIOPT_CACHE_DIR)
+
     assert len(jax.devices()) == 4, jax.devices()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 3))
