@@ -138,8 +138,9 @@ class ADMM(AbstractSolver):
       to `nystrom_max_rank`. Each solve is warm-started at the previous `u` and
       inexact, to `max|r| <= rtol_k max|b|` with the summable schedule
       `rtol_k = max(cg_rtol, inexact_c / k^1.5)` of NysADMM (Zhao, Frangella &
-      Udell 2022), at most `cg_max_steps` iterations. The stopping tests
-      (residuals, duality gap) are the same as for the factored paths.
+      Udell 2022), at most `cg_max_steps` iterations: the approach of CRONOS
+      (Feng, Frangella & Pilanci, NeurIPS 2024) for this program. The stopping
+      tests (residuals, duality gap) are the same as for the factored paths.
     - `verbose`: `True` prints, every step, the step number, the primal and dual
       residuals and rho; or a callable taking them as keyword arguments `name=(label,
       value)` (see `sciopt.verbose_printer`).
