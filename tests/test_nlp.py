@@ -277,7 +277,7 @@ def test_degenerate_solution_solved_by_sketch_with_recycling():
 
 def test_practical_rule_solves_hs46_for_every_sketch_key():
     # HS46's degenerate solution with the practical rule's loose directions: with
-    # two recycled directions 8 of 16 keys failed (the line search, or mu driven to
+    # two recycled directions 10 of 16 keys failed (the line search, or mu driven to
     # its cap); the practical rule's default of six solves every key.
     spec = nlp_hs_specs()["hs046"]
     problem = spec.build()
