@@ -79,9 +79,8 @@ def _adam(X, y, beta, loss, widths, seeds, steps):
     return nets, np.asarray(objs), time.perf_counter() - start
 
 
-def _pricing_alone(X, y, beta, loss, key, best, args):
-    """Pricing rounds from 16 sampled patterns, no trained network given."""
-    trace = []
+def _priced(X, y, beta, loss, key, args, **kwargs):
+    """`optimal_network` from 16 sampled patterns with pricing rounds."""
     _, sol = sr.optimal_network(
         X,
         y,
@@ -91,9 +90,16 @@ def _pricing_alone(X, y, beta, loss, key, best, args):
         bias=True,
         num_patterns=16,
         max_rounds=args.rounds,
-        callback=trace.append,
         throw=False,
+        **kwargs,
     )
+    return sol
+
+
+def _pricing_alone(X, y, beta, loss, key, best, args):
+    """Pricing rounds from 16 sampled patterns, no trained network given."""
+    trace = []
+    sol = _priced(X, y, beta, loss, key, args, callback=trace.append)
     reach = next(
         (r["time"] for r in trace if r["objective"] <= best * (1 + 1e-6)), None
     )
@@ -150,18 +156,7 @@ def run(name, X, y, beta, loss, args):
         if args.no_pricing_alone
         else _pricing_alone(X, y, beta, loss, key, best, args)
     )
-    _, sol = sr.optimal_network(
-        X,
-        y,
-        beta,
-        loss=loss,
-        key=key,
-        bias=True,
-        num_patterns=16,
-        networks=nets,
-        max_rounds=args.rounds,
-        throw=False,
-    )
+    sol = _priced(X, y, beta, loss, key, args, networks=nets)
     out["with_adam"] = dict(
         objective=float(sol.stats["network_objective"]),
         rounds=int(sol.stats["pricing_rounds"]),

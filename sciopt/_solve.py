@@ -136,10 +136,11 @@ def _rewrite(root, _, inputs):
 @eqx.filter_jit
 def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter, saveat):
     inputs = (problem, solver, y0, args, options, max_steps, meter, saveat)
-    if isinstance(adjoint, (ImplicitAdjoint, optx.ImplicitAdjoint)):
-        # optimistix's implicit adjoint appends the while-loop to `inputs`.
-        out = adjoint.apply(_iterate, _rewrite, inputs, frozenset())
-    elif isinstance(adjoint, optx.RecursiveCheckpointAdjoint):
+    if isinstance(
+        adjoint,
+        (ImplicitAdjoint, optx.ImplicitAdjoint, optx.RecursiveCheckpointAdjoint),
+    ):
+        # Each adjoint appends its while-loop to `inputs`.
         out = adjoint.apply(_iterate, _rewrite, inputs, frozenset())
     else:
         raise TypeError(
