@@ -680,3 +680,18 @@ CONFORMANCE = [
         )
     ),
 ]
+
+
+def jaxpr_shapes(jaxpr):
+    """The shapes of every value a jaxpr computes, inner jaxprs (loops, conds,
+    scans) included."""
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            yield tuple(getattr(v.aval, "shape", ()))
+        for p in eqn.params.values():
+            for j in p if isinstance(p, (list, tuple)) else [p]:
+                inner = getattr(j, "jaxpr", None)
+                if inner is not None and hasattr(inner, "eqns"):
+                    yield from jaxpr_shapes(inner)
+                elif hasattr(j, "eqns"):
+                    yield from jaxpr_shapes(j)

@@ -10,7 +10,7 @@ import sciopt
 import sciopt.relu as sr
 from hypothesis import given, strategies as st
 
-from .helpers import finite_difference_grad, relu_instance
+from .helpers import finite_difference_grad, jaxpr_shapes, relu_instance
 from .test_relu_oracles import (
     check_certificate,
     objective_and_violation,
@@ -623,14 +623,18 @@ def test_interior_point_refinement_lowers_the_certificate_floor(loss):
         sr.InteriorPoint(refinement_steps=-1)
 
 
-def test_interior_point_newton_solve_is_the_dense_solve():
-    """The Woodbury / QR solve against Newton's matrix formed densely."""
-    from sciopt.relu import _soc
+@pytest.mark.parametrize("linear_solver", ["woodbury", "dense"])
+def test_interior_point_newton_solve_is_the_dense_solve(linear_solver, monkeypatch):
+    """The Woodbury / QR solve and the chunked dense solve against Newton's matrix
+    formed in NumPy."""
+    from sciopt.relu import _interior_point, _soc
     from sciopt.relu._interior_point import _group_point, _loss_derivatives
 
-    X, y, patterns = relu_instance(8, n=12, d=3, num_patterns=4, loss="bce")
+    # n = 150 rows read in three chunks of 64 (the last one padded)
+    monkeypatch.setattr(_interior_point, "CHUNK_NUMBERS", 1)
+    X, y, patterns = relu_instance(8, n=150, d=3, num_patterns=4, loss="bce")
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.3, loss="bce")
-    solver = sr.InteriorPoint()
+    solver = sr.InteriorPoint(linear_solver=linear_solver, refinement_steps=0)
     state = solver.init(problem, None, None, {})
     for _ in range(3):  # away from the start
         _, state, _ = solver.step(problem, None, None, {}, state)
@@ -657,6 +661,31 @@ def test_interior_point_newton_solve_is_the_dense_solve():
     rhs = np.random.default_rng(0).standard_normal((G, d + 1))
     dense = np.linalg.solve(H, rhs.reshape(-1)).reshape(G, d + 1)
     np.testing.assert_allclose(solve(jnp.asarray(rhs)), dense, rtol=1e-8, atol=1e-10)
+
+
+def test_interior_point_dense_newton_matrix_matches_cvxpy():
+    """Many samples, few patterns (n = 400 > 2 P (d + 1) = 48): "auto" forms Newton's
+    matrix at its own side; the solve is certified against cvxpy, agrees with the
+    Woodbury path, and its step holds nothing of two dimensions n (the Woodbury
+    step holds the n x n core)."""
+    X, y, patterns = relu_instance(5, n=400, d=3, num_patterns=6)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
+    assert sr.InteriorPoint()._linear_solver(problem) == "dense"
+    ref = problem_reference(problem)
+    sol = _solve(problem, sr.InteriorPoint(), max_steps=500)
+    check_certificate(sol, ref, objective_rtol=2e-6, gap_rtol=2e-6, problem=problem)
+    assert float(sol.stats["cone_violation"]) <= 1e-12
+    woodbury = _solve(problem, sr.InteriorPoint(linear_solver="woodbury"), 500)
+    assert _rel(sol.stats["objective"], woodbury.stats["objective"]) <= 1e-6
+
+    def largest_square(linear_solver):
+        solver = sr.InteriorPoint(linear_solver=linear_solver)
+        state = solver.init(problem, None, None, {})
+        jaxpr = jax.make_jaxpr(lambda s: solver.step(problem, None, None, {}, s))(state)
+        return max(sum(1 for k in s if k >= 400) for s in jaxpr_shapes(jaxpr.jaxpr))
+
+    assert largest_square("dense") == 1
+    assert largest_square("woodbury") == 2
 
 
 def test_interior_point_tsqr_factor():
@@ -770,10 +799,16 @@ def test_interior_point_bad_input(monkeypatch):
     from sciopt.relu import _interior_point
 
     monkeypatch.setattr(_interior_point, "MAX_FACTOR", 8)
-    with pytest.raises(ValueError, match="n x n matrix"):
+    with pytest.raises(ValueError, match="side 16 every step"):
         sciopt.solve(sr.ConvexReLUProblem(X, y, patterns, 0.1), sr.InteriorPoint())
+    with pytest.raises(ValueError, match=r"side 48 every step.*2 P \(d \+ 1\) = 48"):
+        sciopt.solve(
+            sr.ConvexReLUProblem(X, y, patterns, 0.1),
+            sr.InteriorPoint(linear_solver="dense"),
+        )
     monkeypatch.undo()
     for kwargs, match in [
+        ({"linear_solver": "cholesky"}, "linear_solver"),
         ({"rtol": 0.0}, "rtol"),
         ({"step_fraction": 1.0}, "step_fraction"),
         ({"phase_one_steps": 0}, "phase_one_steps"),

@@ -11,7 +11,7 @@ import sciopt
 import sciopt.relu as sr
 from sciopt.relu import _linear
 
-from .helpers import relu_instance
+from .helpers import jaxpr_shapes, relu_instance
 
 
 def _rel(a, b):
@@ -82,30 +82,13 @@ def test_matrix_free_admm_matches_cvxpy_with_certificate():
     assert 1 <= int(mf.stats["nystrom_rank"]) <= 36
 
 
-def _shapes(jaxpr):
-    for eqn in jaxpr.eqns:
-        for v in eqn.outvars:
-            yield tuple(getattr(v.aval, "shape", ()))
-        for sub in (
-            jax.core.subjaxprs(eqn.params) if hasattr(jax.core, "subjaxprs") else ()
-        ):
-            yield from _shapes(sub)
-        for p in eqn.params.values():
-            for j in p if isinstance(p, (list, tuple)) else [p]:
-                inner = getattr(j, "jaxpr", None)
-                if inner is not None and hasattr(inner, "eqns"):
-                    yield from _shapes(inner)
-                elif hasattr(j, "eqns"):
-                    yield from _shapes(j)
-
-
 def _max_square(problem, method):
     solver = sr.ADMM(linear_solver=method)
     jaxpr = jax.make_jaxpr(
         lambda p: sciopt.solve(p, solver, max_steps=10, throw=False).value
     )(problem)
     n = problem.X.shape[0]
-    return [s for s in _shapes(jaxpr.jaxpr) if len(s) >= 2 and s.count(n) >= 2]
+    return [s for s in jaxpr_shapes(jaxpr.jaxpr) if len(s) >= 2 and s.count(n) >= 2]
 
 
 def test_no_n_by_n_array_in_traced_program():
@@ -119,7 +102,7 @@ def test_no_n_by_n_array_in_traced_program():
     jaxpr = jax.make_jaxpr(
         lambda p: sciopt.solve(p, solver, max_steps=10, throw=False).value
     )(problem)
-    assert not [s for s in _shapes(jaxpr.jaxpr) if s.count(size) >= 2]
+    assert not [s for s in jaxpr_shapes(jaxpr.jaxpr) if s.count(size) >= 2]
 
 
 def test_jit_and_float32():

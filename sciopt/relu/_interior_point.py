@@ -29,6 +29,10 @@ from ._losses import loss_value
 from ._problem import ConvexReLUProblem, ConvexReLUVariables, data_result
 
 
+LINEAR_SOLVERS = ("auto", "woodbury", "dense")
+CHUNK_NUMBERS = 2**22  # the dense path reads X in chunks of about this many numbers
+
+
 def _one_at_a_time(fn, *batched):
     """`fn` applied to each matrix of a batch in turn (`jax.lax.map`), so that every
     LAPACK call on the CPU sees a batch of one.
@@ -186,15 +190,20 @@ class InteriorPoint(AbstractSolver):
     z >= 0 on the cone constraints and z_g in the second-order cones (an
     infeasible-start dual; the primal iterate stays strictly feasible). Newton's
     matrix is block diagonal (one (d+1) x (d+1) block per group: X^T diag(z_g / s_g) X
-    and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank n; it is solved through
-    the n x n Woodbury core, the blocks factored by QR of their stacked square roots
+    and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank n; it is solved either
+    through the n x n Woodbury core (`linear_solver="woodbury"`), or formed at its own
+    side 2P (d + 1) and factored by Cholesky after a symmetric diagonal scaling
+    (`"dense"`: X read in row chunks, so the memory and the time per step grow
+    linearly in n). For the Woodbury core the blocks are factored by QR of their
+    stacked square roots
     (forming them squares a condition number that grows like 1/mu; tall stacks by a
     one-level TSQR, Demmel et al. 2012), and every solve is followed by
     `refinement_steps` steps of iterative refinement against Newton's matrix applied
     matrix-free (Higham 2002, ch. 12): late in a solve the Woodbury solve loses the
     dual residual and, without refinement, the certified gap stops improving early.
-    A step costs O(n^2 P d + n^3) and a solve takes a few tens of steps, against
-    10^4-10^5 steps of O(n d P + n^2) for `ADMM` at the same accuracy.
+    A step costs O(n^2 P d + n^3) (Woodbury) or O(n P^2 d^2 + P^3 d^3) (dense), and
+    a solve takes a few tens of steps, against 10^4-10^5 steps of O(n d P + n^2) for
+    `ADMM` at the same accuracy.
 
     The start is strictly feasible: v_i = w_i = c h_i with h_i a strictly interior unit
     direction of pattern i's cone (a barrier method on the margin, all patterns at
@@ -223,9 +232,15 @@ class InteriorPoint(AbstractSolver):
       step, into [0.1, 10] sigma mu (Gondzio 1996); it is kept when it lengthens the
       step by at least 1 %. 0 turns them off.
     - `refinement_steps`: steps of iterative refinement of every Newton solve
-      (default 2; each costs one more solve with the factorization at hand and one
-      product with Newton's matrix, O(n d P)); they lower the floor at which the
-      certified gap stalls. 0 turns them off.
+      (default `None`: 2 with the Woodbury core, 5 with the dense matrix, whose
+      formed normal-equation blocks lose more digits; each costs one more solve with
+      the factorization at hand and one product with Newton's matrix, O(n d P)); they
+      lower the floor at which the certified gap stalls. 0 turns them off.
+    - `linear_solver`: `"auto"` (the default), `"woodbury"` or `"dense"`: how
+      Newton's systems are solved (above). `"auto"` picks the one of fewer flops per
+      step: the Woodbury core when n is below about 2 P d, the dense matrix above.
+      The factored side (n, or 2P (d + 1)) must be at most 16 384; beyond it use
+      `ADMM(linear_solver="nystrom")`, which forms no matrix.
     - `verbose`: `True` prints, every step (with `jax.debug.print`, so also under
       `jit`), the step number, the duality measure mu, sigma, the step length and
       the certified gap; or a callable taking those as keyword arguments `name=(label,
@@ -307,7 +322,8 @@ class InteriorPoint(AbstractSolver):
     step_fraction: float = 0.99
     phase_one_steps: int = eqx.field(static=True, default=2000)
     centrality_correctors: int = eqx.field(static=True, default=2)
-    refinement_steps: int = eqx.field(static=True, default=2)
+    refinement_steps: int | None = eqx.field(static=True, default=None)
+    linear_solver: str = eqx.field(static=True, default="auto")
     verbose: bool | Callable[..., None] = False
 
     def __check_init__(self):
@@ -328,7 +344,12 @@ class InteriorPoint(AbstractSolver):
                 "`centrality_correctors` must be >= 0, got "
                 f"{self.centrality_correctors!r}."
             )
-        if self.refinement_steps < 0:
+        if self.linear_solver not in LINEAR_SOLVERS:
+            raise ValueError(
+                f"`linear_solver` must be one of {LINEAR_SOLVERS}, got "
+                f"{self.linear_solver!r}."
+            )
+        if self.refinement_steps is not None and self.refinement_steps < 0:
             raise ValueError(
                 f"`refinement_steps` must be >= 0, got {self.refinement_steps!r}."
             )
@@ -349,12 +370,17 @@ class InteriorPoint(AbstractSolver):
                 "`sciopt.relu.InteriorPoint` needs a smooth loss ('squared' or "
                 f"'bce'), got loss={problem.loss!r}; use `sciopt.relu.ADMM`."
             )
-        n = problem.X.shape[0]
-        if n > MAX_FACTOR:
+        n, d = problem.X.shape
+        side = 2 * problem.num_patterns * (d + 1)
+        method = self._linear_solver(problem)
+        factored = n if method == "woodbury" else side
+        if factored > MAX_FACTOR:
             raise ValueError(
-                f"`sciopt.relu.InteriorPoint` factors an n x n matrix every step; "
-                f"n = {n} exceeds {MAX_FACTOR}. Use `sciopt.relu.ADMM` (its "
-                "`linear_solver='cg'` needs no factorization)."
+                f"`sciopt.relu.InteriorPoint(linear_solver={self.linear_solver!r})` "
+                f"factors a matrix of side {factored} every step ('woodbury': n = "
+                f"{n}; 'dense': 2 P (d + 1) = {side}), more than {MAX_FACTOR}. "
+                "Use `sciopt.relu.ADMM` (its `linear_solver='nystrom'` forms no "
+                "matrix)."
             )
         if problem.gated:
             raise ValueError(
@@ -362,6 +388,19 @@ class InteriorPoint(AbstractSolver):
                 "constraints (gated=False); for gated ReLU use `sciopt.relu.ADMM`, "
                 "which needs no cone splitting there."
             )
+
+    def _linear_solver(self, problem) -> str:
+        """`"woodbury"` (the n x n core) or `"dense"` (Newton's matrix at its side
+        2P (d + 1)): the given one, or for `"auto"` the one of fewer flops per
+        step (forming and factoring)."""
+        if self.linear_solver != "auto":
+            return self.linear_solver
+        n, d = problem.X.shape
+        P = problem.num_patterns
+        side = 2 * P * (d + 1)
+        woodbury = 2 * n * n * P * d + n**3 / 3
+        dense = 2 * n * (P * d) ** 2 + side**3 / 3
+        return "dense" if dense < woodbury else "woodbury"
 
     def _degree(self, problem):
         groups = 2 * problem.num_patterns
@@ -413,9 +452,10 @@ class InteriorPoint(AbstractSolver):
             data_result=data,
         )
 
-    def _factor(self, problem, s_cone, z_cone, W_inv, lcurv):
-        """Factor Newton's matrix F^T diag(lcurv) F + blkdiag(B_g); returns its
-        solve, for right-hand sides of shape (2P, d + 1) in the order (u, tau)."""
+    def _newton_blocks(self, problem, s_cone, z_cone, W_inv):
+        """The group blocks B_g of Newton's matrix: returns the stacked roots of the
+        scaling W_g^{-2} in the order (u, tau) and the (2P, d + 1, d + 1) inverses of
+        the triangular factors R_g (B_g = R_g^T R_g)."""
         X = problem.X
         n, d = X.shape
         dtype = X.dtype
@@ -445,14 +485,16 @@ class InteriorPoint(AbstractSolver):
             R,
             eye,
         )
+        return group_rows, R_inv
 
-        def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1, k)
-            w = jnp.einsum("gji,gjk->gik", R_inv, r)
-            return jnp.einsum("gij,gjk->gik", R_inv, w)
-
-        # Woodbury core I + W^1/2 F B^{-1} F^T W^1/2 (W = loss''), formed as A C^T
-        # with the (n, P d) matrices A = [D_i X], C = [D_i X E_i], E_i the sum of
-        # the u-blocks of B^{-1} over the two groups of pattern i
+    def _woodbury_core(self, problem, R_inv, lcurv):
+        """The n x n Woodbury core I + W^1/2 F B^{-1} F^T W^1/2 (W = loss''), and
+        W^1/2."""
+        X = problem.X
+        n, d = X.shape
+        P = problem.num_patterns
+        # formed as A C^T with the (n, P d) matrices A = [D_i X], C = [D_i X E_i],
+        # E_i the sum of the u-blocks of B^{-1} over the two groups of pattern i
         R_inv_u = R_inv[:, :d, :]
         E = jnp.einsum("gik,gjk->gij", R_inv_u, R_inv_u)
         E = E[:P] + E[P:]
@@ -462,7 +504,84 @@ class InteriorPoint(AbstractSolver):
         XE = jnp.einsum("nd,pde->npe", X, E)  # X E_i before masking: fewer flops
         C = (masks[:, :, None] * XE).reshape(n, P * d)
         core = A @ C.T
-        core = jnp.eye(n, dtype=dtype) + 0.5 * (core + core.T)
+        return jnp.eye(n, dtype=X.dtype) + 0.5 * (core + core.T), root_w
+
+    def _dense_solve(self, problem, s_cone, z_cone, W_inv, lcurv):
+        """Newton's matrix formed at its own side 2P (d + 1) and factored by Cholesky
+        (after a symmetric diagonal scaling); X is read in row chunks, so nothing of
+        size n x n or (2P, n, d) is held. Returns the group rows of the scaling and
+        the solve, for right-hand sides of shape (2P, d + 1)."""
+        X = problem.X
+        n, d = X.shape
+        dtype = X.dtype
+        P = problem.num_patterns
+        order = np.r_[1 : d + 1, 0]
+        group_rows = W_inv[:, order][:, :, order]
+        ratio = z_cone / s_cone  # (2P, n)
+        root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
+        # the chunk keeps the (2P, chunk, d) intermediate near CHUNK_NUMBERS numbers
+        chunk = int(max(64, min(n, CHUNK_NUMBERS // (2 * P * d))))
+        chunks = -(-n // chunk)
+        pad = chunks * chunk - n
+        X_chunks = jnp.pad(X, ((0, pad), (0, 0))).reshape(chunks, chunk, d)
+        ratio_chunks = jnp.pad(ratio, ((0, 0), (0, pad)))
+        ratio_chunks = ratio_chunks.reshape(2 * P, chunks, chunk).transpose(1, 0, 2)
+        masks = root_w[:, None] * problem.patterns
+        mask_chunks = jnp.pad(masks, ((0, pad), (0, 0))).reshape(chunks, chunk, P)
+
+        def accumulate(carry, rows):
+            # sum over the rows of X^T diag(z / s) X per group and of A^T A,
+            # A = [W^1/2 D_i X] (the loss part F^T diag(loss'') F, up to signs)
+            cone, gram = carry
+            x, r, m = rows
+            cone = cone + jnp.einsum("gc,cd,ce->gde", r, x, x)
+            a = (m[:, :, None] * x[:, None, :]).reshape(chunk, P * d)
+            return (cone, gram + a.T @ a), None
+
+        zero = (jnp.zeros((2 * P, d, d), dtype), jnp.zeros((P * d, P * d), dtype))
+        (cone, gram), _ = jax.lax.scan(
+            accumulate, zero, (X_chunks, ratio_chunks, mask_chunks)
+        )
+        signs = jnp.concatenate([jnp.ones(P, dtype), -jnp.ones(P, dtype)])
+        gram = jnp.tile(gram.reshape(P, d, P, d), (2, 1, 2, 1))
+        gram = signs[:, None, None, None] * signs[None, None, :, None] * gram
+        size = 2 * P * (d + 1)
+        H = jnp.zeros((2 * P, d + 1, 2 * P, d + 1), dtype)
+        H = H.at[:, :d, :, :d].set(gram)
+        blocks = jnp.einsum("gij,gjk->gik", group_rows, group_rows)
+        blocks = blocks.at[:, :d, :d].add(cone)
+        groups = jnp.arange(2 * P)
+        H = H.at[groups, :, groups, :].add(blocks).reshape(size, size)
+        H = 0.5 * (H + H.T)
+        # a symmetric diagonal scaling first: the diagonal spans many orders of
+        # magnitude late in a solve (z / s grows like 1 / mu)
+        scale = jnp.sqrt(jnp.diagonal(H))
+        scale = jnp.where(scale > 0, scale, 1)
+        factor = jax.scipy.linalg.cho_factor(
+            H / scale[:, None] / scale[None, :], lower=True
+        )
+
+        def solve(rhs):
+            x = jax.scipy.linalg.cho_solve(factor, rhs.reshape(-1) / scale) / scale
+            return x.reshape(2 * P, d + 1)
+
+        return group_rows, solve
+
+    def _woodbury_solve(self, problem, s_cone, z_cone, W_inv, lcurv):
+        """Newton's matrix solved through the n x n Woodbury core; returns the group
+        rows of the scaling and the solve, for right-hand sides of shape
+        (2P, d + 1)."""
+        X = problem.X
+        d = X.shape[1]
+        dtype = X.dtype
+        P = problem.num_patterns
+        group_rows, R_inv = self._newton_blocks(problem, s_cone, z_cone, W_inv)
+
+        def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1, k)
+            w = jnp.einsum("gji,gjk->gik", R_inv, r)
+            return jnp.einsum("gij,gjk->gik", R_inv, w)
+
+        core, root_w = self._woodbury_core(problem, R_inv, lcurv)
         core_factor = jax.scipy.linalg.cho_factor(core, lower=True)
 
         def solve(rhs):
@@ -472,6 +591,28 @@ class InteriorPoint(AbstractSolver):
             Ftw = (problem.signed_patterns * w[None, :]) @ X  # (2P, d)
             correction = jnp.concatenate([Ftw, jnp.zeros((2 * P, 1), dtype)], axis=1)
             return a - block_solve(correction[:, :, None])[..., 0]
+
+        return group_rows, solve
+
+    def _factor(self, problem, s_cone, z_cone, W_inv, lcurv):
+        """Factor Newton's matrix F^T diag(lcurv) F + blkdiag(B_g) (at the side
+        `_linear_solver` picks); returns its solve, refined against the matrix
+        applied matrix-free, for right-hand sides of shape (2P, d + 1) in the order
+        (u, tau)."""
+        X = problem.X
+        d = X.shape[1]
+        dtype = X.dtype
+        P = problem.num_patterns
+        method = self._linear_solver(problem)
+        if method == "dense":
+            group_rows, solve = self._dense_solve(problem, s_cone, z_cone, W_inv, lcurv)
+        else:
+            group_rows, solve = self._woodbury_solve(
+                problem, s_cone, z_cone, W_inv, lcurv
+            )
+        refinement_steps = self.refinement_steps
+        if refinement_steps is None:
+            refinement_steps = 5 if method == "dense" else 2
 
         def apply(x):  # Newton's matrix times x, matrix-free, O(n d P)
             XxT = x[:, :d] @ X.T  # (2P, n)
@@ -485,7 +626,7 @@ class InteriorPoint(AbstractSolver):
 
         def refined_solve(rhs):
             x = solve(rhs)
-            for _ in range(self.refinement_steps):
+            for _ in range(refinement_steps):
                 x = x + solve(rhs - apply(x))
             return x
 
