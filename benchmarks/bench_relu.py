@@ -19,7 +19,10 @@ weights are scored with the patterns of the gates it returns (`model.G`). Its R-
 solves the gated-ReLU program (no cone constraints): those rows are compared with the
 gated optimum and with sciopt ADMM on `ConvexReLUProblem(..., gated=True)`.
 
-Sizes: `small` (500, 10, 50), `mid` (2000, 20, 100), `large` (10000, 50, 200).
+Sizes: `small` (500, 10, 50), `mid` (2000, 20, 100), `large` (10000, 50, 200),
+`tall` (20000, 10, 20). InteriorPoint rows use `--ip-linear-solver` (default "auto":
+the n x n Woodbury core up to `mid` and `large`, Newton's matrix of side 2P (d + 1)
+at `tall`).
 
     python benchmarks/bench_relu.py                      # small, all methods
     python benchmarks/bench_relu.py --sizes small,mid --pyscnn --settings
@@ -61,7 +64,13 @@ import sciopt.relu as sr  # noqa: E402
 from sciopt.relu import dual_bound  # noqa: E402
 
 
-SIZES = {"small": (500, 10, 50), "mid": (2000, 20, 100), "large": (10000, 50, 200)}
+SIZES = {
+    "small": (500, 10, 50),
+    "mid": (2000, 20, 100),
+    "large": (10000, 50, 200),
+    # many samples, few patterns: InteriorPoint's dense Newton matrix (side 420)
+    "tall": (20000, 10, 20),
+}
 BETA = 1e-2
 CHUNK = 50
 
@@ -141,11 +150,15 @@ def interior_point_rows(rows, size, problem, problem64, ref_obj, args):
     """sciopt InteriorPoint: (a) the steps to the relative gap `--target` against the
     reference, timed as for ADMM (a solve of exactly that many steps); (b) a solve
     stopped by its own certified duality gap (default `rtol = 1e-6`)."""
-    label = "sciopt InteriorPoint"
+    method = sr.InteriorPoint(linear_solver=args.ip_linear_solver)._linear_solver(
+        problem
+    )
+    label = f"sciopt InteriorPoint ({method})"
     if np.isfinite(ref_obj):
-        tracer = sr.InteriorPoint(rtol=1e-14)
+        tracer = sr.InteriorPoint(rtol=1e-14, linear_solver=method)
         admm_row(rows, size, label, problem, problem64, tracer, ref_obj, args, 1, 500)
-    sol, run, compile_time = time_solve(problem, sr.InteriorPoint(), 500)
+    solver = sr.InteriorPoint(linear_solver=method)
+    sol, run, compile_time = time_solve(problem, solver, 500)
     obj, viol = score(problem64, sol.value.v)
     certified = float(sol.stats["duality_gap"]) / abs(obj)
     status = "certified" if sol.result == sciopt.RESULTS.successful else "stalled"
@@ -547,6 +560,12 @@ def main():
     parser.add_argument("--no-admm", action="store_true", help="skip ADMM rows")
     parser.add_argument(
         "--interior-point", action="store_true", help="add InteriorPoint rows"
+    )
+    parser.add_argument(
+        "--ip-linear-solver",
+        default="auto",
+        choices=["auto", "woodbury", "dense"],
+        help="InteriorPoint's Newton solve",
     )
     parser.add_argument(
         "--clarabel",

@@ -671,6 +671,11 @@ def test_interior_point_dense_newton_matrix_matches_cvxpy():
     X, y, patterns = relu_instance(5, n=400, d=3, num_patterns=6)
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
     assert sr.InteriorPoint()._linear_solver(problem) == "dense"
+    # the flop rule: the n x n core below about n = 2 P d, forced either way
+    small = sr.ConvexReLUProblem(X[:16], y[:16], patterns[:16], 0.1)
+    assert sr.InteriorPoint()._linear_solver(small) == "woodbury"
+    forced = sr.InteriorPoint(linear_solver="woodbury")
+    assert forced._linear_solver(problem) == "woodbury"
     ref = problem_reference(problem)
     sol = _solve(problem, sr.InteriorPoint(), max_steps=500)
     check_certificate(sol, ref, objective_rtol=2e-6, gap_rtol=2e-6, problem=problem)
