@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The convex-ReLU GPU check in one script, sized for a short device session (about
-# 5 minutes on one GPU; each part has its own time limit). Needs jax with a GPU
+# 10 minutes on one GPU; each part has its own time limit). Needs jax with a GPU
 # backend, equinox, lineax, optimistix and optax; not cvxpy (the optima are stored).
 # Run from the repository root; output goes to $OUT (default: benchmarks/out), the
 # interpreter is $PYTHON (default: python).
@@ -24,4 +24,10 @@ timeout 240 "$py" benchmarks/bench_relu_matrix_free.py --float32 \
     --sizes 1000,10000,100000 > "$out/relu_admm_matrix_free_f32.txt" 2>&1
 timeout 240 "$py" benchmarks/bench_relu_matrix_free.py \
     --sizes 1000,10000,100000 > "$out/relu_admm_matrix_free_f64.txt" 2>&1
+# InteriorPoint with Newton's matrix at its side 2P(d+1) ("dense"): per step against
+# n at (d, P) = (10, 20), and one step at the (100000, 50, 100)
+timeout 180 "$py" benchmarks/bench_relu_ip_dense.py --sizes 10000,100000 \
+    --methods dense --steps 3 > "$out/relu_ip_dense.txt" 2>&1
+timeout 240 "$py" benchmarks/bench_relu_ip_dense.py --sizes 100000 --d 50 --P 100 \
+    --methods dense --steps 1 > "$out/relu_ip_dense_large.txt" 2>&1
 tail -n 30 "$out"/relu_ip_*.txt "$out"/relu_admm_matrix_free_*.txt
