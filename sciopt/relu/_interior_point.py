@@ -625,10 +625,13 @@ class InteriorPoint(AbstractSolver):
             )
 
         def refined_solve(rhs):
-            x = solve(rhs)
-            for _ in range(refinement_steps):
-                x = x + solve(rhs - apply(x))
-            return x
+            # a loop, not unrolled: the solve is compiled twice, not once a step
+            return jax.lax.fori_loop(
+                0,
+                refinement_steps,
+                lambda _, x: x + solve(rhs - apply(x)),
+                solve(rhs),
+            )
 
         return refined_solve
 
@@ -705,7 +708,9 @@ class InteriorPoint(AbstractSolver):
         # cone constraints at twice the step into [0.1, 10] sigma mu, and keep the
         # corrected direction if it lengthens the step by at least 1 %
         centre = sigma * mu
-        for _ in range(self.centrality_correctors):
+
+        def correct(_, carry):  # a loop, so that `direction` compiles once for all
+            delta, target_cone, a = carry
             trial = jnp.minimum(1.0, 2 * a)
             products = (s_cone + trial * delta[2]) * (z_cone + trial * delta[4])
             push = jnp.clip(products, 0.1 * centre, 10 * centre) - products
@@ -715,7 +720,11 @@ class InteriorPoint(AbstractSolver):
             better = a_corrected >= 1.01 * a
             delta = jax.tree.map(lambda c, o: jnp.where(better, c, o), corrected, delta)
             target_cone = jnp.where(better, target_cone + push, target_cone)
-            a = jnp.where(better, a_corrected, a)
+            return delta, target_cone, jnp.where(better, a_corrected, a)
+
+        delta, target_cone, a = jax.lax.fori_loop(
+            0, self.centrality_correctors, correct, (delta, target_cone, a)
+        )
         du, dtau, ds_cone, ds_group, dz_cone, dz_group = delta
         finite = (
             jnp.isfinite(a) & jnp.all(jnp.isfinite(du)) & jnp.all(jnp.isfinite(dz_cone))
