@@ -685,45 +685,75 @@ class InteriorPoint(AbstractSolver):
                 ),
             )
 
-        # predictor (affine scaling), then sigma = (mu_affine / mu)^3
-        affine = direction(-(lam_cone**2), -_soc.product(lam_group, lam_group))
-        a_aff = jnp.minimum(1.0, longest(*affine[2:]))
-        gap_aff = jnp.sum((s_cone + a_aff * affine[2]) * (z_cone + a_aff * affine[4]))
-        gap_aff = gap_aff + jnp.sum(
-            (s_group + a_aff * affine[3]) * (z_group + a_aff * affine[5])
-        )
-        sigma = jnp.clip(gap_aff / (mu * degree), 0.0, 1.0) ** 3
-        # corrector: the second-order term (W^-T ds_aff) o (W dz_aff)
-        scaled_ds = jnp.einsum("gij,gj->gi", W_inv, affine[3])
-        scaled_dz = jnp.einsum("gij,gj->gi", W, affine[5])
-        target_cone = sigma * mu - lam_cone**2 - affine[2] * affine[4]
-        target_group = (
-            sigma * mu * _soc.identity_like(lam_group)
-            - _soc.product(lam_group, lam_group)
-            - _soc.product(scaled_ds, scaled_dz)
-        )
-        delta = direction(target_cone, target_group)
-        a = jnp.minimum(1.0, self.step_fraction * longest(*delta[2:]))
-        # centrality correctors (Gondzio 1996): push the products s_k z_k of the
-        # cone constraints at twice the step into [0.1, 10] sigma mu, and keep the
-        # corrected direction if it lengthens the step by at least 1 %
-        centre = sigma * mu
+        affine_cone = -(lam_cone**2)
+        affine_group = -_soc.product(lam_group, lam_group)
 
-        def correct(_, carry):  # a loop, so that `direction` compiles once for all
-            delta, target_cone, a = carry
+        def targets(k, delta, target_cone, target_group, a, sigma):
+            # k = 0: the predictor (affine scaling). k = 1: Mehrotra's corrector,
+            # sigma = (mu_affine / mu)^3 from the predictor `delta`, with the
+            # second-order term (W^-T ds_aff) o (W dz_aff). k >= 2: centrality
+            # correctors (Gondzio 1996), pushing the products s_k z_k of the cone
+            # constraints at twice the step into [0.1, 10] sigma mu.
+            a_aff = jnp.minimum(1.0, longest(*delta[2:]))
+            gap_aff = jnp.sum((s_cone + a_aff * delta[2]) * (z_cone + a_aff * delta[4]))
+            gap_aff = gap_aff + jnp.sum(
+                (s_group + a_aff * delta[3]) * (z_group + a_aff * delta[5])
+            )
+            sigma_aff = jnp.clip(gap_aff / (mu * degree), 0.0, 1.0) ** 3
+            scaled_ds = jnp.einsum("gij,gj->gi", W_inv, delta[3])
+            scaled_dz = jnp.einsum("gij,gj->gi", W, delta[5])
+            corrector_cone = sigma_aff * mu - lam_cone**2 - delta[2] * delta[4]
+            corrector_group = (
+                sigma_aff * mu * _soc.identity_like(lam_group)
+                - _soc.product(lam_group, lam_group)
+                - _soc.product(scaled_ds, scaled_dz)
+            )
+            centre = sigma * mu
             trial = jnp.minimum(1.0, 2 * a)
             products = (s_cone + trial * delta[2]) * (z_cone + trial * delta[4])
             push = jnp.clip(products, 0.1 * centre, 10 * centre) - products
             push = jnp.maximum(push, -10 * centre)
-            corrected = direction(target_cone + push, target_group)
-            a_corrected = jnp.minimum(1.0, self.step_fraction * longest(*corrected[2:]))
-            better = a_corrected >= 1.01 * a
-            delta = jax.tree.map(lambda c, o: jnp.where(better, c, o), corrected, delta)
-            target_cone = jnp.where(better, target_cone + push, target_cone)
-            return delta, target_cone, jnp.where(better, a_corrected, a)
+            cone = jnp.where(
+                k == 0,
+                affine_cone,
+                jnp.where(k == 1, corrector_cone, target_cone + push),
+            )
+            group = jnp.where(
+                k == 0, affine_group, jnp.where(k == 1, corrector_group, target_group)
+            )
+            return cone, group, jnp.where(k == 1, sigma_aff, sigma)
 
-        delta, target_cone, a = jax.lax.fori_loop(
-            0, self.centrality_correctors, correct, (delta, target_cone, a)
+        def next_direction(k, carry):
+            # one loop for every direction of the step, so that `direction` (and
+            # Newton's solve in it) is compiled once
+            delta, target_cone, target_group, a, sigma = carry
+            cone, group, sigma = targets(k, *carry)
+            new = direction(cone, group)
+            a_new = jnp.minimum(1.0, self.step_fraction * longest(*new[2:]))
+            # a corrector is kept if it lengthens the step by at least 1 %
+            keep = (k < 2) | (a_new >= 1.01 * a)
+            delta = jax.tree.map(lambda c, o: jnp.where(keep, c, o), new, delta)
+            target_cone = jnp.where(keep, cone, target_cone)
+            target_group = jnp.where(keep, group, target_group)
+            return delta, target_cone, target_group, jnp.where(keep, a_new, a), sigma
+
+        zero = jnp.zeros((), X.dtype)
+        start = (
+            (
+                jnp.zeros_like(u),
+                jnp.zeros_like(tau),
+                jnp.zeros_like(s_cone),
+                jnp.zeros_like(s_group),
+                jnp.zeros_like(z_cone),
+                jnp.zeros_like(z_group),
+            ),
+            jnp.zeros_like(z_cone),
+            jnp.zeros_like(z_group),
+            zero,
+            zero,
+        )
+        delta, _, _, a, sigma = jax.lax.fori_loop(
+            0, 2 + self.centrality_correctors, next_direction, start
         )
         du, dtau, ds_cone, ds_group, dz_cone, dz_group = delta
         finite = (
