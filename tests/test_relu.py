@@ -693,6 +693,21 @@ def test_interior_point_dense_newton_matrix_matches_cvxpy():
     assert largest_square("woodbury") == 2
 
 
+def test_phase_one_weighted_grams_in_row_chunks(monkeypatch):
+    """Phase one's per-pattern Hessians sum_k w_pk x_k x_k^T over row chunks (16
+    chunks of 64 rows, the last one padded) against the one-shot einsum."""
+    from sciopt.relu import _interior_point
+
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.random((3, 1001)))
+    X = jnp.asarray(rng.standard_normal((1001, 4)))
+    whole = np.einsum("pn,nd,ne->pde", w, X, X)
+    np.testing.assert_allclose(_interior_point._weighted_grams(w, X), whole)
+    monkeypatch.setattr(_interior_point, "CHUNK_NUMBERS", 1)
+    chunked = _interior_point._weighted_grams(w, X)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-10)
+
+
 def test_interior_point_tsqr_factor():
     """The one-level TSQR of tall stacks (row chunks) against the Gram matrix."""
     from sciopt.relu._interior_point import _triangular_factor

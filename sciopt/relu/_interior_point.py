@@ -48,6 +48,31 @@ def _one_at_a_time(fn, *batched):
     return jax.lax.map(lambda args: fn(*args), batched)
 
 
+def _weighted_grams(w, X):
+    """sum_k w[p, k] x_k x_k^T for every row p of `w` (shape (P, d, d)), over row
+    chunks of X, so that no (P, n, d) product is held at once."""
+    P, n = w.shape
+    d = X.shape[1]
+    chunk = int(max(64, min(n, CHUNK_NUMBERS // (P * d))))
+    if chunk >= n:
+        return jnp.einsum("pn,nd,ne->pde", w, X, X)
+    chunks = -(-n // chunk)
+    pad = chunks * chunk - n
+    X_chunks = jnp.pad(X, ((0, pad), (0, 0))).reshape(chunks, chunk, d)
+    w_chunks = jnp.pad(w, ((0, 0), (0, pad))).reshape(P, chunks, chunk)
+
+    def accumulate(total, rows):
+        x, wc = rows
+        return total + jnp.einsum("pc,cd,ce->pde", wc, x, x), None
+
+    total, _ = jax.lax.scan(
+        accumulate,
+        jnp.zeros((P, d, d), X.dtype),
+        (X_chunks, w_chunks.transpose(1, 0, 2)),
+    )
+    return total
+
+
 def _loss_derivatives(loss: str, yhat, y):
     """The gradient and the (diagonal) curvature of the summed loss at `yhat`."""
     grad_fn = jax.grad(lambda z: loss_value(loss, z, y))
@@ -83,7 +108,7 @@ def _interior_directions(problem: ConvexReLUProblem, steps: int):
         w = 1 / r**2
         g_h = -(signs / r) @ X + 2 * h / b[:, None]
         g_s = -t + jnp.sum(1 / r, axis=1)
-        H_hh = jnp.einsum("pn,nd,ne->pde", w, X, X)
+        H_hh = _weighted_grams(w, X)
         H_hh = H_hh + (2 / b)[:, None, None] * jnp.eye(d, dtype=dtype)[None]
         H_hh = H_hh + (4 / b**2)[:, None, None] * h[:, :, None] * h[:, None, :]
         H_hs = -(signs * w) @ X  # (P, d)
