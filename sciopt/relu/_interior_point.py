@@ -48,29 +48,46 @@ def _one_at_a_time(fn, *batched):
     return jax.lax.map(lambda args: fn(*args), batched)
 
 
+def _sum_over_row_chunks(term, width, *rows):
+    """`term(*rows)` (a pytree of arrays that adds up over rows) summed over row
+    chunks of the arrays in `rows` (rows on axis 0), each chunk of about
+    `CHUNK_NUMBERS / width` rows (`width`: the numbers a row's largest intermediate
+    holds), so that no intermediate over all n rows is held at once."""
+    n = rows[0].shape[0]
+    chunk = int(max(64, min(n, CHUNK_NUMBERS // width)))
+    if chunk >= n:
+        return term(*rows)
+    chunks = -(-n // chunk)
+    pad = chunks * chunk - n
+    stacked = tuple(
+        jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape(
+            (chunks, chunk) + a.shape[1:]
+        )
+        for a in rows
+    )
+    shapes = jax.eval_shape(term, *(a[0] for a in stacked))
+    zero = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
+
+    def accumulate(total, chunk_rows):
+        return jax.tree.map(jnp.add, total, term(*chunk_rows)), None
+
+    total, _ = jax.lax.scan(accumulate, zero, stacked)
+    return total
+
+
 def _weighted_grams(w, X):
     """sum_k w[p, k] x_k x_k^T for every row p of `w` (shape (P, d, d)), over row
     chunks of X, so that no (P, n, d) product is held at once."""
-    P, n = w.shape
-    d = X.shape[1]
-    chunk = int(max(64, min(n, CHUNK_NUMBERS // (P * d))))
-    if chunk >= n:
-        return jnp.einsum("pn,nd,ne->pde", w, X, X)
-    chunks = -(-n // chunk)
-    pad = chunks * chunk - n
-    X_chunks = jnp.pad(X, ((0, pad), (0, 0))).reshape(chunks, chunk, d)
-    w_chunks = jnp.pad(w, ((0, 0), (0, pad))).reshape(P, chunks, chunk)
-
-    def accumulate(total, rows):
-        x, wc = rows
-        return total + jnp.einsum("pc,cd,ce->pde", wc, x, x), None
-
-    total, _ = jax.lax.scan(
-        accumulate,
-        jnp.zeros((P, d, d), X.dtype),
-        (X_chunks, w_chunks.transpose(1, 0, 2)),
+    P, d = w.shape[0], X.shape[1]
+    return _sum_over_row_chunks(
+        lambda x, wt: jnp.einsum("cp,cd,ce->pde", wt, x, x), P * d, X, w.T
     )
-    return total
+
+
+def _group_rows(W_inv):
+    """The scaling's W_g^{-1} reordered from (tau, u) to (u, tau)."""
+    order = np.r_[1 : W_inv.shape[-1], 0]
+    return W_inv[:, order][:, :, order]
 
 
 def _loss_derivatives(loss: str, yhat, y):
@@ -488,8 +505,7 @@ class InteriorPoint(AbstractSolver):
         # B_g = R_g^T R_g from the QR of the stacked roots diag(sqrt(z / s)) [X 0]
         # and W_g^{-1} (symmetric, W_g^{-2} the group cone's scaled Hessian),
         # reordered from (tau, u) to (u, tau)
-        order = np.r_[1 : d + 1, 0]
-        group_rows = W_inv[:, order][:, :, order]
+        group_rows = _group_rows(W_inv)
         cone_rows = jnp.concatenate(
             [
                 jnp.sqrt(z_cone / s_cone)[:, :, None] * X[None, :, :],
@@ -537,35 +553,24 @@ class InteriorPoint(AbstractSolver):
         size n x n or (2P, n, d) is held. Returns the group rows of the scaling and
         the solve, for right-hand sides of shape (2P, d + 1)."""
         X = problem.X
-        n, d = X.shape
+        d = X.shape[1]
         dtype = X.dtype
         P = problem.num_patterns
-        order = np.r_[1 : d + 1, 0]
-        group_rows = W_inv[:, order][:, :, order]
-        ratio = z_cone / s_cone  # (2P, n)
+        group_rows = _group_rows(W_inv)
         root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
-        # the chunk keeps the (2P, chunk, d) intermediate near CHUNK_NUMBERS numbers
-        chunk = int(max(64, min(n, CHUNK_NUMBERS // (2 * P * d))))
-        chunks = -(-n // chunk)
-        pad = chunks * chunk - n
-        X_chunks = jnp.pad(X, ((0, pad), (0, 0))).reshape(chunks, chunk, d)
-        ratio_chunks = jnp.pad(ratio, ((0, 0), (0, pad)))
-        ratio_chunks = ratio_chunks.reshape(2 * P, chunks, chunk).transpose(1, 0, 2)
-        masks = root_w[:, None] * problem.patterns
-        mask_chunks = jnp.pad(masks, ((0, pad), (0, 0))).reshape(chunks, chunk, P)
 
-        def accumulate(carry, rows):
-            # sum over the rows of X^T diag(z / s) X per group and of A^T A,
-            # A = [W^1/2 D_i X] (the loss part F^T diag(loss'') F, up to signs)
-            cone, gram = carry
-            x, r, m = rows
-            cone = cone + jnp.einsum("gc,cd,ce->gde", r, x, x)
-            a = (m[:, :, None] * x[:, None, :]).reshape(chunk, P * d)
-            return (cone, gram + a.T @ a), None
+        def rows_term(x, ratio, masks):
+            # X^T diag(z / s) X per group and A^T A, A = [W^1/2 D_i X] (the loss
+            # part F^T diag(loss'') F, up to signs), over the rows given
+            a = (masks[:, :, None] * x[:, None, :]).reshape(x.shape[0], P * d)
+            return jnp.einsum("cg,cd,ce->gde", ratio, x, x), a.T @ a
 
-        zero = (jnp.zeros((2 * P, d, d), dtype), jnp.zeros((P * d, P * d), dtype))
-        (cone, gram), _ = jax.lax.scan(
-            accumulate, zero, (X_chunks, ratio_chunks, mask_chunks)
+        cone, gram = _sum_over_row_chunks(
+            rows_term,
+            2 * P * d,
+            X,
+            (z_cone / s_cone).T,
+            root_w[:, None] * problem.patterns,
         )
         signs = jnp.concatenate([jnp.ones(P, dtype), -jnp.ones(P, dtype)])
         gram = jnp.tile(gram.reshape(P, d, P, d), (2, 1, 2, 1))
