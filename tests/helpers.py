@@ -378,9 +378,12 @@ def _relu_case(kind):
             solver = sr.ADMM(
                 rtol=1e-10 if tight else 1e-5, atol=1e-12 if tight else 1e-6
             )
-        elif kind == "ip":
+        elif kind in ("ip", "ip_dense"):
             problem = sr.ConvexReLUProblem(X, y, patterns, 0.3)
-            solver = sr.InteriorPoint(rtol=1e-10 if tight else 1e-6)
+            method = "dense" if kind == "ip_dense" else "auto"
+            solver = sr.InteriorPoint(
+                rtol=1e-10 if tight else 1e-6, linear_solver=method
+            )
         elif kind == "adversarial":
             yy = jnp.where(y > 0, 1.0, -1.0).astype(dtype)
             problem = sr.AdversarialReLUProblem(X, yy, patterns, 0.1, 0.05)
@@ -600,6 +603,15 @@ CONFORMANCE = [
         # The primal solution is accurate to ~3e-7 at rtol 1e-10 (the gap is
         # quadratic in the error), so central differences need a wider step.
         fd_eps=1e-3,
+        grad_rtol=1e-4,
+    ),
+    Conformance(
+        "relu.InteriorPoint(dense)",
+        _relu_case("ip_dense"),
+        data=lambda p: p.X,
+        readout=lambda v: v.v,
+        skip={"grad_args": _NO_ARGS},
+        fd_eps=1e-3,  # as above
         grad_rtol=1e-4,
     ),
     Conformance(
