@@ -599,26 +599,31 @@ def test_interior_point_centrality_correctors(loss):
         sr.InteriorPoint(centrality_correctors=-1)
 
 
-# the refinement itself is checked fast (default refinement_steps=2) by
+# the refinement itself is checked fast (refinement_steps=0) by
 # test_interior_point_newton_solve_is_the_dense_solve; the floor it lowers is
 # measured here on the squared loss, the cross-entropy case in the slow run
+@pytest.mark.parametrize("linear_solver", ["woodbury", "dense"])
 @pytest.mark.parametrize(
     "loss", ["squared", pytest.param("bce", marks=pytest.mark.slow)]
 )
-def test_interior_point_refinement_lowers_the_certificate_floor(loss):
-    # late in a solve Newton's matrix is ill-conditioned and the Woodbury solve
+def test_interior_point_refinement_lowers_the_certificate_floor(loss, linear_solver):
+    # late in a solve Newton's matrix is ill-conditioned and the factored solve
     # loses the dual residual; the certified gap then stops improving. Iterative
-    # refinement lowers that floor (measured: relative floor 8.9e-9 -> 3.1e-10
-    # for squared, 9.4e-9 -> 4.5e-11 for bce, within 45 steps)
+    # refinement (its default: 2 steps for Woodbury, 5 for dense) lowers that floor
+    # (measured within 45 steps, relative floor without -> with: Woodbury 8.9e-9
+    # -> 3.1e-10 squared, 9.3e-9 -> 1.8e-10 bce; dense 5.0e-8 -> 1.6e-10 squared,
+    # 1.5e-8 -> 2.1e-11 bce)
     X, y, patterns = relu_instance(8, n=150, d=5, num_patterns=20, loss=loss)
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.1, loss=loss)
     floors = {}
-    for k in (0, 2):
-        solver = sr.InteriorPoint(rtol=1e-14, atol=0.0, refinement_steps=k)
+    for k in (0, None):
+        solver = sr.InteriorPoint(
+            rtol=1e-14, atol=0.0, refinement_steps=k, linear_solver=linear_solver
+        )
         sol = _solve(problem, solver, max_steps=45, throw=False)
         floors[k] = float(sol.stats["duality_gap"]) / float(sol.stats["objective"])
-    assert floors[2] <= 1e-9
-    assert floors[2] <= 0.1 * floors[0]
+    assert floors[None] <= 1e-9
+    assert floors[None] <= 0.1 * floors[0]
     with pytest.raises(ValueError, match="refinement_steps"):
         sr.InteriorPoint(refinement_steps=-1)
 
@@ -671,8 +676,10 @@ def test_interior_point_dense_newton_matrix_matches_cvxpy():
     X, y, patterns = relu_instance(5, n=400, d=3, num_patterns=6)
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
     assert sr.InteriorPoint()._linear_solver(problem) == "dense"
-    # the flop rule: the n x n core below about n = 2 P d, forced either way
-    small = sr.ConvexReLUProblem(X[:16], y[:16], patterns[:16], 0.1)
+    # the flop rule: the n x n core when n is well below P d, forced either way
+    Xs, ys, ps = relu_instance(5, n=30, d=10, num_patterns=40)
+    small = sr.ConvexReLUProblem(Xs, ys, ps, 0.1)
+    assert small.num_patterns * Xs.shape[1] > 10 * Xs.shape[0]
     assert sr.InteriorPoint()._linear_solver(small) == "woodbury"
     forced = sr.InteriorPoint(linear_solver="woodbury")
     assert forced._linear_solver(problem) == "woodbury"
@@ -820,8 +827,11 @@ def test_interior_point_bad_input(monkeypatch):
 
     monkeypatch.setattr(_interior_point, "MAX_FACTOR", 8)
     with pytest.raises(ValueError, match="side 16 every step"):
-        sciopt.solve(sr.ConvexReLUProblem(X, y, patterns, 0.1), sr.InteriorPoint())
-    with pytest.raises(ValueError, match=r"side 48 every step.*2 P \(d \+ 1\) = 48"):
+        sciopt.solve(
+            sr.ConvexReLUProblem(X, y, patterns, 0.1),
+            sr.InteriorPoint(linear_solver="woodbury"),
+        )
+    with pytest.raises(ValueError, match=r"side 18 every step.*P d = 18"):
         sciopt.solve(
             sr.ConvexReLUProblem(X, y, patterns, 0.1),
             sr.InteriorPoint(linear_solver="dense"),

@@ -6,7 +6,7 @@ The program in conic form, one second-order cone per group:
 
 solved by Mehrotra's predictor-corrector with Nesterov-Todd scaling. Newton's matrix
 is block diagonal (one (d+1) x (d+1) block per group) plus F^T diag(loss'') F of rank
-n, solved through the n x n Woodbury core.
+n, solved through the n x n Woodbury core or a reduced system of side P d.
 """
 
 from collections.abc import Callable
@@ -31,6 +31,10 @@ from ._problem import ConvexReLUProblem, ConvexReLUVariables, data_result
 
 LINEAR_SOLVERS = ("auto", "woodbury", "dense")
 CHUNK_NUMBERS = 2**22  # the dense path reads X in chunks of about this many numbers
+LAMBDA_FACTOR = 100.0  # phase one's regularisation is divided by this per level
+LAMBDA_RANGE = 1e-16  # ... down to this fraction of its start
+SEPARATED_LEVELS = 2  # phase one stops after this many separating centred fits
+TYPICAL_STEPS = 50  # steps of a solve, for the flop count of `linear_solver="auto"`
 
 
 def _one_at_a_time(fn, *batched):
@@ -48,6 +52,25 @@ def _one_at_a_time(fn, *batched):
     return jax.lax.map(lambda args: fn(*args), batched)
 
 
+def _scan_row_chunks(update, init, width, *rows):
+    """`update(carry, *chunk_rows)` folded over row chunks of the arrays in `rows`
+    (rows on axis 0, padded with zero rows), from `init`; each chunk holds about
+    `CHUNK_NUMBERS / width` rows (`width`: the numbers a row's largest intermediate
+    holds), so that no intermediate over all n rows is held at once."""
+    n = rows[0].shape[0]
+    chunk = int(max(64, min(n, CHUNK_NUMBERS // width)))
+    chunks = -(-n // chunk)
+    pad = chunks * chunk - n
+    stacked = tuple(
+        jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape(
+            (chunks, chunk) + a.shape[1:]
+        )
+        for a in rows
+    )
+    total, _ = jax.lax.scan(lambda c, r: (update(c, *r), None), init, stacked)
+    return total
+
+
 def _sum_over_row_chunks(term, width, *rows):
     """`term(*rows)` (a pytree of arrays that adds up over rows) summed over row
     chunks of the arrays in `rows` (rows on axis 0), each chunk of about
@@ -57,22 +80,13 @@ def _sum_over_row_chunks(term, width, *rows):
     chunk = int(max(64, min(n, CHUNK_NUMBERS // width)))
     if chunk >= n:
         return term(*rows)
-    chunks = -(-n // chunk)
-    pad = chunks * chunk - n
-    stacked = tuple(
-        jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape(
-            (chunks, chunk) + a.shape[1:]
-        )
-        for a in rows
-    )
-    shapes = jax.eval_shape(term, *(a[0] for a in stacked))
+    shapes = jax.eval_shape(term, *(a[:chunk] for a in rows))
     zero = jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
 
-    def accumulate(total, chunk_rows):
-        return jax.tree.map(jnp.add, total, term(*chunk_rows)), None
+    def accumulate(total, *chunk_rows):
+        return jax.tree.map(jnp.add, total, term(*chunk_rows))
 
-    total, _ = jax.lax.scan(accumulate, zero, stacked)
-    return total
+    return _scan_row_chunks(accumulate, zero, width, *rows)
 
 
 def _weighted_grams(w, X):
@@ -81,6 +95,21 @@ def _weighted_grams(w, X):
     P, d = w.shape[0], X.shape[1]
     return _sum_over_row_chunks(
         lambda x, wt: jnp.einsum("cp,cd,ce->pde", wt, x, x), P * d, X, w.T
+    )
+
+
+def _loss_gram(problem, lcurv):
+    """G = A^T diag(lcurv) A, A = [D_1 X ... D_P X] (n, P d): the loss's Hessian in
+    the pattern coordinates, over row chunks of X."""
+    P, d = problem.num_patterns, problem.X.shape[1]
+
+    def term(x, masks):
+        a = (masks[:, :, None] * x[:, None, :]).reshape(x.shape[0], P * d)
+        return a.T @ a
+
+    root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
+    return _sum_over_row_chunks(
+        term, P * d, problem.X, root_w[:, None] * problem.patterns
     )
 
 
@@ -100,51 +129,67 @@ def _loss_derivatives(loss: str, yhat, y):
 def _interior_directions(problem: ConvexReLUProblem, steps: int):
     """A strictly interior point h_i of every cone {h: (2 D_i - I) X h >= 0}.
 
-    Maximises the margin sigma s.t. (2 D_i - I) X h >= sigma, ||h|| <= 1 by a barrier
-    method from (h, sigma) = (0, -1), all patterns at once. Returns the (P, d)
-    directions and their margins (a pattern whose cone has an empty interior keeps a
-    margin <= 0)."""
+    Fits, for every pattern at once, the l2-regularised logistic regression of the
+    signs s_i = 2 d_i - 1 on X without intercept, min_w sum_k log(1 + exp(-s_ik x_k^T
+    w)) + lam_i / 2 ||w||^2, by damped Newton steps, and divides lam_i by
+    `LAMBDA_FACTOR` each time a pattern's fit is centred (Newton decrement^2 / 2 <=
+    1e-2) while w does not separate its signs strictly. As lam -> 0 the direction
+    of w tends to the maximum-margin separator (Rosset, Zhu & Hastie 2004), so a
+    cone with an interior is found; the fit stops for a pattern once its
+    normalised w has a positive margin min_k s_ik x_k^T w / ||w||, or once lam_i
+    falls below `LAMBDA_RANGE` times its start (an empty or numerically empty
+    interior). Returns the (P, d) unit directions and their margins (a margin <= 0:
+    no interior found).
+
+    Each step costs the per-pattern Hessians X^T diag(p (1 - p)) X, O(n P d^2), over
+    row chunks of X; the fits need a few steps per level of lam. (The barrier
+    method on the margin that this replaces needed hundreds of steps at n = 5 000,
+    the interior-point solve after it is not sensitive to how well centred the
+    start is: docs/benchmarks/relu.md.)
+
+    ??? cite "Reference"
+
+        ```bibtex
+        @article{rosset2004margin,
+            title={Margin Maximizing Loss Functions},
+            author={Rosset, Saharon and Zhu, Ji and Hastie, Trevor},
+            journal={Advances in Neural Information Processing Systems},
+            volume={16},
+            year={2004}
+        }
+        ```
+    """
     X = problem.X
     n, d = X.shape
     signs = (2 * problem.patterns.T - 1).astype(X.dtype)  # (P, n)
     P = signs.shape[0]
     dtype = X.dtype
+    # the start lam: 1e-2 of the logistic Hessian's mean eigenvalue at w = 0
+    lam0 = 1e-2 * 0.25 * jnp.sum(X**2) / d
+    lam0 = jnp.where(lam0 > 0, lam0, 1.0)
 
-    def barrier(h, sigma, t):
-        r = signs * (h @ X.T) - sigma[:, None]
-        b = 1 - jnp.sum(h**2, axis=1)
-        ok = jnp.all(r > 0, axis=1) & (b > 0)
-        value = -t * sigma - jnp.sum(jnp.log(jnp.where(r > 0, r, 1)), axis=1)
-        value = value - jnp.log(jnp.where(b > 0, b, 1))
-        return jnp.where(ok, value, jnp.inf)
+    def loss(w, lam):
+        m = signs * (w @ X.T)
+        return jnp.sum(jax.nn.softplus(-m), axis=1) + 0.5 * lam * jnp.sum(w**2, 1)
+
+    def margins(w):
+        norms = jnp.linalg.norm(w, axis=1)
+        m = jnp.min(signs * (w @ X.T), axis=1)
+        return jnp.where(norms > 0, m / jnp.where(norms > 0, norms, 1), -jnp.inf)
+
+    def finished(separated, lam):
+        return (separated >= SEPARATED_LEVELS) | (lam < LAMBDA_RANGE * lam0)
 
     def newton(carry):
-        h, sigma, t, k = carry
-        r = signs * (h @ X.T) - sigma[:, None]
-        b = 1 - jnp.sum(h**2, axis=1)
-        w = 1 / r**2
-        g_h = -(signs / r) @ X + 2 * h / b[:, None]
-        g_s = -t + jnp.sum(1 / r, axis=1)
-        H_hh = _weighted_grams(w, X)
-        H_hh = H_hh + (2 / b)[:, None, None] * jnp.eye(d, dtype=dtype)[None]
-        H_hh = H_hh + (4 / b**2)[:, None, None] * h[:, :, None] * h[:, None, :]
-        H_hs = -(signs * w) @ X  # (P, d)
-        H_ss = jnp.sum(w, axis=1)
-        H = jnp.concatenate(
-            [
-                jnp.concatenate([H_hh, H_hs[:, :, None]], axis=2),
-                jnp.concatenate([H_hs, H_ss[:, None]], axis=1)[:, None, :],
-            ],
-            axis=1,
-        )
-        g = jnp.concatenate([g_h, g_s[:, None]], axis=1)
+        w, lam, separated, k = carry
+        m = signs * (w @ X.T)
+        p = jax.nn.sigmoid(-m)  # the loss's derivative in -m
+        g = -(signs * p) @ X + lam[:, None] * w
+        H = _weighted_grams(p * (1 - p), X)
+        H = H + lam[:, None, None] * jnp.eye(d, dtype=dtype)[None]
         step = -_one_at_a_time(jnp.linalg.solve, H, g[:, :, None])[..., 0]
-        dh, ds = step[:, :d], step[:, d]
         slope = jnp.sum(g * step, axis=1)
-        f0 = barrier(h, sigma, t)
-
-        def trial_value(a):
-            return barrier(h + a[:, None] * dh, sigma + a * ds, t)
+        f0 = loss(w, lam)
 
         def cond(c):
             a, trial, i = c
@@ -153,26 +198,31 @@ def _interior_directions(problem: ConvexReLUProblem, steps: int):
         def body(c):  # halve the steps of the patterns that fail Armijo
             a, trial, i = c
             a = jnp.where(trial > f0 + 0.25 * a * slope, a / 2, a)
-            return a, trial_value(a), i + 1
+            return a, loss(w + a[:, None] * step, lam), i + 1
 
         a0 = jnp.ones(P, dtype)
-        a, trial, _ = jax.lax.while_loop(cond, body, (a0, trial_value(a0), 0))
-        a = jnp.where(trial <= f0, a, 0)
-        # raise t once a pattern's barrier problem is centred (decrement^2/2 small)
-        t = jnp.where(-0.5 * slope <= 1e-2, 10 * t, t)
-        return h + a[:, None] * dh, sigma + a * ds, t, k + 1
+        a, trial, _ = jax.lax.while_loop(cond, body, (a0, loss(w + step, lam), 0))
+        active = ~finished(separated, lam)
+        a = jnp.where((trial <= f0) & active, a, 0)
+        w = w + a[:, None] * step
+        # a lower lam once a pattern's fit is centred; a centred fit that
+        # separates counts towards the levels asked for
+        centred = active & (-0.5 * slope <= 1e-2)
+        separated = separated + (centred & (margins(w) > 0)).astype(jnp.int32)
+        lam = jnp.where(centred, lam / LAMBDA_FACTOR, lam)
+        return w, lam, separated, k + 1
 
     def not_done(carry):
-        _, sigma, t, k = carry
-        # done: a positive margin within a factor 2 of the largest (gap <= m / t)
-        done = (sigma > 0) & ((n + 1) / t <= sigma)
-        return (k < steps) & ~jnp.all(done)
+        _, lam, separated, k = carry
+        return (k < steps) & ~jnp.all(finished(separated, lam))
 
-    h0 = jnp.zeros((P, d), dtype)
-    sigma0 = -jnp.ones(P, dtype)
-    t0 = jnp.full(P, n + 1, dtype)
-    h, sigma, _, _ = jax.lax.while_loop(not_done, newton, (h0, sigma0, t0, 0))
-    return jax.lax.stop_gradient(h), jax.lax.stop_gradient(sigma)
+    w0 = jnp.zeros((P, d), dtype)
+    lam_start = jnp.full(P, lam0, dtype)
+    zero = jnp.zeros(P, jnp.int32)
+    w, _, _, _ = jax.lax.while_loop(not_done, newton, (w0, lam_start, zero, 0))
+    norms = jnp.linalg.norm(w, axis=1, keepdims=True)
+    h = w / jnp.where(norms > 0, norms, 1)
+    return jax.lax.stop_gradient(h), jax.lax.stop_gradient(margins(w))
 
 
 class _InteriorPointState(eqx.Module):
@@ -188,6 +238,7 @@ class _InteriorPointState(eqx.Module):
     stalled: Array
     num_steps: Array
     data_result: RESULTS
+    gram: Array | None  # the squared loss's Hessian of the dense path (P d, P d)
 
 
 def _triangular_factor(stacked):
@@ -231,20 +282,26 @@ class InteriorPoint(AbstractSolver):
     group cones, a step of `step_fraction` of the way to the boundary, and multipliers
     z >= 0 on the cone constraints and z_g in the second-order cones (an
     infeasible-start dual; the primal iterate stays strictly feasible). Newton's
-    matrix is block diagonal (one (d+1) x (d+1) block per group: X^T diag(z_g / s_g) X
-    and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank n; it is solved either
-    through the n x n Woodbury core (`linear_solver="woodbury"`), or formed at its own
-    side 2P (d + 1) and factored by Cholesky after a symmetric diagonal scaling
-    (`"dense"`: X read in row chunks, so the memory and the time per step grow
-    linearly in n). For the Woodbury core the blocks are factored by QR of their
-    stacked square roots
-    (forming them squares a condition number that grows like 1/mu; tall stacks by a
-    one-level TSQR, Demmel et al. 2012), and every solve is followed by
-    `refinement_steps` steps of iterative refinement against Newton's matrix applied
-    matrix-free (Higham 2002, ch. 12): late in a solve the Woodbury solve loses the
-    dual residual and, without refinement, the certified gap stops improving early.
-    A step costs O(n^2 P d + n^3) (Woodbury) or O(n P^2 d^2 + P^3 d^3) (dense), and
-    a solve takes a few tens of steps, against 10^4-10^5 steps of O(n d P + n^2) for
+    matrix is block diagonal (one (d+1) x (d+1) block B_g per group: X^T diag(z_g /
+    s_g) X and the scaling W_g^{-2}) plus F^T diag(loss'') F of rank n, and the loss
+    sees only the differences u_i - u_{P+i} of each pattern's two groups. It is solved
+    either through the n x n Woodbury core (`linear_solver="woodbury"`), or through
+    the reduced system of side P d in those differences (`"dense"`): with E the
+    difference map and G = A^T diag(loss'') A (A = [D_1 X ... D_P X]), the blocks'
+    contribution M = E B^{-1} E^T = L L^T is block diagonal and the system
+    I + L^T G L (eigenvalues >= 1) is formed and factored by Cholesky after a
+    symmetric diagonal scaling. For the squared loss G is constant and formed once;
+    X is read in row chunks, so the memory and the time per step grow linearly in n.
+    The blocks B_g are factored by QR of their stacked square roots (forming them
+    squares a condition number that grows like 1/mu; tall stacks by a one-level
+    TSQR, Demmel et al. 2012, or updated over row chunks of X), and M's factor L by
+    QR of the stacked u-rows of the blocks' inverse factors. Every solve is followed
+    by `refinement_steps` steps of iterative refinement against Newton's matrix
+    applied matrix-free (Higham 2002, ch. 12): late in a solve a factored solve
+    loses the dual residual and, without refinement, the certified gap stops
+    improving early. A step costs O(n^2 P d + n^3) (Woodbury) or
+    O(n P d^2 + P^3 d^3) (dense; the squared loss's G once, O(n P^2 d^2)), and a
+    solve takes a few tens of steps, against 10^4-10^5 steps of O(n d P + n^2) for
     `ADMM` at the same accuracy.
 
     The start is strictly feasible: v_i = w_i = c h_i with h_i a strictly interior unit
@@ -280,9 +337,9 @@ class InteriorPoint(AbstractSolver):
       lower the floor at which the certified gap stalls. 0 turns them off.
     - `linear_solver`: `"auto"` (the default), `"woodbury"` or `"dense"`: how
       Newton's systems are solved (above). `"auto"` picks the one of fewer flops per
-      step: the Woodbury core when n is below about 2 P d, the dense matrix above.
-      The factored side (n, or 2P (d + 1)) must be at most 16 384; beyond it use
-      `ADMM(linear_solver="nystrom")`, which forms no matrix.
+      step: the Woodbury core when n is well below P d, the reduced system
+      otherwise. The factored side (n, or P d) must be at most 16 384; beyond it
+      use `ADMM(linear_solver="nystrom")`, which forms no matrix.
     - `verbose`: `True` prints, every step (with `jax.debug.print`, so also under
       `jit`), the step number, the duality measure mu, sigma, the step length and
       the certified gap; or a callable taking those as keyword arguments `name=(label,
@@ -413,14 +470,14 @@ class InteriorPoint(AbstractSolver):
                 f"'bce'), got loss={problem.loss!r}; use `sciopt.relu.ADMM`."
             )
         n, d = problem.X.shape
-        side = 2 * problem.num_patterns * (d + 1)
+        side = problem.num_patterns * d
         method = self._linear_solver(problem)
         factored = n if method == "woodbury" else side
         if factored > MAX_FACTOR:
             raise ValueError(
                 f"`sciopt.relu.InteriorPoint(linear_solver={self.linear_solver!r})` "
                 f"factors a matrix of side {factored} every step ('woodbury': n = "
-                f"{n}; 'dense': 2 P (d + 1) = {side}), more than {MAX_FACTOR}. "
+                f"{n}; 'dense': P d = {side}), more than {MAX_FACTOR}. "
                 "Use `sciopt.relu.ADMM` (its `linear_solver='nystrom'` forms no "
                 "matrix)."
             )
@@ -432,16 +489,19 @@ class InteriorPoint(AbstractSolver):
             )
 
     def _linear_solver(self, problem) -> str:
-        """`"woodbury"` (the n x n core) or `"dense"` (Newton's matrix at its side
-        2P (d + 1)): the given one, or for `"auto"` the one of fewer flops per
-        step (forming and factoring)."""
+        """`"woodbury"` (the n x n core) or `"dense"` (the reduced system of side
+        P d): the given one, or for `"auto"` the one of fewer flops per step
+        (forming and factoring; the squared loss's Hessian of the dense path is
+        formed once, counted as a share of a solve of `TYPICAL_STEPS` steps)."""
         if self.linear_solver != "auto":
             return self.linear_solver
         n, d = problem.X.shape
         P = problem.num_patterns
-        side = 2 * P * (d + 1)
         woodbury = 2 * n * n * P * d + n**3 / 3
-        dense = 2 * n * (P * d) ** 2 + side**3 / 3
+        gram = 2 * n * (P * d) ** 2
+        if problem.loss == "squared":
+            gram = gram / TYPICAL_STEPS
+        dense = gram + 4 * P * n * d * d + 4 * P * P * d**3 + (P * d) ** 3 / 3
         return "dense" if dense < woodbury else "woodbury"
 
     def _degree(self, problem):
@@ -479,6 +539,10 @@ class InteriorPoint(AbstractSolver):
         z_cone = mu0 / jnp.where(s_cone > 0, s_cone, 1)
         z_group = mu0 * _soc.power(s_group, -1.0)
         inf = jnp.array(jnp.inf, dtype)
+        gram = None
+        if self._linear_solver(problem) == "dense" and problem.loss == "squared":
+            # the squared loss's curvature is 1: its Hessian is formed once
+            gram = _loss_gram(problem, jnp.ones(X.shape[0], dtype))
         return _InteriorPointState(
             u=u,
             tau=tau,
@@ -492,6 +556,7 @@ class InteriorPoint(AbstractSolver):
             stalled=jnp.array(False),
             num_steps=jnp.array(0),
             data_result=data,
+            gram=gram,
         )
 
     def _newton_blocks(self, problem, s_cone, z_cone, W_inv):
@@ -506,14 +571,27 @@ class InteriorPoint(AbstractSolver):
         # and W_g^{-1} (symmetric, W_g^{-2} the group cone's scaled Hessian),
         # reordered from (tau, u) to (u, tau)
         group_rows = _group_rows(W_inv)
-        cone_rows = jnp.concatenate(
-            [
-                jnp.sqrt(z_cone / s_cone)[:, :, None] * X[None, :, :],
-                jnp.zeros((2 * P, n, 1), dtype),
-            ],
-            axis=2,
-        )
-        R = _triangular_factor(jnp.concatenate([cone_rows, group_rows], axis=1))
+        roots = jnp.sqrt(z_cone / s_cone)
+
+        def cone_rows(x, root):  # (2P, rows, d + 1): diag(sqrt(z / s)) [X 0]
+            rows = root.T[:, :, None] * x[None, :, :]
+            return jnp.pad(rows, ((0, 0), (0, 0), (0, 1)))
+
+        if 2 * P * (n + d + 1) * (d + 1) <= CHUNK_NUMBERS:
+            stacked = jnp.concatenate([cone_rows(X, roots.T), group_rows], axis=1)
+            R = _triangular_factor(stacked)
+        else:
+            # many samples: R updated over row chunks of X (R^T R adds up), so
+            # that no (2P, n, d) stack is held
+            R = _scan_row_chunks(
+                lambda R, x, root: _one_at_a_time(
+                    _qr_r, jnp.concatenate([R, cone_rows(x, root)], axis=1)
+                ),
+                group_rows,
+                2 * P * (d + 1),
+                X,
+                roots.T,
+            )
         # B^{-1} = R^{-1} R^{-T} through the explicit (d+1) x (d+1) inverses: XLA's
         # CPU batched triangular solve is much slower with transpose_a (see
         # docs/benchmarks/relu.md), and the inverses turn every later block solve
@@ -547,53 +625,68 @@ class InteriorPoint(AbstractSolver):
         core = A @ C.T
         return jnp.eye(n, dtype=X.dtype) + 0.5 * (core + core.T), root_w
 
-    def _dense_solve(self, problem, s_cone, z_cone, W_inv, lcurv):
-        """Newton's matrix formed at its own side 2P (d + 1) and factored by Cholesky
-        (after a symmetric diagonal scaling); X is read in row chunks, so nothing of
-        size n x n or (2P, n, d) is held. Returns the group rows of the scaling and
-        the solve, for right-hand sides of shape (2P, d + 1)."""
+    def _dense_solve(self, problem, s_cone, z_cone, W_inv, lcurv, gram=None):
+        """Newton's matrix solved through its reduced system of side P d, formed and
+        factored by Cholesky; X is read in row chunks, so nothing of size n x n or
+        (2P, n, d) is held. Returns the group rows of the scaling and the solve, for
+        right-hand sides of shape (2P, d + 1).
+
+        Newton's matrix is blkdiag(B_g) + E^T G E: E takes the difference
+        u_i - u_{P+i} of the two groups of pattern i (the prediction only sees it)
+        and G = A^T diag(loss'') A, A = [D_1 X ... D_P X], is the loss's Hessian in
+        it. With t = E x, x = B^{-1} (r - E^T G t) and (I + M G) t = E B^{-1} r,
+        M = E B^{-1} E^T block diagonal (d x d blocks). With M = L L^T that is the
+        symmetric positive definite (I + L^T G L) s = L^{-1} E B^{-1} r, t = L s:
+        eigenvalues at least 1 (a Woodbury core in the pattern coordinates). G is
+        `gram` when given (the squared loss: loss'' = 1, formed once by `init`)."""
         X = problem.X
         d = X.shape[1]
         dtype = X.dtype
         P = problem.num_patterns
-        group_rows = _group_rows(W_inv)
-        root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
-
-        def rows_term(x, ratio, masks):
-            # X^T diag(z / s) X per group and A^T A, A = [W^1/2 D_i X] (the loss
-            # part F^T diag(loss'') F, up to signs), over the rows given
-            a = (masks[:, :, None] * x[:, None, :]).reshape(x.shape[0], P * d)
-            return jnp.einsum("cg,cd,ce->gde", ratio, x, x), a.T @ a
-
-        cone, gram = _sum_over_row_chunks(
-            rows_term,
-            2 * P * d,
-            X,
-            (z_cone / s_cone).T,
-            root_w[:, None] * problem.patterns,
+        # B_g^{-1} = R_g^{-1} R_g^{-T} from the QR of the blocks' stacked roots, and
+        # L from the QR of [R_i^{-1}; R_{P+i}^{-1}]^T (u rows): nothing squared
+        group_rows, R_inv = self._newton_blocks(problem, s_cone, z_cone, W_inv)
+        pair = jnp.concatenate(
+            [
+                jnp.swapaxes(R_inv[:P, :d, :], 1, 2),
+                jnp.swapaxes(R_inv[P:, :d, :], 1, 2),
+            ],
+            axis=1,
+        )  # (P, 2 (d + 1), d), M_i = pair_i^T pair_i
+        L = jnp.swapaxes(_one_at_a_time(_qr_r, pair), 1, 2)
+        eye = jnp.broadcast_to(jnp.eye(d, dtype=dtype), L.shape)
+        L_inv = _one_at_a_time(
+            lambda m, e: jax.lax.linalg.triangular_solve(
+                m, e, left_side=True, lower=True
+            ),
+            L,
+            eye,
         )
-        signs = jnp.concatenate([jnp.ones(P, dtype), -jnp.ones(P, dtype)])
-        gram = jnp.tile(gram.reshape(P, d, P, d), (2, 1, 2, 1))
-        gram = signs[:, None, None, None] * signs[None, None, :, None] * gram
-        size = 2 * P * (d + 1)
-        H = jnp.zeros((2 * P, d + 1, 2 * P, d + 1), dtype)
-        H = H.at[:, :d, :, :d].set(gram)
-        blocks = jnp.einsum("gij,gjk->gik", group_rows, group_rows)
-        blocks = blocks.at[:, :d, :d].add(cone)
-        groups = jnp.arange(2 * P)
-        H = H.at[groups, :, groups, :].add(blocks).reshape(size, size)
-        H = 0.5 * (H + H.T)
+        if gram is None:
+            gram = _loss_gram(problem, lcurv)
+        G = gram.reshape(P, d, P, d)
+        core = jnp.einsum("pki,pkql,qlj->piqj", L, G, L).reshape(P * d, P * d)
+        core = 0.5 * (core + core.T) + jnp.eye(P * d, dtype=dtype)
         # a symmetric diagonal scaling first: the diagonal spans many orders of
         # magnitude late in a solve (z / s grows like 1 / mu)
-        scale = jnp.sqrt(jnp.diagonal(H))
-        scale = jnp.where(scale > 0, scale, 1)
+        scale = jnp.sqrt(jnp.diagonal(core))
         factor = jax.scipy.linalg.cho_factor(
-            H / scale[:, None] / scale[None, :], lower=True
+            core / scale[:, None] / scale[None, :], lower=True
         )
 
+        def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1)
+            w = jnp.einsum("gji,gj->gi", R_inv, r)
+            return jnp.einsum("gij,gj->gi", R_inv, w)
+
         def solve(rhs):
-            x = jax.scipy.linalg.cho_solve(factor, rhs.reshape(-1) / scale) / scale
-            return x.reshape(2 * P, d + 1)
+            a = block_solve(rhs)
+            c = jnp.einsum("pij,pj->pi", L_inv, a[:P, :d] - a[P:, :d])
+            s = jax.scipy.linalg.cho_solve(factor, c.reshape(-1) / scale) / scale
+            t = jnp.einsum("pij,pj->pi", L, s.reshape(P, d))
+            Gt = (gram @ t.reshape(-1)).reshape(P, d)
+            correction = jnp.concatenate([Gt, -Gt], axis=0)
+            correction = jnp.pad(correction, ((0, 0), (0, 1)))
+            return a - block_solve(correction)
 
         return group_rows, solve
 
@@ -624,7 +717,7 @@ class InteriorPoint(AbstractSolver):
 
         return group_rows, solve
 
-    def _factor(self, problem, s_cone, z_cone, W_inv, lcurv):
+    def _factor(self, problem, s_cone, z_cone, W_inv, lcurv, gram=None):
         """Factor Newton's matrix F^T diag(lcurv) F + blkdiag(B_g) (at the side
         `_linear_solver` picks); returns its solve, refined against the matrix
         applied matrix-free, for right-hand sides of shape (2P, d + 1) in the order
@@ -635,7 +728,9 @@ class InteriorPoint(AbstractSolver):
         P = problem.num_patterns
         method = self._linear_solver(problem)
         if method == "dense":
-            group_rows, solve = self._dense_solve(problem, s_cone, z_cone, W_inv, lcurv)
+            group_rows, solve = self._dense_solve(
+                problem, s_cone, z_cone, W_inv, lcurv, gram
+            )
         else:
             group_rows, solve = self._woodbury_solve(
                 problem, s_cone, z_cone, W_inv, lcurv
@@ -683,7 +778,7 @@ class InteriorPoint(AbstractSolver):
         res_u = problem.signed_patterns * lgrad[None, :] - problem.cone_signs * z_cone
         res_u = res_u @ X - z_group[:, 1:]
         res_tau = problem.beta - z_group[:, 0]
-        solve = self._factor(problem, s_cone, z_cone, W_inv, lcurv)
+        solve = self._factor(problem, s_cone, z_cone, W_inv, lcurv, state.gram)
         root_ratio = jnp.sqrt(z_cone / s_cone)
         W_inv2 = jnp.einsum("gij,gjk->gik", W_inv, W_inv)
 
@@ -826,6 +921,7 @@ class InteriorPoint(AbstractSolver):
             stalled=(~finite | (a == 0)) & ~certified,
             num_steps=state.num_steps + 1,
             data_result=state.data_result,
+            gram=state.gram,
         )
         return self._variables(problem, u, z_cone, z_group), new_state, None
 
