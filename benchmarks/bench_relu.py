@@ -21,8 +21,7 @@ gated optimum and with sciopt ADMM on `ConvexReLUProblem(..., gated=True)`.
 
 Sizes: `small` (500, 10, 50), `mid` (2000, 20, 100), `large` (10000, 50, 200),
 `tall` (20000, 10, 20). InteriorPoint rows use `--ip-linear-solver` (default "auto":
-the n x n Woodbury core up to `mid` and `large`, Newton's matrix of side 2P (d + 1)
-at `tall`).
+the reduced system of side P d at every size here; "woodbury" for the n x n core).
 
     python benchmarks/bench_relu.py                      # small, all methods
     python benchmarks/bench_relu.py --sizes small,mid --pyscnn --settings

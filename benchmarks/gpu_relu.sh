@@ -24,10 +24,15 @@ timeout 240 "$py" benchmarks/bench_relu_matrix_free.py --float32 \
     --sizes 1000,10000,100000 > "$out/relu_admm_matrix_free_f32.txt" 2>&1
 timeout 240 "$py" benchmarks/bench_relu_matrix_free.py \
     --sizes 1000,10000,100000 > "$out/relu_admm_matrix_free_f64.txt" 2>&1
-# InteriorPoint with Newton's matrix at its side 2P(d+1) ("dense"): per step against
-# n at (d, P) = (10, 20), and one step at the issue's (100000, 50, 100)
+# InteriorPoint with the reduced system of side P d ("dense"): per step against n at
+# (d, P) = (10, 20), one step at (100000, 50, 100), and the two large solves of the
+# issue (certified 1e-4 at (10000, 50, 200), 1e-3 at (100000, 50, 100))
 timeout 180 "$py" benchmarks/bench_relu_ip_dense.py --sizes 10000,100000 \
     --methods dense --steps 3 > "$out/relu_ip_dense.txt" 2>&1
 timeout 240 "$py" benchmarks/bench_relu_ip_dense.py --sizes 100000 --d 50 --P 100 \
     --methods dense --steps 1 > "$out/relu_ip_dense_large.txt" 2>&1
+timeout 600 "$py" benchmarks/bench_relu_ip_dense.py --sizes 10000 --d 50 --P 200 \
+    --single --rtol 1e-4 > "$out/relu_ip_single_10k.txt" 2>&1
+timeout 900 "$py" benchmarks/bench_relu_ip_dense.py --sizes 100000 --d 50 --P 100 \
+    --single --rtol 1e-3 > "$out/relu_ip_single_100k.txt" 2>&1
 tail -n 30 "$out"/relu_ip_*.txt "$out"/relu_admm_matrix_free_*.txt

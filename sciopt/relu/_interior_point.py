@@ -34,6 +34,7 @@ CHUNK_NUMBERS = 2**22  # the dense path reads X in chunks of about this many num
 LAMBDA_FACTOR = 100.0  # phase one's regularisation is divided by this per level
 LAMBDA_RANGE = 1e-16  # ... down to this fraction of its start
 SEPARATED_LEVELS = 2  # phase one stops after this many separating centred fits
+REFINEMENT_RTOL = 1e2  # refinement stops at a residual of this many eps x ||rhs||
 TYPICAL_STEPS = 50  # steps of a solve, for the flop count of `linear_solver="auto"`
 
 
@@ -305,8 +306,9 @@ class InteriorPoint(AbstractSolver):
     `ADMM` at the same accuracy.
 
     The start is strictly feasible: v_i = w_i = c h_i with h_i a strictly interior unit
-    direction of pattern i's cone (a barrier method on the margin, all patterns at
-    once), so the start predicts 0, and c = max |y| / max_k ||x_k|| (squared loss) or
+    direction of pattern i's cone (from a path of regularised logistic fits of the
+    pattern's signs, all patterns at once; Rosset, Zhu & Hastie 2004), so the start
+    predicts 0, and c = max |y| / max_k ||x_k|| (squared loss) or
     1 / max_k ||x_k|| (cross-entropy), the data's units. A pattern whose cone has an
     empty interior stops the solve with `RESULTS.empty_cone_interior`; use `ADMM`
     then.
@@ -324,17 +326,18 @@ class InteriorPoint(AbstractSolver):
       default: 1e-6 in float64, 1e-3 in float32).
     - `step_fraction`: the fraction of the step to the boundary taken (default 0.99).
     - `phase_one_steps`: the most Newton steps of the search for interior directions
-      (it stops as soon as every pattern has one).
+      (it stops once every pattern has one, at two levels of the regularisation).
     - `centrality_correctors`: the most centrality correctors per step (default 2).
       Each re-solves Newton's system with the factorization at hand for a direction
       that pushes the products s_k z_k of the cone constraints, at twice the current
       step, into [0.1, 10] sigma mu (Gondzio 1996); it is kept when it lengthens the
       step by at least 1 %. 0 turns them off.
-    - `refinement_steps`: steps of iterative refinement of every Newton solve
-      (default `None`: 2 with the Woodbury core, 5 with the dense matrix, whose
-      formed normal-equation blocks lose more digits; each costs one more solve with
+    - `refinement_steps`: the most steps of iterative refinement of every Newton
+      solve (default `None`: 2 with the Woodbury core, 5 with the reduced system,
+      whose formed loss Hessian G loses more digits; each costs one more solve with
       the factorization at hand and one product with Newton's matrix, O(n d P)); they
-      lower the floor at which the certified gap stalls. 0 turns them off.
+      lower the floor at which the certified gap stalls, and stop early once the
+      residual is below 100 eps times the right-hand side. 0 turns them off.
     - `linear_solver`: `"auto"` (the default), `"woodbury"` or `"dense"`: how
       Newton's systems are solved (above). `"auto"` picks the one of fewer flops per
       step: the Woodbury core when n is well below P d, the reduced system
@@ -397,6 +400,14 @@ class InteriorPoint(AbstractSolver):
             number={1},
             pages={A206--A239},
             year={2012}
+        }
+
+        @article{rosset2004margin,
+            title={Margin Maximizing Loss Functions},
+            author={Rosset, Saharon and Zhu, Ji and Hastie, Trevor},
+            journal={Advances in Neural Information Processing Systems},
+            volume={16},
+            year={2004}
         }
 
         @book{higham2002accuracy,
@@ -749,14 +760,27 @@ class InteriorPoint(AbstractSolver):
                 [cone + loss_part, jnp.zeros((2 * P, 1), dtype)], axis=1
             )
 
+        # refinement stops early once the residual is at rounding level: early in
+        # a solve the factored solve is accurate already, and at large P d every
+        # extra solve reads the whole factor
+        tol = REFINEMENT_RTOL * jnp.finfo(dtype).eps
+
         def refined_solve(rhs):
             # a loop, not unrolled: the solve is compiled twice, not once a step
-            return jax.lax.fori_loop(
-                0,
-                refinement_steps,
-                lambda _, x: x + solve(rhs - apply(x)),
-                solve(rhs),
-            )
+            goal = tol * jnp.linalg.norm(rhs)
+
+            def cond(carry):
+                _, r, i = carry
+                return (i < refinement_steps) & (jnp.linalg.norm(r) > goal)
+
+            def body(carry):
+                x, r, i = carry
+                x = x + solve(r)
+                return x, rhs - apply(x), i + 1
+
+            x = solve(rhs)
+            x, _, _ = jax.lax.while_loop(cond, body, (x, rhs - apply(x), 0))
+            return x
 
         return refined_solve
 
