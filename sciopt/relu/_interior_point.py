@@ -340,9 +340,10 @@ class InteriorPoint(AbstractSolver):
       residual is below 100 eps times the right-hand side. 0 turns them off.
     - `linear_solver`: `"auto"` (the default), `"woodbury"` or `"dense"`: how
       Newton's systems are solved (above). `"auto"` picks the one of fewer flops per
-      step: the Woodbury core when n is well below P d, the reduced system
-      otherwise. The factored side (n, or P d) must be at most 16 384; beyond it
-      use `ADMM(linear_solver="nystrom")`, which forms no matrix.
+      step (the reduced system must have half the Woodbury core's): the Woodbury
+      core when n is below about P d, the reduced system otherwise. The factored
+      side (n, or P d) must be at most 16 384; beyond it use
+      `ADMM(linear_solver="nystrom")`, which forms no matrix.
     - `verbose`: `True` prints, every step (with `jax.debug.print`, so also under
       `jit`), the step number, the duality measure mu, sigma, the step length and
       the certified gap; or a callable taking those as keyword arguments `name=(label,
@@ -503,7 +504,8 @@ class InteriorPoint(AbstractSolver):
         """`"woodbury"` (the n x n core) or `"dense"` (the reduced system of side
         P d): the given one, or for `"auto"` the one of fewer flops per step
         (forming and factoring; the squared loss's Hessian of the dense path is
-        formed once, counted as a share of a solve of `TYPICAL_STEPS` steps)."""
+        formed once, counted as a share of a solve of `TYPICAL_STEPS` steps); the
+        reduced system must have half the flops."""
         if self.linear_solver != "auto":
             return self.linear_solver
         n, d = problem.X.shape
@@ -513,7 +515,9 @@ class InteriorPoint(AbstractSolver):
         if problem.loss == "squared":
             gram = gram / TYPICAL_STEPS
         dense = gram + 4 * P * n * d * d + 4 * P * P * d**3 + (P * d) ** 3 / 3
-        return "dense" if dense < woodbury else "woodbury"
+        # the reduced system's many small factorizations cost more than their flops
+        # on small problems (measured on the latency page): it must win by 2x
+        return "dense" if 2 * dense < woodbury else "woodbury"
 
     def _degree(self, problem):
         groups = 2 * problem.num_patterns
