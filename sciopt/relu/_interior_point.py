@@ -667,14 +667,18 @@ class InteriorPoint(AbstractSolver):
         if gram is None:
             gram = _loss_gram(problem, lcurv)
         G = gram.reshape(P, d, P, d)
-        core = jnp.einsum("pki,pkql,qlj->piqj", L, G, L).reshape(P * d, P * d)
-        core = 0.5 * (core + core.T) + jnp.eye(P * d, dtype=dtype)
-        # a symmetric diagonal scaling first: the diagonal spans many orders of
-        # magnitude late in a solve (z / s grows like 1 / mu)
-        scale = jnp.sqrt(jnp.diagonal(core))
-        factor = jax.scipy.linalg.cho_factor(
-            core / scale[:, None] / scale[None, :], lower=True
-        )
+        # scaled symmetrically by its diagonal (which spans many orders of magnitude
+        # late in a solve: z / s grows like 1 / mu), folded into L so that the
+        # (P d)^2 matrix is formed once: D^-1 (I + L^T G L) D^-1, D^2 its diagonal
+        # (from G's diagonal blocks alone)
+        diagonal_blocks = G[jnp.arange(P), :, jnp.arange(P), :]  # (P, d, d)
+        scale = jnp.sqrt(1 + jnp.einsum("pki,pkl,pli->pi", L, diagonal_blocks, L))
+        L_scaled = L / scale[:, None, :]
+        core = jnp.einsum("pki,pkql,qlj->piqj", L_scaled, G, L_scaled)
+        core = core.reshape(P * d, P * d) + jnp.diag(1 / scale.reshape(-1) ** 2)
+        # the lower triangle is factored (no symmetrized copy of the matrix)
+        factor = (jax.lax.linalg.cholesky(core, symmetrize_input=False), True)
+        scale = scale.reshape(-1)
 
         def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1)
             w = jnp.einsum("gji,gj->gi", R_inv, r)
@@ -785,7 +789,6 @@ class InteriorPoint(AbstractSolver):
         yhat = jnp.sum(problem.signed_patterns * XuT, axis=0)
         lgrad, lcurv = _loss_derivatives(problem.loss, yhat, problem.y)
         W, W_inv = _soc.nesterov_todd(s_group, z_group)
-        lam_cone = jnp.sqrt(s_cone * z_cone)
         lam_group = jnp.einsum("gij,gj->gi", W, z_group)
         degree = self._degree(problem)
         mu = (jnp.sum(s_cone * z_cone) + jnp.sum(s_group * z_group)) / degree
@@ -794,24 +797,33 @@ class InteriorPoint(AbstractSolver):
         res_u = res_u @ X - z_group[:, 1:]
         res_tau = problem.beta - z_group[:, 0]
         solve = self._factor(problem, s_cone, z_cone, W_inv, lcurv, state.gram)
-        root_ratio = jnp.sqrt(z_cone / s_cone)
         W_inv2 = jnp.einsum("gij,gjk->gik", W_inv, W_inv)
 
+        def cone_parts(du, target_cone):
+            # the orthant's ds and dz, recomputed from du where needed instead of
+            # carried: each is a (2P, n) array, the largest of a step at large n
+            ds_cone = problem.cone_signs * (du @ X.T)
+            return ds_cone, (target_cone - z_cone * ds_cone) / s_cone
+
+        def expand(delta, target_cone):
+            du, dtau, ds_group, dz_group = delta
+            ds_cone, dz_cone = cone_parts(du, target_cone)
+            return du, dtau, ds_cone, ds_group, dz_cone, dz_group
+
         def direction(target_cone, target_group):
-            # lam o (W^-T ds + W dz) = target, ds = G~ dx, H dx = -res + G~^T W^-1 r
-            r_cone = target_cone / lam_cone
+            # lam o (W^-T ds + W dz) = target, ds = G~ dx, H dx = -res + G~^T W^-1 r;
+            # returns (du, dtau, ds_group, dz_group), the orthant's by `cone_parts`
             r_group = _soc.divide(lam_group, target_group)
-            wr_cone = root_ratio * r_cone
+            # W^-1 (lam^-1 o target) for the orthant is target / s (W = sqrt(s / z))
+            wr_cone = target_cone / s_cone
             wr_group = jnp.einsum("gij,gj->gi", W_inv, r_group)
             rhs_u = -res_u + (problem.cone_signs * wr_cone) @ X + wr_group[:, 1:]
             rhs_tau = -res_tau + wr_group[:, 0]
             dx = solve(jnp.concatenate([rhs_u, rhs_tau[:, None]], axis=1))
             du, dtau = dx[:, :d], dx[:, d]
-            ds_cone = problem.cone_signs * (du @ X.T)
             ds_group = _group_point(du, dtau)
-            dz_cone = wr_cone - root_ratio**2 * ds_cone
             dz_group = wr_group - jnp.einsum("gij,gj->gi", W_inv2, ds_group)
-            return du, dtau, ds_cone, ds_group, dz_cone, dz_group
+            return du, dtau, ds_group, dz_group
 
         def longest(ds_cone, ds_group, dz_cone, dz_group):
             return jnp.minimum(
@@ -825,7 +837,7 @@ class InteriorPoint(AbstractSolver):
                 ),
             )
 
-        affine_cone = -(lam_cone**2)
+        affine_cone = -(s_cone * z_cone)
         affine_group = -_soc.product(lam_group, lam_group)
 
         def targets(k, delta, target_cone, target_group, a, sigma):
@@ -834,6 +846,7 @@ class InteriorPoint(AbstractSolver):
             # second-order term (W^-T ds_aff) o (W dz_aff). k >= 2: centrality
             # correctors (Gondzio 1996), pushing the products s_k z_k of the cone
             # constraints at twice the step into [0.1, 10] sigma mu.
+            delta = expand(delta, target_cone)
             a_aff = jnp.minimum(1.0, longest(*delta[2:]))
             gap_aff = jnp.sum((s_cone + a_aff * delta[2]) * (z_cone + a_aff * delta[4]))
             gap_aff = gap_aff + jnp.sum(
@@ -842,7 +855,7 @@ class InteriorPoint(AbstractSolver):
             sigma_aff = jnp.clip(gap_aff / (mu * degree), 0.0, 1.0) ** 3
             scaled_ds = jnp.einsum("gij,gj->gi", W_inv, delta[3])
             scaled_dz = jnp.einsum("gij,gj->gi", W, delta[5])
-            corrector_cone = sigma_aff * mu - lam_cone**2 - delta[2] * delta[4]
+            corrector_cone = sigma_aff * mu + affine_cone - delta[2] * delta[4]
             corrector_group = (
                 sigma_aff * mu * _soc.identity_like(lam_group)
                 - _soc.product(lam_group, lam_group)
@@ -869,7 +882,8 @@ class InteriorPoint(AbstractSolver):
             delta, target_cone, target_group, a, sigma = carry
             cone, group, sigma = targets(k, *carry)
             new = direction(cone, group)
-            a_new = jnp.minimum(1.0, self.step_fraction * longest(*new[2:]))
+            a_new = self.step_fraction * longest(*expand(new, cone)[2:])
+            a_new = jnp.minimum(1.0, a_new)
             # a corrector is kept if it lengthens the step by at least 1 %
             keep = (k < 2) | (a_new >= 1.01 * a)
             delta = jax.tree.map(lambda c, o: jnp.where(keep, c, o), new, delta)
@@ -882,9 +896,7 @@ class InteriorPoint(AbstractSolver):
             (
                 jnp.zeros_like(u),
                 jnp.zeros_like(tau),
-                jnp.zeros_like(s_cone),
                 jnp.zeros_like(s_group),
-                jnp.zeros_like(z_cone),
                 jnp.zeros_like(z_group),
             ),
             jnp.zeros_like(z_cone),
@@ -892,10 +904,10 @@ class InteriorPoint(AbstractSolver):
             zero,
             zero,
         )
-        delta, _, _, a, sigma = jax.lax.fori_loop(
+        delta, target_cone, _, a, sigma = jax.lax.fori_loop(
             0, 2 + self.centrality_correctors, next_direction, start
         )
-        du, dtau, ds_cone, ds_group, dz_cone, dz_group = delta
+        du, dtau, _, _, dz_cone, dz_group = expand(delta, target_cone)
         finite = (
             jnp.isfinite(a) & jnp.all(jnp.isfinite(du)) & jnp.all(jnp.isfinite(dz_cone))
         )

@@ -92,4 +92,6 @@ def max_step(x: Float[Array, "m k"], dx: Float[Array, "m k"]) -> Array:
 
 def orthant_max_step(x: Array, dx: Array) -> Array:
     """The largest a in (0, inf] keeping x + a dx > 0 (x > 0)."""
-    return jnp.min(jnp.where(dx < 0, -x / jnp.where(dx < 0, dx, -1), jnp.inf))
+    # x / -dx, not -x / dx: -x would be an array of its own, and inside a loop XLA
+    # hoists and keeps it
+    return jnp.min(jnp.where(dx < 0, x / -jnp.where(dx < 0, dx, -1), jnp.inf))
