@@ -635,8 +635,10 @@ def test_interior_point_newton_solve_is_the_dense_solve(linear_solver, monkeypat
     from sciopt.relu import _interior_point, _soc
     from sciopt.relu._interior_point import _group_point, _loss_derivatives
 
-    # n = 150 rows read in three chunks of 64 (the last one padded)
+    # n = 150 rows read in three chunks of 64 (the last one padded), for the
+    # blocks' QR too
     monkeypatch.setattr(_interior_point, "CHUNK_NUMBERS", 1)
+    monkeypatch.setattr(_interior_point, "QR_CHUNK_NUMBERS", 1)
     X, y, patterns = relu_instance(8, n=150, d=3, num_patterns=4, loss="bce")
     problem = sr.ConvexReLUProblem(X, y, patterns, 0.3, loss="bce")
     solver = sr.InteriorPoint(linear_solver=linear_solver, refinement_steps=0)

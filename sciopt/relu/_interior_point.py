@@ -31,6 +31,7 @@ from ._problem import ConvexReLUProblem, ConvexReLUVariables, data_result
 
 LINEAR_SOLVERS = ("auto", "woodbury", "dense")
 CHUNK_NUMBERS = 2**22  # the dense path reads X in chunks of about this many numbers
+QR_CHUNK_NUMBERS = 5000  # ... and updates each group block's QR by this many
 LAMBDA_FACTOR = 100.0  # phase one's regularisation is divided by this per level
 LAMBDA_RANGE = 1e-16  # ... down to this fraction of its start
 SEPARATED_LEVELS = 2  # phase one stops after this many separating centred fits
@@ -53,13 +54,15 @@ def _one_at_a_time(fn, *batched):
     return jax.lax.map(lambda args: fn(*args), batched)
 
 
-def _scan_row_chunks(update, init, width, *rows):
+def _scan_row_chunks(update, init, width, *rows, numbers=None):
     """`update(carry, *chunk_rows)` folded over row chunks of the arrays in `rows`
     (rows on axis 0, padded with zero rows), from `init`; each chunk holds about
-    `CHUNK_NUMBERS / width` rows (`width`: the numbers a row's largest intermediate
-    holds), so that no intermediate over all n rows is held at once."""
+    `numbers / width` rows (`width`: the numbers a row's largest intermediate
+    holds; `numbers` defaults to `CHUNK_NUMBERS`) and at least 64, so that no
+    intermediate over all n rows is held at once."""
     n = rows[0].shape[0]
-    chunk = int(max(64, min(n, CHUNK_NUMBERS // width)))
+    numbers = CHUNK_NUMBERS if numbers is None else numbers
+    chunk = int(max(64, min(n, numbers // width)))
     chunks = -(-n // chunk)
     pad = chunks * chunk - n
     stacked = tuple(
@@ -584,15 +587,18 @@ class InteriorPoint(AbstractSolver):
             R = _triangular_factor(stacked)
         else:
             # many samples: R updated over row chunks of X (R^T R adds up), so
-            # that no (2P, n, d) stack is held
+            # that no (2P, n, d) stack is held. A group's chunk is kept to about
+            # `QR_CHUNK_NUMBERS` numbers: small QRs that stay in the cache ran
+            # faster than a few tall ones (docs/benchmarks/relu.md)
             R = _scan_row_chunks(
                 lambda R, x, root: _one_at_a_time(
                     _qr_r, jnp.concatenate([R, cone_rows(x, root)], axis=1)
                 ),
                 group_rows,
-                2 * P * (d + 1),
+                d + 1,
                 X,
                 roots.T,
+                numbers=QR_CHUNK_NUMBERS,
             )
         # B^{-1} = R^{-1} R^{-T} through the explicit (d+1) x (d+1) inverses: XLA's
         # CPU batched triangular solve is much slower with transpose_a (see
