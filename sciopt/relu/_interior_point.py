@@ -31,7 +31,7 @@ from ._problem import ConvexReLUProblem, ConvexReLUVariables, data_result
 
 LINEAR_SOLVERS = ("auto", "woodbury", "dense")
 CHUNK_NUMBERS = 2**22  # the dense path reads X in chunks of about this many numbers
-QR_CHUNK_NUMBERS = 5000  # ... and updates each group block's QR by this many
+QR_CHUNK_NUMBERS = 5000  # numbers of one group's row chunk in the blocks' QR
 LAMBDA_FACTOR = 100.0  # phase one's regularisation is divided by this per level
 LAMBDA_RANGE = 1e-16  # ... down to this fraction of its start
 SEPARATED_LEVELS = 2  # phase one stops after this many separating centred fits
@@ -680,11 +680,11 @@ class InteriorPoint(AbstractSolver):
         diagonal_blocks = G[jnp.arange(P), :, jnp.arange(P), :]  # (P, d, d)
         scale = jnp.sqrt(1 + jnp.einsum("pki,pkl,pli->pi", L, diagonal_blocks, L))
         L_scaled = L / scale[:, None, :]
+        scale = scale.reshape(-1)
         core = jnp.einsum("pki,pkql,qlj->piqj", L_scaled, G, L_scaled)
-        core = core.reshape(P * d, P * d) + jnp.diag(1 / scale.reshape(-1) ** 2)
+        core = core.reshape(P * d, P * d) + jnp.diag(1 / scale**2)
         # the lower triangle is factored (no symmetrized copy of the matrix)
         factor = (jax.lax.linalg.cholesky(core, symmetrize_input=False), True)
-        scale = scale.reshape(-1)
 
         def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1)
             w = jnp.einsum("gji,gj->gi", R_inv, r)
