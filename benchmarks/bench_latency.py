@@ -12,7 +12,8 @@ with the number of backend compilations.
 
 "cold" runs with sciopt's persistent compilation cache turned off; "warm" runs in a
 second process that shares a cache folder a first process filled (what a user sees the
-second time they run the same program).
+second time they run the same program). `--xla-defaults` compiles sciopt's programs
+with XLA's default options instead of `sciopt.cpu_compiler_options()`.
 """
 
 import argparse
@@ -37,6 +38,8 @@ jax.config.update("jax_enable_x64", True)
 import sciopt
 if os.environ.get("LATENCY_CACHE"):
     sciopt.enable_compilation_cache(os.environ["LATENCY_CACHE"])
+if os.environ.get("LATENCY_XLA_DEFAULTS"):
+    sciopt.set_cpu_compiler_options(None)
 events = {"trace": 0.0, "lower": 0.0, "compile": 0.0, "compilations": 0}
 def _listener(event, duration, **kwargs):
     if event == "/jax/core/compile/jaxpr_trace_duration":
@@ -149,10 +152,13 @@ first_and_second(lambda: block(1.0), lambda: block(2.0))
 }
 
 
-def _run_case(name: str, cache: str | None) -> dict:
+def _run_case(name: str, cache: str | None, xla_defaults: bool = False) -> dict:
     code = _PRELUDE + textwrap.dedent(CASES[name][1])
     env = dict(os.environ)
     env.pop("LATENCY_CACHE", None)
+    env.pop("LATENCY_XLA_DEFAULTS", None)
+    if xla_defaults:
+        env["LATENCY_XLA_DEFAULTS"] = "1"
     env["SCIOPT_CACHE_DIR"] = "off"
     if cache:
         env["LATENCY_CACHE"] = cache
@@ -170,15 +176,15 @@ def _run_case(name: str, cache: str | None) -> dict:
     raise RuntimeError(f"case {name} failed:\n{out.stderr[-3000:]}")
 
 
-def measure(name: str, repeats: int, warm: bool) -> dict:
+def measure(name: str, repeats: int, warm: bool, xla_defaults: bool = False) -> dict:
     runs = []
     for _ in range(repeats):
         if warm:
             with tempfile.TemporaryDirectory() as cache:
-                _run_case(name, cache)  # fills the cache
-                runs.append(_run_case(name, cache))
+                _run_case(name, cache, xla_defaults)  # fills the cache
+                runs.append(_run_case(name, cache, xla_defaults))
         else:
-            runs.append(_run_case(name, None))
+            runs.append(_run_case(name, None, xla_defaults))
     keys = runs[0].keys()
     median = {k: statistics.median(r[k] for r in runs) for k in keys}
     median["runs"] = runs
@@ -206,11 +212,19 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="cold,warm")
     parser.add_argument("--json", default=None, help="write the raw runs here")
+    parser.add_argument(
+        "--xla-defaults",
+        action="store_true",
+        help="compile sciopt's programs with XLA's default options "
+        "(`sciopt.set_cpu_compiler_options(None)`), for a before/after comparison",
+    )
     args = parser.parse_args()
     results = {}
     for name in args.cases.split(","):
         for mode in args.modes.split(","):
-            results[(name, mode)] = r = measure(name, args.repeats, mode == "warm")
+            results[(name, mode)] = r = measure(
+                name, args.repeats, mode == "warm", args.xla_defaults
+            )
             print(
                 f"{name:24} {mode:5} first {r['first']:.2f}s (trace {r['trace']:.2f}, "
                 f"lower {r['lower']:.2f}, compile {r['compile']:.2f}, "

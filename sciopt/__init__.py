@@ -13,6 +13,10 @@ from ._cache import (
     default_cache_dir as default_cache_dir,
     enable_compilation_cache as enable_compilation_cache,
 )
+from ._compile import (
+    cpu_compiler_options as cpu_compiler_options,
+    set_cpu_compiler_options as set_cpu_compiler_options,
+)
 from ._fit import fit as fit, FitResult as FitResult
 from ._misc import verbose_printer as verbose_printer
 from ._nystrom import (

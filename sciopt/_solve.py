@@ -11,6 +11,7 @@ import optimistix as optx
 
 from ._adjoint import ImplicitAdjoint
 from ._code_key import wrap_functions
+from ._compile import jit
 from ._custom_types import Args, Y
 from ._misc import check_finite_input, raise_if_failed, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
@@ -133,7 +134,7 @@ def _rewrite(root, _, inputs):
     return solver.optimality(problem, root, args, options)
 
 
-@eqx.filter_jit
+@jit
 def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter, saveat):
     inputs = (problem, solver, y0, args, options, max_steps, meter, saveat)
     if isinstance(

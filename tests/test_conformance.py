@@ -108,7 +108,15 @@ def test_jit(case):
     # `throw=False`: raising under jit compiles a host callback into the program,
     # which JAX's persistent cache never keeps; `test_throw` checks it under jit.
     jitted = jax.jit(lambda t: f(t, throw=False))
-    _close(jitted(theta), f(theta), rtol=1e-8, atol=1e-10)
+    # the caller's jit compiles the solve with the caller's (XLA's default) compiler
+    # options: the eager call is compared with the same options, so that the check
+    # is of jit alone (sciopt's options change rounding, test_compile.py)
+    sciopt.set_cpu_compiler_options(None)
+    try:
+        eager = f(theta)
+    finally:
+        sciopt.set_cpu_compiler_options()
+    _close(jitted(theta), eager, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("case", _cases("no_recompile"))

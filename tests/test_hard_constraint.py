@@ -376,9 +376,11 @@ def test_affine_solve_is_least_squares_of_independent_rows(kind):
         )
 
 
-# Steps from zero, measured: Levenberg-Marquardt 36, Gauss-Newton 9.
+# Steps from zero, measured: Levenberg-Marquardt 36, Gauss-Newton 9; LM's count at
+# this tight tolerance depends on the host's floating-point code paths (41 on an
+# AVX-512 host, with XLA's default options and sciopt's alike).
 @pytest.mark.parametrize(
-    "method, max_steps", [("levenberg_marquardt", 40), ("gauss_newton", 11)]
+    "method, max_steps", [("levenberg_marquardt", 45), ("gauss_newton", 11)]
 )
 def test_nonlinear_solve_minimises_independent_rows(method, max_steps):
     kw = {} if method == "levenberg_marquardt" else {"method": method}

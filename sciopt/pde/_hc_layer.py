@@ -14,6 +14,7 @@ import optimistix as optx
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._adjoint import ImplicitAdjoint
+from .._compile import jit
 from .._solution import Solution
 from ._family import PDEFamily
 from ._hc_basis import basis_terms, BasisNetwork
@@ -617,7 +618,7 @@ class MoEHardConstraint(eqx.Module):
         return penalty
 
 
-@eqx.filter_jit
+@jit
 def _solve_jit(layer, instance, key, args):
     return layer._solve(instance, key, args)
 

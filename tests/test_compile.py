@@ -1,0 +1,66 @@
+"""sciopt's own jit: XLA compiler options of the programs sciopt compiles (CPU)."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+import sciopt
+
+
+CIRCLE = sciopt.nlp.EqualityConstrainedProblem(
+    objective=lambda x, r: x[0] + x[1],
+    constraints=lambda x, r: jnp.array([x[0] ** 2 + x[1] ** 2 - r**2]),
+)
+
+
+@pytest.fixture
+def bogus_options():
+    # an option XLA does not know makes the compilation fail, which shows where the
+    # options reach XLA and where they do not
+    sciopt.set_cpu_compiler_options({"sciopt_no_such_option": True})
+    yield
+    sciopt.set_cpu_compiler_options()
+
+
+def _solve(r):
+    # min x1 + x2 s.t. ||x|| = r: x* = -r / sqrt(2) (1, 1)
+    solver = sciopt.nlp.AdaSketchNewton()
+    return sciopt.solve(CIRCLE, solver, jnp.array([-1.0, -0.5]), args=r).value
+
+
+def test_default_cpu_options_turn_the_fusion_emitters_off():
+    assert sciopt.cpu_compiler_options() == {"xla_cpu_use_fusion_emitters": False}
+    sciopt.set_cpu_compiler_options(None)
+    try:
+        assert sciopt.cpu_compiler_options() == {}
+    finally:
+        sciopt.set_cpu_compiler_options()
+    assert sciopt.cpu_compiler_options() == {"xla_cpu_use_fusion_emitters": False}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_options_reach_the_top_level_and_vmap_programs(bogus_options):
+    with pytest.raises(Exception, match="sciopt_no_such_option"):
+        _solve(jnp.asarray(1.0))
+    with pytest.raises(Exception, match="sciopt_no_such_option"):
+        jax.vmap(_solve)(jnp.array([1.0, 2.0]))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_a_callers_jit_and_grad_compile_with_the_callers_options(bogus_options):
+    # JAX accepts compiler options only on a top-level jit: inside the caller's jit
+    # (and in grad's staged tangent program) sciopt's options are not applied
+    x = jax.jit(_solve)(jnp.asarray(1.0))
+    assert jnp.allclose(x, -jnp.sqrt(0.5), atol=1e-6)
+    g = jax.grad(lambda r: jnp.sum(_solve(r)))(jnp.asarray(1.0))
+    assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
+
+
+def test_solutions_do_not_depend_on_the_options():
+    with_default = _solve(jnp.asarray(2.0))
+    sciopt.set_cpu_compiler_options(None)
+    try:
+        with_xla_defaults = _solve(jnp.asarray(2.0))
+    finally:
+        sciopt.set_cpu_compiler_options()
+    assert jnp.allclose(with_default, with_xla_defaults, rtol=1e-12, atol=1e-12)
+    assert jnp.allclose(with_default, -jnp.sqrt(2.0), atol=1e-6)
