@@ -24,57 +24,82 @@ def _top_level() -> bool:
     return isinstance(trace, core.EvalTrace)
 
 
-# XLA:CPU emits its fusions through the MLIR "fusion emitters" by default; its
-# classic LLVM IR emitters compile sciopt's solver loops about twice as fast, at the
-# same run time on the benchmarks of docs/benchmarks/latency.md.
+# XLA:CPU emits its fusions through MLIR "fusion emitters" by default; its classic LLVM
+# IR emitters compile a solver's loop about twice as fast but run large elementwise
+# loops slower (docs/benchmarks/latency.md): sciopt uses them for small programs only,
+# where compilation is most of the wait.
 DEFAULT_CPU_COMPILER_OPTIONS: Mapping[str, Any] = {
     "xla_cpu_use_fusion_emitters": False,
 }
+DEFAULT_MAX_NUMBERS = 2**18
 _cpu_options: dict[str, Any] = dict(DEFAULT_CPU_COMPILER_OPTIONS)
+_max_numbers = DEFAULT_MAX_NUMBERS
 
 
 def set_cpu_compiler_options(
     options: Mapping[str, Any] | None = DEFAULT_CPU_COMPILER_OPTIONS,
+    *,
+    max_numbers: int = DEFAULT_MAX_NUMBERS,
 ) -> None:
-    """Set the XLA compiler options of the programs sciopt compiles for the CPU
-    (`sciopt.solve`'s loop, `sciopt.fit`'s training chunk, the hard-constraint
-    layers' solve, ...).
+    """Set the XLA compiler options of the small programs sciopt compiles for the CPU
+    (`sciopt.solve`'s loop, the hard-constraint layers' solve).
 
-    By default sciopt turns XLA:CPU's MLIR fusion emitters off
-    (`{"xla_cpu_use_fusion_emitters": False}`): its classic emitters compile a solver's
-    loop about twice as fast, at the same run time on the latency and gallery
-    benchmarks. Other backends (GPU, TPU) compile with XLA's defaults.
+    A first call's wait on a small problem is mostly XLA compiling the solver's loop.
+    By default sciopt compiles a program whose array arguments hold at most
+    `max_numbers` numbers in all with XLA:CPU's classic emitters instead of its MLIR
+    fusion emitters (`{"xla_cpu_use_fusion_emitters": False}`), which compile such a
+    loop about twice as fast; larger programs, where the fusion emitters' faster
+    elementwise code pays (up to a third of the run time of ADMM on a (2000, 20, 100)
+    ReLU program), and other backends (GPU, TPU) compile with XLA's defaults. The
+    training loops of `sciopt.fit` always do.
 
     **Arguments:**
 
     - `options`: XLA debug options by name (those of `XLA_FLAGS`, without the leading
-        `--`); `None` or `{}` compiles with XLA's defaults; no argument restores
-        sciopt's default. Programs compiled before the call keep their options; later
-        calls compile with the new ones (the persistent cache keys on them).
+        `--`); `None` or `{}` compiles every program with XLA's defaults; no argument
+        restores sciopt's default.
+    - `max_numbers`: the largest total size of a program's array arguments (the
+        problem's data, the start, `args`) that the options apply to.
 
-    Programs that sciopt traces inside a caller's `jax.jit` are compiled as part of
-    the caller's program, with the caller's options.
+    Programs compiled before the call keep their options; later calls compile with
+    the new ones (the persistent compilation cache keys on them). A program that
+    sciopt traces inside a caller's `jax.jit` (or in `jax.grad`'s tangent program) is
+    compiled as part of the caller's, with the caller's options; under `jax.vmap`
+    alone sciopt's apply.
     """
-    global _cpu_options
+    global _cpu_options, _max_numbers
+    if isinstance(max_numbers, bool) or not isinstance(max_numbers, int):
+        raise TypeError(f"`max_numbers` must be an int, got {max_numbers!r}.")
     _cpu_options = {} if options is None else dict(options)
+    _max_numbers = max_numbers
 
 
 def cpu_compiler_options() -> dict[str, Any]:
-    """The XLA compiler options sciopt compiles its CPU programs with (see
+    """The XLA compiler options sciopt compiles its small CPU programs with (see
     `set_cpu_compiler_options`)."""
     return dict(_cpu_options)
 
 
+def _numbers(tree) -> int:
+    return sum(int(x.size) for x in jax.tree.leaves(tree) if isinstance(x, jax.Array))
+
+
 def jit(fn: Callable) -> Callable:
-    """`equinox.filter_jit(fn)`, compiled with `cpu_compiler_options()` when it is
-    called outside JAX's transformations (or under `jax.vmap` only) and JAX's default
-    backend is the CPU; under `jax.jit` or `jax.grad` the caller's program decides."""
+    """`equinox.filter_jit(fn)`, compiled with `cpu_compiler_options()` when JAX's
+    default backend is the CPU, the call's array arguments hold at most `max_numbers`
+    numbers, and it is called outside JAX's transformations (or under `jax.vmap`
+    only): under `jax.jit` or `jax.grad` the caller's program decides."""
     plain = eqx.filter_jit(fn)
     variants: dict[tuple, Callable] = {}
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        if not (_cpu_options and _top_level() and jax.default_backend() == "cpu"):
+        if not (
+            _cpu_options
+            and _top_level()
+            and jax.default_backend() == "cpu"
+            and _numbers((args, kwargs)) <= _max_numbers
+        ):
             return plain(*args, **kwargs)
         key = tuple(sorted(_cpu_options.items()))
         compiled = variants.get(key)

@@ -13,7 +13,6 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from ._compile import jit
 from ._misc import check_finite_input
 
 
@@ -152,7 +151,7 @@ class _LBFGSStep(eqx.Module):
         return (p, opt_state), value
 
 
-@jit
+@eqx.filter_jit
 def _run_chunk(step_fn, params, opt_state, keys):
     # A closure, not the module itself: `scan` hashes its function, and the module
     # holds traced arrays.

@@ -27,6 +27,19 @@ def _solve(r):
     return sciopt.solve(CIRCLE, solver, jnp.array([-1.0, -0.5]), args=r).value
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
+def test_larger_programs_compile_with_xla_defaults():
+    # the options apply to programs of at most `max_numbers` numbers of arrays
+    sciopt.set_cpu_compiler_options({"sciopt_no_such_option": True}, max_numbers=2)
+    try:
+        x = _solve(jnp.asarray(1.0))  # the start alone holds two numbers, args one
+    finally:
+        sciopt.set_cpu_compiler_options()
+    assert jnp.allclose(x, -jnp.sqrt(0.5), atol=1e-6)
+    with pytest.raises(TypeError, match="max_numbers"):
+        sciopt.set_cpu_compiler_options(max_numbers=1.5)
+
+
 def test_default_cpu_options_turn_the_fusion_emitters_off():
     assert sciopt.cpu_compiler_options() == {"xla_cpu_use_fusion_emitters": False}
     sciopt.set_cpu_compiler_options(None)

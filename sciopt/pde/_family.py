@@ -13,7 +13,6 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._compile import jit
 from ._domain import DirichletBC, Domain, RobinBC
 from ._pde import PDE
 from ._reference import diffusion_sorption_mol, heat_sine_series, method_of_lines
@@ -263,7 +262,7 @@ class PDEFamily(eqx.Module):
         instances = jnp.asarray(instances)
         t, x = self.grid(nt, nx, instances.dtype)
         fn = jax.vmap(lambda p: self.reference_solution(p, t, x, args))
-        return jit(fn)(instances)
+        return eqx.filter_jit(fn)(instances)
 
     # -- presets --------------------------------------------------------------------
 

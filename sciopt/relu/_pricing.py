@@ -69,7 +69,6 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
-from .._compile import jit
 from ._gap import _conjugate_bound, _loss_multiplier
 from ._patterns import _as_data, _unique_columns, deduplicate_patterns
 
@@ -184,7 +183,7 @@ def _ascent_schedule(steps: int, dtype) -> Array:
     return jnp.asarray(np.geomspace(4.0, 1e-3, steps), dtype)
 
 
-@jit
+@eqx.filter_jit
 def _ascent(X, lam, starts, signs, etas):
     """Projected normalised (sub)gradient ascent of `s lam^T (X u)_+` on the sphere,
     one run per start (vmapped); returns the best value and direction of each run."""
@@ -215,7 +214,7 @@ def _ascent(X, lam, starts, signs, etas):
     return jax.vmap(run)(starts, signs)
 
 
-@jit
+@eqx.filter_jit
 def _smooth_ascent(X, lam, starts, signs, taus, learning_rate):
     """Adam ascent of the smoothed value `s lam^T tau softplus(X u / (tau ||u||))`,
     with the temperature `tau` annealed towards 0 (the smoothed function tends to
