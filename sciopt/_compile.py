@@ -7,6 +7,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import numpy as np
 
 
 def _top_level() -> bool:
@@ -81,7 +82,9 @@ def cpu_compiler_options() -> dict[str, Any]:
 
 
 def _numbers(tree) -> int:
-    return sum(int(x.size) for x in jax.tree.leaves(tree) if isinstance(x, jax.Array))
+    # the arrays that `equinox.filter_jit` traces (NumPy's included)
+    leaves = jax.tree.leaves(tree)
+    return sum(int(x.size) for x in leaves if isinstance(x, (jax.Array, np.ndarray)))
 
 
 def jit(fn: Callable) -> Callable:
