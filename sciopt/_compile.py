@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 
-def _top_level() -> bool:
+def top_level() -> bool:
     """Whether a jit called now compiles a program of its own: no JAX transformation
     is active, or only `jax.vmap` (whose batched jit runs at the top level). JAX
     rejects compiler options on a jit traced into another program."""
@@ -99,7 +99,7 @@ def jit(fn: Callable) -> Callable:
     def call(*args, **kwargs):
         if not (
             _cpu_options
-            and _top_level()
+            and top_level()
             and jax.default_backend() == "cpu"
             and _numbers((args, kwargs)) <= _max_numbers
         ):

@@ -1,5 +1,6 @@
 """`sciopt.solve`: the one driver loop of every sciopt solver."""
 
+import functools as ft
 from typing import Any
 
 import equinox as eqx
@@ -11,7 +12,7 @@ import optimistix as optx
 
 from ._adjoint import ImplicitAdjoint
 from ._code_key import wrap_functions
-from ._compile import jit
+from ._compile import jit, top_level
 from ._custom_types import Args, Y
 from ._misc import check_finite_input, raise_if_failed, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
@@ -129,6 +130,17 @@ def _record(saveat, history, num_steps, y, state, aux):
     )
 
 
+class _PrimalOnly(optx.AbstractAdjoint):
+    """The solve's loop alone, for a call that nothing can differentiate: at the top
+    level or under `jax.vmap` only, the solution is a concrete array. Tracing the
+    implicit adjoint's custom derivative rule there costs time for nothing (under
+    `jax.vmap`, JAX traces the whole loop again to batch it)."""
+
+    def apply(self, primal_fn, rewrite_fn, inputs, tags):
+        del rewrite_fn, tags
+        return primal_fn(inputs + (ft.partial(eqxi.while_loop, kind="lax"),))
+
+
 def _rewrite(root, _, inputs):
     problem, solver, _, args, options, *_ = inputs
     return solver.optimality(problem, root, args, options)
@@ -139,7 +151,12 @@ def _solve_jit(problem, solver, y0, args, options, max_steps, adjoint, meter, sa
     inputs = (problem, solver, y0, args, options, max_steps, meter, saveat)
     if isinstance(
         adjoint,
-        (ImplicitAdjoint, optx.ImplicitAdjoint, optx.RecursiveCheckpointAdjoint),
+        (
+            ImplicitAdjoint,
+            optx.ImplicitAdjoint,
+            optx.RecursiveCheckpointAdjoint,
+            _PrimalOnly,
+        ),
     ):
         # Each adjoint appends its while-loop to `inputs`.
         out = adjoint.apply(_iterate, _rewrite, inputs, frozenset())
@@ -296,6 +313,10 @@ def solve(
         raise TypeError(f"`saveat` must be a sciopt.SaveAt, got {type(saveat)}.")
     # Callables compare by their code: a re-declared problem reuses the compiled loop.
     problem, solver = wrap_functions((problem, solver))
+    if isinstance(adjoint, (ImplicitAdjoint, optx.ImplicitAdjoint)) and top_level():
+        # nothing can differentiate a solve called outside JAX's transformations
+        # (or under vmap only): its loop is traced without the custom derivative
+        adjoint = _PrimalOnly()
     sol = _solve_jit(
         problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
     )

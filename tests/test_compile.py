@@ -77,3 +77,38 @@ def test_solutions_do_not_depend_on_the_options():
         sciopt.set_cpu_compiler_options()
     assert jnp.allclose(with_default, with_xla_defaults, rtol=1e-12, atol=1e-12)
     assert jnp.allclose(with_default, -jnp.sqrt(2.0), atol=1e-6)
+
+
+def test_the_loop_is_traced_without_its_derivative_rule_only_where_none_is_needed(
+    monkeypatch,
+):
+    # at the top level and under vmap nothing can differentiate the solution: the
+    # loop is traced without the implicit adjoint's custom derivative; under jit,
+    # grad and jvp (which may differentiate it later) with it
+    from sciopt import _solve as solve_module
+
+    calls = []
+    apply = solve_module._PrimalOnly.apply
+
+    def spy(self, *args):
+        calls.append(True)
+        return apply(self, *args)
+
+    monkeypatch.setattr(solve_module._PrimalOnly, "apply", spy)
+    r = jnp.asarray(1.3)
+    expected = -1.3 / jnp.sqrt(2.0)
+    for run, primal_only in (
+        (lambda: _solve(r), True),
+        (lambda: jax.vmap(_solve)(jnp.stack([r, r]))[0], True),
+        (lambda: jax.jit(_solve)(r), False),
+        (lambda: jax.jvp(_solve, (r,), (jnp.asarray(1.0),))[0], False),
+    ):
+        jax.clear_caches()
+        calls.clear()
+        assert jnp.allclose(run(), expected, atol=1e-6)
+        assert bool(calls) == primal_only
+    # jit of grad and grad of jit differentiate it
+    g = jax.grad(lambda r: jnp.sum(jax.jit(_solve)(r)))(r)
+    assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
+    g = jax.jit(jax.grad(lambda r: jnp.sum(_solve(r))))(r)
+    assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
