@@ -25,6 +25,31 @@ def top_level() -> bool:
     return isinstance(trace, core.EvalTrace)
 
 
+def differentiated_at_top_level() -> bool:
+    """Whether the only JAX transformation active is a `jax.grad` / `jax.jvp` (or
+    `jax.linearize`) called at the top level: its primal values are concrete."""
+    try:
+        from jax._src import core
+        from jax._src.interpreters import ad
+    except ImportError:  # pragma: no cover - another JAX
+        return False
+    trace = core.trace_ctx.trace
+    return isinstance(trace, (ad.JVPTrace, ad.LinearizeTrace)) and isinstance(
+        trace.parent_trace, core.EvalTrace
+    )
+
+
+def at_top_level(fn: Callable, *args, **kwargs):
+    """`fn(*args, **kwargs)` evaluated at the top level (outside the transformations
+    that are active): for concrete arguments only."""
+    from jax._src import core, source_info_util
+
+    # the name stack too: the transformation's names would enter the program's
+    # metadata, and a program that differs in them is compiled again
+    with core.set_current_trace(core.eval_trace), source_info_util.reset_name_stack():
+        return fn(*args, **kwargs)
+
+
 # XLA:CPU emits its fusions through MLIR "fusion emitters" by default; its classic LLVM
 # IR emitters compile a solver's loop about twice as fast but run large elementwise
 # loops slower (docs/benchmarks/latency.md): sciopt uses them for small programs only,

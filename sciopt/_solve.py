@@ -7,13 +7,15 @@ import equinox as eqx
 import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optimistix as optx
 
 from ._adjoint import ImplicitAdjoint
 from ._code_key import wrap_functions
-from ._compile import jit, top_level
+from ._compile import at_top_level, differentiated_at_top_level, jit, top_level
 from ._custom_types import Args, Y
+from ._linear_solve import linear_solve
 from ._misc import check_finite_input, raise_if_failed, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
 from ._saveat import SaveAt
@@ -139,6 +141,108 @@ class _PrimalOnly(optx.AbstractAdjoint):
     def apply(self, primal_fn, rewrite_fn, inputs, tags):
         del rewrite_fn, tags
         return primal_fn(inputs + (ft.partial(eqxi.while_loop, kind="lax"),))
+
+
+def _holds_tracers(tree, depth=0, seen=None) -> bool:
+    """Whether `tree` holds a JAX tracer anywhere we can see: its leaves and, for the
+    callables among them, their closures, defaults, bound objects and partial
+    arguments. Anything deeper than a few levels counts as holding one."""
+    seen = set() if seen is None else seen
+    if depth > 8:
+        return True
+    for leaf in jax.tree.leaves(tree):
+        if isinstance(leaf, jax.core.Tracer):
+            return True
+        if id(leaf) in seen or not callable(leaf):
+            continue
+        seen.add(id(leaf))
+        inner = []
+        fn = getattr(leaf, "__wrapped__", leaf)
+        if isinstance(fn, ft.partial):
+            inner += [fn.func, fn.args, fn.keywords]
+        fn = getattr(fn, "__func__", fn)  # a bound method: its object too
+        inner.append(getattr(leaf, "__self__", None))
+        if hasattr(fn, "__code__"):
+            cells = []
+            for cell in fn.__closure__ or ():
+                try:
+                    cells.append(cell.cell_contents)
+                except ValueError:  # an empty cell
+                    pass
+            inner += [cells, fn.__defaults__, fn.__kwdefaults__]
+        elif not isinstance(leaf, (type, eqx.Module)) and hasattr(leaf, "__dict__"):
+            inner.append(list(vars(leaf).values()))
+        if any(_holds_tracers(x, depth + 1, seen) for x in inner if x is not None):
+            return True
+    return False
+
+
+def _solve_differentiated(inputs, statics, linear_solver):
+    """`_solve_jit` under a top-level `jax.grad`/`jax.jvp`, differentiated here by the
+    implicit function theorem rather than inside the compiled loop: the forward solve
+    is then the very program of an undifferentiated call (compiled once, with
+    sciopt's compiler options, and cached), and only the tangent is compiled anew."""
+    max_steps, meter, saveat = statics
+    static_out = []
+
+    def run(inputs):
+        problem, solver, y0, args, options = inputs
+        # a primal of `jax.grad(f)(1.0)` is a typed Python float: an array, as in
+        # an undifferentiated call (else the program would differ)
+        y0, args = jax.tree.map(_scalar_to_array, (y0, args))
+        sol = at_top_level(
+            _solve_jit,
+            problem,
+            solver,
+            y0,
+            args,
+            options,
+            max_steps,
+            _PrimalOnly(),
+            meter,
+            saveat,
+        )
+        dynamic, static = eqx.partition(sol, eqx.is_array)
+        static_out.append(static)
+        return dynamic
+
+    @eqx.filter_custom_jvp
+    def forward(inputs):
+        return run(inputs)
+
+    @forward.def_jvp
+    def forward_jvp(primals, tangents):
+        (inputs,), (t_inputs,) = primals, tangents
+        dynamic = run(inputs)
+        t_value = _tangent(dynamic.value, inputs, t_inputs, linear_solver)
+        t_dynamic = jax.tree.map(lambda _: None, dynamic)
+        t_dynamic = eqx.tree_at(
+            lambda s: s.value, t_dynamic, t_value, is_leaf=lambda x: x is None
+        )
+        return dynamic, t_dynamic
+
+    dynamic = forward(inputs)
+    return eqx.combine(dynamic, static_out[-1])
+
+
+@eqx.filter_jit
+def _tangent(root, inputs, t_inputs, linear_solver):
+    # -(d optimality / dy)^-1 (d optimality / d theta) t at the solution, as
+    # `ImplicitAdjoint`; one program: its primal half (the Jacobian at the root) is
+    # compiled and run once, its tangent half staged by JAX's linearisation
+    def optimality(y, inputs):
+        problem, solver, _, args, options = inputs
+        return solver.optimality(problem, y, args, options)
+
+    is_none = lambda t: t is None  # noqa: E731
+    no_tangent = jax.tree.map(is_none, t_inputs, is_leaf=is_none)
+    nondiff, diff = eqx.partition(inputs, no_tangent, is_leaf=is_none)
+    _, jvp_diff = jax.jvp(
+        lambda d: optimality(root, eqx.combine(d, nondiff)), (diff,), (t_inputs,)
+    )
+    operator = lx.JacobianLinearOperator(optimality, root, inputs)
+    solution = linear_solve(operator, jvp_diff, linear_solver, throw=True).value
+    return jax.tree.map(jnp.negative, solution)
 
 
 def _rewrite(root, _, inputs):
@@ -313,13 +417,25 @@ def solve(
         raise TypeError(f"`saveat` must be a sciopt.SaveAt, got {type(saveat)}.")
     # Callables compare by their code: a re-declared problem reuses the compiled loop.
     problem, solver = wrap_functions((problem, solver))
-    if isinstance(adjoint, (ImplicitAdjoint, optx.ImplicitAdjoint)) and top_level():
+    implicit = isinstance(adjoint, (ImplicitAdjoint, optx.ImplicitAdjoint))
+    if implicit and top_level():
         # nothing can differentiate a solve called outside JAX's transformations
         # (or under vmap only): its loop is traced without the custom derivative
         adjoint = _PrimalOnly()
-    sol = _solve_jit(
-        problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
-    )
+    if (
+        implicit
+        and differentiated_at_top_level()
+        and not _holds_tracers((problem, solver, options, meter, saveat))
+    ):
+        # a top-level grad / jvp: the forward solve is the undifferentiated program
+        inputs = (problem, solver, y0, args, options)
+        sol = _solve_differentiated(
+            inputs, (max_steps, meter, saveat), adjoint.linear_solver
+        )
+    else:
+        sol = _solve_jit(
+            problem, solver, y0, args, options, max_steps, adjoint, meter, saveat
+        )
     if throw:
         # Attached to the value only: states may hold PRNG keys, which host
         # callbacks (the traced check) reject.

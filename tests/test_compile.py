@@ -59,13 +59,16 @@ def test_options_reach_the_top_level_and_vmap_programs(bogus_options):
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler options")
-def test_a_callers_jit_and_grad_compile_with_the_callers_options(bogus_options):
+def test_a_callers_jit_compiles_with_the_callers_options(bogus_options):
     # JAX accepts compiler options only on a top-level jit: inside the caller's jit
-    # (and in grad's staged tangent program) sciopt's options are not applied
+    # sciopt's options are not applied; a top-level grad's forward solve is a
+    # top-level program, and takes them
     x = jax.jit(_solve)(jnp.asarray(1.0))
     assert jnp.allclose(x, -jnp.sqrt(0.5), atol=1e-6)
-    g = jax.grad(lambda r: jnp.sum(_solve(r)))(jnp.asarray(1.0))
+    g = jax.jit(jax.grad(lambda r: jnp.sum(_solve(r))))(jnp.asarray(1.0))
     assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
+    with pytest.raises(Exception, match="sciopt_no_such_option"):
+        jax.grad(lambda r: jnp.sum(_solve(r)))(jnp.asarray(1.0))
 
 
 def test_solutions_do_not_depend_on_the_options():
@@ -83,8 +86,9 @@ def test_the_loop_is_traced_without_its_derivative_rule_only_where_none_is_neede
     monkeypatch,
 ):
     # at the top level and under vmap nothing can differentiate the solution: the
-    # loop is traced without the implicit adjoint's custom derivative; under jit,
-    # grad and jvp (which may differentiate it later) with it
+    # loop is traced without the implicit adjoint's custom derivative; a top-level
+    # jvp differentiates it outside the loop (the same forward program); under jit
+    # (which may be differentiated later) the rule is traced with the loop
     from sciopt import _solve as solve_module
 
     calls = []
@@ -101,7 +105,8 @@ def test_the_loop_is_traced_without_its_derivative_rule_only_where_none_is_neede
         (lambda: _solve(r), True),
         (lambda: jax.vmap(_solve)(jnp.stack([r, r]))[0], True),
         (lambda: jax.jit(_solve)(r), False),
-        (lambda: jax.jvp(_solve, (r,), (jnp.asarray(1.0),))[0], False),
+        (lambda: jax.jvp(_solve, (r,), (jnp.asarray(1.0),))[0], True),
+        (lambda: jax.jit(lambda r: jax.jvp(_solve, (r,), (r,))[0])(r), False),
     ):
         jax.clear_caches()
         calls.clear()
@@ -112,3 +117,34 @@ def test_the_loop_is_traced_without_its_derivative_rule_only_where_none_is_neede
     assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
     g = jax.jit(jax.grad(lambda r: jnp.sum(_solve(r))))(r)
     assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
+
+
+def test_a_top_level_grad_reuses_the_forward_program(monkeypatch):
+    # jax.grad / jax.jvp called at the top level differentiate the solve outside its
+    # compiled loop: the forward solve is the program of the undifferentiated call,
+    # traced and compiled once for both
+    from sciopt import _adjoint, _solve as solve_module
+
+    traced = {"primal": 0, "implicit": 0}
+    primal_apply = solve_module._PrimalOnly.apply
+    implicit_apply = _adjoint.ImplicitAdjoint.apply
+
+    def primal_spy(self, *args):
+        traced["primal"] += 1
+        return primal_apply(self, *args)
+
+    def implicit_spy(self, *args):
+        traced["implicit"] += 1
+        return implicit_apply(self, *args)
+
+    monkeypatch.setattr(solve_module._PrimalOnly, "apply", primal_spy)
+    monkeypatch.setattr(_adjoint.ImplicitAdjoint, "apply", implicit_spy)
+    jax.clear_caches()
+    r = jnp.asarray(1.7)
+    _solve(r)
+    assert traced == {"primal": 1, "implicit": 0}
+    g = jax.grad(lambda r: jnp.sum(_solve(r)))(r + 1.0)
+    assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
+    _, t = jax.jvp(_solve, (r,), (jnp.asarray(2.0),))
+    assert jnp.allclose(t, -2.0 / jnp.sqrt(2.0), atol=1e-5)
+    assert traced == {"primal": 1, "implicit": 0}
