@@ -89,9 +89,9 @@ def set_cpu_compiler_options(
 
     Programs compiled before the call keep their options; later calls compile with
     the new ones (the persistent compilation cache keys on them). A program that
-    sciopt traces inside a caller's `jax.jit` (or in `jax.grad`'s tangent program) is
-    compiled as part of the caller's, with the caller's options; under `jax.vmap`
-    alone sciopt's apply.
+    sciopt traces inside a caller's `jax.jit` is compiled as part of the caller's,
+    with the caller's options; under `jax.vmap` alone, and for the forward solve of
+    a top-level `jax.grad`, sciopt's apply.
     """
     global _cpu_options, _max_numbers
     if isinstance(max_numbers, bool) or not isinstance(max_numbers, int):

@@ -185,11 +185,16 @@ def _solve_differentiated(inputs, statics, linear_solver):
     max_steps, meter, saveat = statics
     static_out = []
 
-    def run(inputs):
-        problem, solver, y0, args, options = inputs
+    def arrays(inputs):
         # a primal of `jax.grad(f)(1.0)` is a typed Python float: an array, as in
-        # an undifferentiated call (else the program would differ)
+        # an undifferentiated call (as a static value, every new value would
+        # compile the programs again)
+        problem, solver, y0, args, options = inputs
         y0, args = jax.tree.map(_scalar_to_array, (y0, args))
+        return problem, solver, y0, args, options
+
+    def run(inputs):
+        problem, solver, y0, args, options = arrays(inputs)
         sol = at_top_level(
             _solve_jit,
             problem,
@@ -213,6 +218,7 @@ def _solve_differentiated(inputs, statics, linear_solver):
     @forward.def_jvp
     def forward_jvp(primals, tangents):
         (inputs,), (t_inputs,) = primals, tangents
+        inputs = arrays(inputs)
         dynamic = run(inputs)
         t_value = _tangent(dynamic.value, inputs, t_inputs, linear_solver)
         t_dynamic = jax.tree.map(lambda _: None, dynamic)
@@ -360,6 +366,10 @@ def solve(
     `problem`) flow by implicit differentiation of the solver's optimality condition
     (`adjoint=sciopt.ImplicitAdjoint()`, the default; `optimistix.ImplicitAdjoint()`
     also works) or through the iterates (`optimistix.RecursiveCheckpointAdjoint()`).
+    With the implicit adjoints, a call that nothing can differentiate (at the top
+    level, or under `jax.vmap` only) traces the loop without the derivative rule, and
+    a `jax.grad`/`jax.jvp` called at the top level differentiates outside the
+    compiled loop, whose forward program is then that of an undifferentiated call.
 
     **Arguments:**
 

@@ -148,3 +148,16 @@ def test_a_top_level_grad_reuses_the_forward_program(monkeypatch):
     _, t = jax.jvp(_solve, (r,), (jnp.asarray(2.0),))
     assert jnp.allclose(t, -2.0 / jnp.sqrt(2.0), atol=1e-5)
     assert traced == {"primal": 1, "implicit": 0}
+
+
+def test_a_top_level_grad_with_new_values_compiles_nothing():
+    # a Python float differentiated by jax.grad arrives as a typed float: it must not
+    # become a static value of the programs (every new value would compile again)
+    from .helpers import count_compilations
+
+    grad = jax.grad(lambda r: jnp.sum(_solve(r)))
+    assert jnp.allclose(grad(1.0), -jnp.sqrt(2.0), atol=1e-5)
+    with count_compilations() as compiled:
+        g = grad(2.5)
+    assert compiled[0] == 0
+    assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
