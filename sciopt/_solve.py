@@ -1,6 +1,7 @@
 """`sciopt.solve`: the one driver loop of every sciopt solver."""
 
 import functools as ft
+import types
 from typing import Any
 
 import equinox as eqx
@@ -153,9 +154,16 @@ def _holds_tracers(tree, depth=0, seen=None) -> bool:
     for leaf in jax.tree.leaves(tree):
         if isinstance(leaf, jax.core.Tracer):
             return True
-        if id(leaf) in seen or not callable(leaf):
+        skipped = (jax.Array, np.ndarray, str, type, types.ModuleType)
+        if id(leaf) in seen or isinstance(leaf, skipped):
             continue
         seen.add(id(leaf))
+        if not callable(leaf):
+            # an object of the user's (a bound method's, say): its attributes
+            attributes = list(getattr(leaf, "__dict__", {}).values())
+            if _holds_tracers(attributes, depth + 1, seen):
+                return True
+            continue
         inner = []
         fn = getattr(leaf, "__wrapped__", leaf)
         if isinstance(fn, ft.partial):

@@ -161,3 +161,45 @@ def test_a_top_level_grad_with_new_values_compiles_nothing():
         g = grad(2.5)
     assert compiled[0] == 0
     assert jnp.allclose(g, -jnp.sqrt(2.0), atol=1e-5)
+
+
+def test_tracers_in_callables_are_found():
+    # the top-level gradient path is taken only when no callable of the problem
+    # holds a traced value (closure, default, bound object or partial argument)
+    import functools
+
+    from sciopt._solve import _holds_tracers
+
+    seen = {}
+
+    def probe(r):
+        def closure(x):
+            return x * r
+
+        def default(x, s=r):
+            return x * s
+
+        class Holder:
+            def __init__(self):
+                self.value = r
+
+            def method(self, x):
+                return x * self.value
+
+        seen["closure"] = _holds_tracers([closure])
+        seen["default"] = _holds_tracers([default])
+        seen["method"] = _holds_tracers([Holder().method])
+        seen["partial"] = _holds_tracers([functools.partial(lambda x, s: x * s, s=r)])
+        seen["nested"] = _holds_tracers([lambda x: closure(x)])
+        seen["clean"] = _holds_tracers([lambda x: 2 * x, CIRCLE])
+        return r
+
+    jax.grad(probe)(1.0)
+    assert seen == {
+        "closure": True,
+        "default": True,
+        "method": True,
+        "partial": True,
+        "nested": True,
+        "clean": False,
+    }
