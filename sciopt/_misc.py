@@ -95,11 +95,11 @@ def raise_if_failed(value: PyTree, result, results: Any, context: str = "") -> P
     added). `EQX_ON_ERROR` other than `raise` is honoured by leaving every case to
     `equinox.error_if`.
     """
-    failed = result != results.successful
     if not result.is_traced() and os.environ.get("EQX_ON_ERROR", "raise") == "raise":
-        failed = np.asarray(failed)
+        # compared in NumPy: an eager JAX comparison would compile a program
+        failed = np.asarray(result._value) != np.asarray(results.successful._value)
         if failed.ndim == 0:
             if failed:
                 raise eqx.EquinoxRuntimeError(context + results[result])
             return value
-    return result.error_if(value, failed)
+    return result.error_if(value, result != results.successful)
