@@ -112,6 +112,11 @@ def measure(make, setting, repeats):
     return {"first": first, "run": run, "compile": first - run}
 
 
+def _ratio(a, b):
+    # a compile time within the timer's noise of 0 has no meaningful ratio
+    return f"{a / b:.2f}" if b > 1e-3 else "-"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
@@ -140,8 +145,8 @@ def main():
             r = results[setting]
             print(
                 f"| {label} | {setting} | {r['first']:.2f} | {r['compile']:.2f} "
-                f"| {r['run']:.3f} | {base['compile'] / r['compile']:.2f} "
-                f"| {base['run'] / r['run']:.2f} |",
+                f"| {r['run']:.3f} | {_ratio(base['compile'], r['compile'])} "
+                f"| {_ratio(base['run'], r['run'])} |",
                 flush=True,
             )
 

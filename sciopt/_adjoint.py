@@ -61,21 +61,30 @@ def _rewrite_for_jacobian(root, args):
 def _implicit_jvp(primals, tangents):
     fn_primal, fn_rewrite, inputs, tags, linear_solver = primals
     _, _, t_inputs, _, _ = tangents
-    no_tangent = jtu.tree_map(
-        lambda x: x is None, t_inputs, is_leaf=lambda x: x is None
-    )
-    nondiff, diff = eqx.partition(inputs, no_tangent, is_leaf=lambda x: x is None)
     root, residual = _implicit(fn_primal, fn_rewrite, inputs, tags, linear_solver)
-
-    def rewrite_of_diff(d):
-        return fn_rewrite(root, residual, eqx.combine(d, nondiff))
-
-    operator = lx.JacobianLinearOperator(
-        _rewrite_for_jacobian, root, (fn_rewrite, residual, inputs), tags=tags
+    t_root = implicit_tangent(
+        _rewrite_for_jacobian,
+        root,
+        (fn_rewrite, residual, inputs),
+        (None, jtu.tree_map(lambda _: None, residual), t_inputs),
+        linear_solver,
+        tags,
     )
-    _, jvp_diff = jax.jvp(rewrite_of_diff, (diff,), (t_inputs,))
-    # The failure check is compiled only where it can fire (see `linear_solve`).
-    solution = linear_solve(operator, jvp_diff, linear_solver, throw=True).value
-    t_root = jtu.tree_map(jnp.negative, solution)
     t_residual = jax.custom_derivatives.zero_from_primal(residual, symbolic_zeros=True)
     return (root, residual), (t_root, t_residual)
+
+
+def implicit_tangent(optimality, root, args, t_args, linear_solver, tags=frozenset()):
+    """The tangent of the root `y*` of `optimality(y, args) = 0` along `t_args` (a
+    tangent tree of `args`, `None` where `args` is not differentiated), by the
+    implicit function theorem: `-(d optimality / dy)^-1 (d optimality / d args) t`."""
+    is_none = lambda t: t is None  # noqa: E731
+    no_tangent = jtu.tree_map(is_none, t_args, is_leaf=is_none)
+    nondiff, diff = eqx.partition(args, no_tangent, is_leaf=is_none)
+    _, jvp_diff = jax.jvp(
+        lambda d: optimality(root, eqx.combine(d, nondiff)), (diff,), (t_args,)
+    )
+    operator = lx.JacobianLinearOperator(optimality, root, args, tags=tags)
+    # The failure check is compiled only where it can fire (see `linear_solve`).
+    solution = linear_solve(operator, jvp_diff, linear_solver, throw=True).value
+    return jtu.tree_map(jnp.negative, solution)

@@ -51,9 +51,9 @@ def at_top_level(fn: Callable, *args, **kwargs):
 
 
 # XLA:CPU emits its fusions through MLIR "fusion emitters" by default; its classic LLVM
-# IR emitters compile a solver's loop about twice as fast but run large elementwise
-# loops slower (docs/benchmarks/latency.md): sciopt uses them for small programs only,
-# where compilation is most of the wait.
+# IR emitters compile a solver's loop faster but run large elementwise loops slower
+# (docs/benchmarks/latency.md): sciopt uses them for small programs only, where
+# compilation is most of the wait.
 DEFAULT_CPU_COMPILER_OPTIONS: Mapping[str, Any] = {
     "xla_cpu_use_fusion_emitters": False,
 }
@@ -74,10 +74,9 @@ def set_cpu_compiler_options(
     By default sciopt compiles a program whose array arguments hold at most
     `max_numbers` numbers in all with XLA:CPU's classic emitters instead of its MLIR
     fusion emitters (`{"xla_cpu_use_fusion_emitters": False}`), which compile such a
-    loop about twice as fast; larger programs, where the fusion emitters' faster
-    elementwise code pays (up to a third of the run time of ADMM on a (2000, 20, 100)
-    ReLU program), and other backends (GPU, TPU) compile with XLA's defaults. The
-    training loops of `sciopt.fit` always do.
+    loop faster; larger programs, where the fusion emitters' faster elementwise code
+    pays (measured on the latency benchmark page), and other backends (GPU, TPU)
+    compile with XLA's defaults. The training loops of `sciopt.fit` always do.
 
     **Arguments:**
 

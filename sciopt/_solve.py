@@ -8,15 +8,13 @@ import equinox as eqx
 import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 import optimistix as optx
 
-from ._adjoint import ImplicitAdjoint
+from ._adjoint import implicit_tangent, ImplicitAdjoint
 from ._code_key import wrap_functions
 from ._compile import at_top_level, differentiated_at_top_level, jit, top_level
 from ._custom_types import Args, Y
-from ._linear_solve import linear_solve
 from ._misc import check_finite_input, raise_if_failed, tree_all_finite
 from ._progress import AbstractProgressMeter, progress_meter
 from ._saveat import SaveAt
@@ -144,6 +142,9 @@ class _PrimalOnly(optx.AbstractAdjoint):
         return primal_fn(inputs + (ft.partial(eqxi.while_loop, kind="lax"),))
 
 
+_NO_TRACERS_INSIDE = (jax.Array, np.ndarray, str, type, types.ModuleType)
+
+
 def _holds_tracers(tree, depth=0, seen=None) -> bool:
     """Whether `tree` holds a JAX tracer anywhere we can see: its leaves and, for the
     callables among them, their closures, defaults, bound objects and partial
@@ -154,8 +155,7 @@ def _holds_tracers(tree, depth=0, seen=None) -> bool:
     for leaf in jax.tree.leaves(tree):
         if isinstance(leaf, jax.core.Tracer):
             return True
-        skipped = (jax.Array, np.ndarray, str, type, types.ModuleType)
-        if id(leaf) in seen or isinstance(leaf, skipped):
+        if id(leaf) in seen or isinstance(leaf, _NO_TRACERS_INSIDE):
             continue
         seen.add(id(leaf))
         if not callable(leaf):
@@ -202,7 +202,7 @@ def _solve_differentiated(inputs, statics, linear_solver):
         return problem, solver, y0, args, options
 
     def run(inputs):
-        problem, solver, y0, args, options = arrays(inputs)
+        problem, solver, y0, args, options = inputs
         sol = at_top_level(
             _solve_jit,
             problem,
@@ -221,7 +221,7 @@ def _solve_differentiated(inputs, statics, linear_solver):
 
     @eqx.filter_custom_jvp
     def forward(inputs):
-        return run(inputs)
+        return run(arrays(inputs))
 
     @forward.def_jvp
     def forward_jvp(primals, tangents):
@@ -239,24 +239,14 @@ def _solve_differentiated(inputs, statics, linear_solver):
     return eqx.combine(dynamic, static_out[-1])
 
 
-@eqx.filter_jit
-def _tangent(root, inputs, t_inputs, linear_solver):
-    # -(d optimality / dy)^-1 (d optimality / d theta) t at the solution, as
-    # `ImplicitAdjoint`; one program: its primal half (the Jacobian at the root) is
-    # compiled and run once, its tangent half staged by JAX's linearisation
-    def optimality(y, inputs):
-        problem, solver, _, args, options = inputs
-        return solver.optimality(problem, y, args, options)
+def _optimality(y, inputs):
+    problem, solver, _, args, options = inputs
+    return solver.optimality(problem, y, args, options)
 
-    is_none = lambda t: t is None  # noqa: E731
-    no_tangent = jax.tree.map(is_none, t_inputs, is_leaf=is_none)
-    nondiff, diff = eqx.partition(inputs, no_tangent, is_leaf=is_none)
-    _, jvp_diff = jax.jvp(
-        lambda d: optimality(root, eqx.combine(d, nondiff)), (diff,), (t_inputs,)
-    )
-    operator = lx.JacobianLinearOperator(optimality, root, inputs)
-    solution = linear_solve(operator, jvp_diff, linear_solver, throw=True).value
-    return jax.tree.map(jnp.negative, solution)
+
+# one program: its primal half (the Jacobian at the root) is compiled and run once,
+# its tangent half staged by JAX's linearisation
+_tangent = eqx.filter_jit(ft.partial(implicit_tangent, _optimality))
 
 
 def _rewrite(root, _, inputs):
