@@ -629,6 +629,50 @@ def test_interior_point_refinement_lowers_the_certificate_floor(loss, linear_sol
 
 
 @pytest.mark.parametrize("linear_solver", ["woodbury", "dense"])
+def test_interior_point_refines_as_the_gap_closes(linear_solver, monkeypatch):
+    """Refinement's goal follows the certified gap (an inexact Newton direction):
+    fewer Newton solves than refining to rounding level every step, and the same
+    steps to the same certified optimum."""
+    from sciopt.relu import _interior_point as ipm
+
+    X, y, patterns = relu_instance(8, n=150, d=5, num_patterns=20)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
+    solves = [0]
+    method = "_dense_solve" if linear_solver == "dense" else "_woodbury_solve"
+    original = getattr(ipm.InteriorPoint, method)
+
+    def counted(self, *args):
+        rows, solve = original(self, *args)
+
+        def counted_solve(rhs):
+            jax.debug.callback(lambda: solves.__setitem__(0, solves[0] + 1))
+            return solve(rhs)
+
+        return rows, counted_solve
+
+    monkeypatch.setattr(ipm.InteriorPoint, method, counted)
+    out = {}
+    for rule in ("rounding", "gap"):
+        if rule == "rounding":  # the goal 100 eps ||rhs|| at every step
+            monkeypatch.setattr(ipm, "REFINEMENT_GAP_FRACTION", 0.0)
+            monkeypatch.setattr(ipm, "REFINEMENT_LOOSEST", 0.0)
+        else:
+            monkeypatch.undo()
+            monkeypatch.setattr(ipm.InteriorPoint, method, counted)
+        jax.clear_caches()  # the goal is traced into the compiled loop
+        solves[0] = 0
+        solver = sr.InteriorPoint(linear_solver=linear_solver)
+        sol = _solve(problem, solver, max_steps=200)
+        out[rule] = (sol, solves[0])
+    (loose, loose_solves), (tight, tight_solves) = out["gap"], out["rounding"]
+    assert int(loose.stats["num_steps"]) == int(tight.stats["num_steps"])
+    assert _rel(loose.stats["objective"], tight.stats["objective"]) <= 1e-10
+    gap = float(loose.stats["duality_gap"]) / float(loose.stats["objective"])
+    assert gap <= 1e-6
+    assert 0 < loose_solves < 0.8 * tight_solves
+
+
+@pytest.mark.parametrize("linear_solver", ["woodbury", "dense"])
 def test_interior_point_newton_solve_is_the_dense_solve(linear_solver, monkeypatch):
     """The Woodbury / QR solve and the chunked dense solve against Newton's matrix
     formed in NumPy."""

@@ -36,6 +36,10 @@ LAMBDA_FACTOR = 100.0  # phase one's regularisation is divided by this per level
 LAMBDA_RANGE = 1e-16  # ... down to this fraction of its start
 SEPARATED_LEVELS = 2  # phase one stops after this many separating centred fits
 REFINEMENT_RTOL = 1e2  # refinement stops at a residual of this many eps x ||rhs||
+# ... or, earlier in a solve, at this fraction of the certified relative gap (at most
+# REFINEMENT_LOOSEST): a direction needs no more accuracy than the gap it closes
+REFINEMENT_GAP_FRACTION = 1e-6
+REFINEMENT_LOOSEST = 1e-6
 TYPICAL_STEPS = 50  # steps of a solve, for the flop count of `linear_solver="auto"`
 
 
@@ -327,7 +331,10 @@ class InteriorPoint(AbstractSolver):
       whose formed loss Hessian G loses more digits; each costs one more solve with
       the factorization at hand and one product with Newton's matrix, O(n d P)); they
       lower the floor at which the certified gap stalls, and stop early once the
-      residual is below 100 eps times the right-hand side. 0 turns them off.
+      residual is below 100 eps times the right-hand side, or, while the certified
+      relative gap is large, below 1e-6 times that gap (at most 1e-6 times the
+      right-hand side: an inexact Newton direction, Dembo, Eisenstat & Steihaug
+      1982), so that early steps refine little or not at all. 0 turns them off.
     - `linear_solver`: `"auto"` (the default), `"woodbury"` or `"dense"`: how
       Newton's systems are solved (above). `"auto"` picks the one of fewer flops per
       step (the reduced system must have half the Woodbury core's): the Woodbury
@@ -399,6 +406,16 @@ class InteriorPoint(AbstractSolver):
             journal={Advances in Neural Information Processing Systems},
             volume={16},
             year={2004}
+        }
+
+        @article{dembo1982inexact,
+            title={Inexact {N}ewton Methods},
+            author={Dembo, Ron S. and Eisenstat, Stanley C. and Steihaug, Trond},
+            journal={SIAM Journal on Numerical Analysis},
+            volume={19},
+            number={2},
+            pages={400--408},
+            year={1982}
         }
 
         @book{higham2002accuracy,
@@ -729,11 +746,12 @@ class InteriorPoint(AbstractSolver):
 
         return group_rows, solve
 
-    def _factor(self, problem, s_cone, z_cone, W_inv, lcurv, gram=None):
+    def _factor(self, problem, s_cone, z_cone, W_inv, lcurv, gram=None, gap=None):
         """Factor Newton's matrix F^T diag(lcurv) F + blkdiag(B_g) (at the side
         `_linear_solver` picks); returns its solve, refined against the matrix
         applied matrix-free, for right-hand sides of shape (2P, d + 1) in the order
-        (u, tau)."""
+        (u, tau). `gap`, the certified relative gap of the iterate, loosens the
+        refinement's goal early in a solve (`None`: refine to rounding level)."""
         X = problem.X
         d = X.shape[1]
         dtype = X.dtype
@@ -765,6 +783,13 @@ class InteriorPoint(AbstractSolver):
         # a solve the factored solve is accurate already, and at large P d every
         # extra solve reads the whole factor
         tol = REFINEMENT_RTOL * jnp.finfo(dtype).eps
+        if gap is not None:
+            # an inexact Newton direction (Dembo, Eisenstat & Steihaug 1982): while
+            # the certified gap is large the factored solve is accurate enough, and
+            # refinement starts as the gap closes. nan (no bound yet) -> loosest
+            loose = jnp.minimum(REFINEMENT_GAP_FRACTION * gap, REFINEMENT_LOOSEST)
+            loose = jnp.where(jnp.isnan(loose), REFINEMENT_LOOSEST, loose)
+            tol = jnp.maximum(tol, loose)
 
         def refined_solve(rhs):
             # a loop, not unrolled: the solve is compiled twice, not once a step
@@ -802,7 +827,8 @@ class InteriorPoint(AbstractSolver):
         res_u = problem.signed_patterns * lgrad[None, :] - problem.cone_signs * z_cone
         res_u = res_u @ X - z_group[:, 1:]
         res_tau = problem.beta - z_group[:, 0]
-        solve = self._factor(problem, s_cone, z_cone, W_inv, lcurv, state.gram)
+        gap = (state.objective - state.lower_bound) / jnp.abs(state.objective)
+        solve = self._factor(problem, s_cone, z_cone, W_inv, lcurv, state.gram, gap)
         W_inv2 = jnp.einsum("gij,gjk->gik", W_inv, W_inv)
 
         def cone_parts(du, target_cone):
