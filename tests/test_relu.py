@@ -672,10 +672,14 @@ def test_interior_point_refines_as_the_gap_closes(linear_solver, monkeypatch):
     assert 0 < loose_solves < 0.8 * tight_solves
 
 
+@pytest.mark.parametrize("gap", [None, 1.0])
 @pytest.mark.parametrize("linear_solver", ["woodbury", "dense"])
-def test_interior_point_newton_solve_is_the_dense_solve(linear_solver, monkeypatch):
+def test_interior_point_newton_solve_is_the_dense_solve(
+    linear_solver, gap, monkeypatch
+):
     """The Woodbury / QR solve and the chunked dense solve against Newton's matrix
-    formed in NumPy."""
+    formed in NumPy; with a large certified gap (`gap=1.0`) the group blocks of the
+    chunked path are formed and factored by Cholesky instead of QR."""
     from sciopt.relu import _interior_point, _soc
     from sciopt.relu._interior_point import _group_point, _loss_derivatives
 
@@ -694,7 +698,8 @@ def test_interior_point_newton_solve_is_the_dense_solve(linear_solver, monkeypat
     _, W_inv = _soc.nesterov_todd(_group_point(u, tau), z_group)
     yhat = problem.predict_groups(u)
     _, curvature = _loss_derivatives("bce", yhat, problem.y)
-    solve = solver._factor(problem, s_cone, z_cone, W_inv, curvature)
+    gap = None if gap is None else jnp.asarray(gap)
+    solve = solver._factor(problem, s_cone, z_cone, W_inv, curvature, None, gap)
 
     G, n, d = u.shape[0], X.shape[0], X.shape[1]
     Xj = np.asarray(problem.X)
@@ -712,6 +717,27 @@ def test_interior_point_newton_solve_is_the_dense_solve(linear_solver, monkeypat
     rhs = np.random.default_rng(0).standard_normal((G, d + 1))
     dense = np.linalg.solve(H, rhs.reshape(-1)).reshape(G, d + 1)
     np.testing.assert_allclose(solve(jnp.asarray(rhs)), dense, rtol=1e-8, atol=1e-10)
+
+
+def test_interior_point_formed_blocks_keep_the_iterates(monkeypatch):
+    """With many samples (row chunks) the group blocks are formed and factored by
+    Cholesky while they are well conditioned, by QR after: the same steps to the
+    same certified optimum as QR throughout."""
+    from sciopt.relu import _interior_point
+
+    monkeypatch.setattr(_interior_point, "CHUNK_NUMBERS", 1)
+    monkeypatch.setattr(_interior_point, "QR_CHUNK_NUMBERS", 1)
+    X, y, patterns = relu_instance(5, n=400, d=3, num_patterns=6)
+    problem = sr.ConvexReLUProblem(X, y, patterns, 0.1)
+    out = {}
+    for threshold in (np.inf, _interior_point.GRAM_BLOCKS_GAP):  # QR, then formed
+        monkeypatch.setattr(_interior_point, "GRAM_BLOCKS_GAP", threshold)
+        jax.clear_caches()  # the threshold is traced into the compiled loop
+        out[threshold] = _solve(problem, sr.InteriorPoint(), max_steps=200)
+    qr, formed = out.values()
+    assert int(formed.stats["num_steps"]) == int(qr.stats["num_steps"])
+    assert _rel(formed.stats["objective"], qr.stats["objective"]) <= 1e-10
+    assert float(formed.stats["duality_gap"]) <= 1e-6 * float(formed.stats["objective"])
 
 
 def test_interior_point_dense_newton_matrix_matches_cvxpy():

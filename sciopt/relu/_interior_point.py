@@ -40,6 +40,11 @@ REFINEMENT_RTOL = 1e2  # refinement stops at a residual of this many eps x ||rhs
 # REFINEMENT_LOOSEST): a direction needs no more accuracy than the gap it closes
 REFINEMENT_GAP_FRACTION = 1e-6
 REFINEMENT_LOOSEST = 1e-6
+# with many samples the group blocks are formed (a product) and factored by Cholesky
+# while the certified relative gap is above this and the blocks are well conditioned
+# (below GRAM_CONDITION, estimated from the factor's diagonal); by QR after
+GRAM_BLOCKS_GAP = 1e-3
+GRAM_CONDITION = 1e12
 TYPICAL_STEPS = 50  # steps of a solve, for the flop count of `linear_solver="auto"`
 
 
@@ -112,8 +117,10 @@ def _loss_gram(problem, lcurv):
     P, d = problem.num_patterns, problem.X.shape[1]
 
     def term(x, masks):
-        a = (masks[:, :, None] * x[:, None, :]).reshape(x.shape[0], P * d)
-        return a.T @ a
+        # A^T formed as (P d, rows), then A^T (A^T)^T: XLA:CPU multiplies a
+        # transposed left operand about 1.5x slower (a^T a against a a^T, measured)
+        a_t = (masks.T[:, None, :] * x.T[None, :, :]).reshape(P * d, x.shape[0])
+        return a_t @ a_t.T
 
     root_w = jnp.sqrt(jnp.maximum(lcurv, 0))
     return _sum_over_row_chunks(
@@ -289,10 +296,13 @@ class InteriorPoint(AbstractSolver):
     X is read in row chunks, so the memory and the time per step grow linearly in n.
     The blocks B_g are factored by QR of their stacked square roots (forming them
     squares a condition number that grows like 1/mu; tall stacks by a one-level
-    TSQR, Demmel et al. 2012, or updated over row chunks of X), and M's factor L by
-    QR of the stacked u-rows of the blocks' inverse factors. Every solve is followed
-    by `refinement_steps` steps of iterative refinement against Newton's matrix
-    applied matrix-free (Higham 2002, ch. 12): late in a solve a factored solve
+    TSQR, Demmel et al. 2012, or updated over row chunks of X); with many samples
+    they are formed by one product and factored by Cholesky instead while that is
+    safe (an estimated condition number below 1e12, the certified relative gap
+    above 1e-3, no breakdown), much cheaper early in a solve. M's factor L is found
+    by QR of the stacked u-rows of the blocks' inverse factors. Every solve is
+    followed by `refinement_steps` steps of iterative refinement against Newton's
+    matrix applied matrix-free (Higham 2002, ch. 12): late in a solve a factored solve
     loses the dual residual and, without refinement, the certified gap stops
     improving early. A step costs O(n^2 P d + n^3) (Woodbury) or
     O(n P d^2 + P^3 d^3) (dense; the squared loss's G once, O(n P^2 d^2)), and a
@@ -581,7 +591,7 @@ class InteriorPoint(AbstractSolver):
             gram=gram,
         )
 
-    def _newton_blocks(self, problem, s_cone, z_cone, W_inv):
+    def _newton_blocks(self, problem, s_cone, z_cone, W_inv, gap=None):
         """The group blocks B_g of Newton's matrix: returns the stacked roots of the
         scaling W_g^{-2} in the order (u, tau) and the (2P, d + 1, d + 1) inverses of
         the triangular factors R_g (B_g = R_g^T R_g)."""
@@ -607,16 +617,45 @@ class InteriorPoint(AbstractSolver):
             # that no (2P, n, d) stack is held. A group's chunk is kept to about
             # `QR_CHUNK_NUMBERS` numbers: small QRs that stay in the cache ran
             # faster than a few tall ones (docs/benchmarks/relu.md)
-            R = _scan_row_chunks(
-                lambda R, x, root: _one_at_a_time(
-                    _qr_r, jnp.concatenate([R, cone_rows(x, root)], axis=1)
-                ),
-                group_rows,
-                d + 1,
-                X,
-                roots.T,
-                numbers=QR_CHUNK_NUMBERS,
-            )
+            def by_qr():
+                return _scan_row_chunks(
+                    lambda R, x, root: _one_at_a_time(
+                        _qr_r, jnp.concatenate([R, cone_rows(x, root)], axis=1)
+                    ),
+                    group_rows,
+                    d + 1,
+                    X,
+                    roots.T,
+                    numbers=QR_CHUNK_NUMBERS,
+                )
+
+            if gap is None:
+                R = by_qr()
+            else:
+                # early in a solve the blocks are well conditioned: formed by one
+                # product over row chunks and factored by Cholesky, they cost a
+                # tenth of the row-chunked QR at (10000, 50, 200) (same iterates,
+                # docs/benchmarks/relu.md). Forming squares their condition number,
+                # which grows like 1/mu: QR once the gap is small or the estimate
+                # (the factor's diagonal) large; a breakdown (nan) falls back too
+                blocks = jnp.einsum("gki,gkj->gij", group_rows, group_rows)
+                blocks = blocks.at[:, :d, :d].add(_weighted_grams(z_cone / s_cone, X))
+                R_gram = jnp.swapaxes(
+                    _one_at_a_time(
+                        lambda b: jax.lax.linalg.cholesky(b, symmetrize_input=False),
+                        blocks,
+                    ),
+                    1,
+                    2,
+                )
+                diagonal = jnp.abs(jnp.diagonal(R_gram, axis1=1, axis2=2))
+                ratio = jnp.max(diagonal, axis=1) / jnp.min(diagonal, axis=1)
+                use = (
+                    (gap > GRAM_BLOCKS_GAP)
+                    & jnp.all(jnp.isfinite(R_gram))
+                    & jnp.all(ratio**2 < GRAM_CONDITION)
+                )
+                R = jax.lax.cond(use, lambda: R_gram, by_qr)
         # B^{-1} = R^{-1} R^{-T} through the explicit (d+1) x (d+1) inverses: XLA's
         # CPU batched triangular solve is much slower with transpose_a (see
         # docs/benchmarks/relu.md), and the inverses turn every later block solve
@@ -650,7 +689,7 @@ class InteriorPoint(AbstractSolver):
         core = A @ C.T
         return jnp.eye(n, dtype=X.dtype) + 0.5 * (core + core.T), root_w
 
-    def _dense_solve(self, problem, s_cone, z_cone, W_inv, lcurv, gram=None):
+    def _dense_solve(self, problem, s_cone, z_cone, W_inv, lcurv, gram=None, gap=None):
         """Newton's matrix solved through its reduced system of side P d, formed and
         factored by Cholesky; X is read in row chunks, so nothing of size n x n or
         (2P, n, d) is held. Returns the group rows of the scaling and the solve, for
@@ -670,7 +709,7 @@ class InteriorPoint(AbstractSolver):
         P = problem.num_patterns
         # B_g^{-1} = R_g^{-1} R_g^{-T} from the QR of the blocks' stacked roots, and
         # L from the QR of [R_i^{-1}; R_{P+i}^{-1}]^T (u rows): nothing squared
-        group_rows, R_inv = self._newton_blocks(problem, s_cone, z_cone, W_inv)
+        group_rows, R_inv = self._newton_blocks(problem, s_cone, z_cone, W_inv, gap)
         pair = jnp.concatenate(
             [
                 jnp.swapaxes(R_inv[:P, :d, :], 1, 2),
@@ -719,7 +758,7 @@ class InteriorPoint(AbstractSolver):
 
         return group_rows, solve
 
-    def _woodbury_solve(self, problem, s_cone, z_cone, W_inv, lcurv):
+    def _woodbury_solve(self, problem, s_cone, z_cone, W_inv, lcurv, gap=None):
         """Newton's matrix solved through the n x n Woodbury core; returns the group
         rows of the scaling and the solve, for right-hand sides of shape
         (2P, d + 1)."""
@@ -727,7 +766,7 @@ class InteriorPoint(AbstractSolver):
         d = X.shape[1]
         dtype = X.dtype
         P = problem.num_patterns
-        group_rows, R_inv = self._newton_blocks(problem, s_cone, z_cone, W_inv)
+        group_rows, R_inv = self._newton_blocks(problem, s_cone, z_cone, W_inv, gap)
 
         def block_solve(r):  # B^{-1} r, r of shape (2P, d + 1, k)
             w = jnp.einsum("gji,gjk->gik", R_inv, r)
@@ -759,11 +798,11 @@ class InteriorPoint(AbstractSolver):
         method = self._linear_solver(problem)
         if method == "dense":
             group_rows, solve = self._dense_solve(
-                problem, s_cone, z_cone, W_inv, lcurv, gram
+                problem, s_cone, z_cone, W_inv, lcurv, gram, gap
             )
         else:
             group_rows, solve = self._woodbury_solve(
-                problem, s_cone, z_cone, W_inv, lcurv
+                problem, s_cone, z_cone, W_inv, lcurv, gap
             )
         refinement_steps = self.refinement_steps
         if refinement_steps is None:
