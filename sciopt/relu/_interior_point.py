@@ -118,7 +118,7 @@ def _loss_gram(problem, lcurv):
 
     def term(x, masks):
         # A^T formed as (P d, rows), then A^T (A^T)^T: XLA:CPU multiplies a
-        # transposed left operand about 1.5x slower (a^T a against a a^T, measured)
+        # transposed left operand more slowly (docs/benchmarks/relu.md)
         a_t = (masks.T[:, None, :] * x.T[None, :, :]).reshape(P * d, x.shape[0])
         return a_t @ a_t.T
 
@@ -633,9 +633,9 @@ class InteriorPoint(AbstractSolver):
                 R = by_qr()
             else:
                 # early in a solve the blocks are well conditioned: formed by one
-                # product over row chunks and factored by Cholesky, they cost a
-                # tenth of the row-chunked QR at (10000, 50, 200) (same iterates,
-                # docs/benchmarks/relu.md). Forming squares their condition number,
+                # product over row chunks and factored by Cholesky, they cost far
+                # less than the row-chunked QR, with the same iterates
+                # (docs/benchmarks/relu.md). Forming squares their condition number,
                 # which grows like 1/mu: QR once the gap is small or the estimate
                 # (the factor's diagonal) large; a breakdown (nan) falls back too
                 blocks = jnp.einsum("gki,gkj->gij", group_rows, group_rows)
