@@ -239,19 +239,18 @@ def _solve_differentiated(inputs, statics, linear_solver):
     return eqx.combine(dynamic, static_out[-1])
 
 
+def _rewrite(root, _, inputs):
+    problem, solver, _, args, options, *_ = inputs
+    return solver.optimality(problem, root, args, options)
+
+
 def _optimality(y, inputs):
-    problem, solver, _, args, options = inputs
-    return solver.optimality(problem, y, args, options)
+    return _rewrite(y, None, inputs)
 
 
 # one program: its primal half (the Jacobian at the root) is compiled and run once,
 # its tangent half staged by JAX's linearisation
 _tangent = eqx.filter_jit(ft.partial(implicit_tangent, _optimality))
-
-
-def _rewrite(root, _, inputs):
-    problem, solver, _, args, options, *_ = inputs
-    return solver.optimality(problem, root, args, options)
 
 
 @jit

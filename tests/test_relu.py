@@ -651,14 +651,14 @@ def test_interior_point_refines_as_the_gap_closes(linear_solver, monkeypatch):
         return rows, counted_solve
 
     monkeypatch.setattr(ipm.InteriorPoint, method, counted)
+    goals = {
+        "rounding": (0.0, 0.0),  # the goal 100 eps ||rhs|| at every step
+        "gap": (ipm.REFINEMENT_GAP_FRACTION, ipm.REFINEMENT_LOOSEST),
+    }
     out = {}
-    for rule in ("rounding", "gap"):
-        if rule == "rounding":  # the goal 100 eps ||rhs|| at every step
-            monkeypatch.setattr(ipm, "REFINEMENT_GAP_FRACTION", 0.0)
-            monkeypatch.setattr(ipm, "REFINEMENT_LOOSEST", 0.0)
-        else:
-            monkeypatch.undo()
-            monkeypatch.setattr(ipm.InteriorPoint, method, counted)
+    for rule, (fraction, loosest) in goals.items():
+        monkeypatch.setattr(ipm, "REFINEMENT_GAP_FRACTION", fraction)
+        monkeypatch.setattr(ipm, "REFINEMENT_LOOSEST", loosest)
         jax.clear_caches()  # the goal is traced into the compiled loop
         solves[0] = 0
         solver = sr.InteriorPoint(linear_solver=linear_solver)
